@@ -1,0 +1,286 @@
+"""Configuration: a TOML file, validated by pydantic, with ``${ENV_VAR}`` interpolation.
+
+Found at ``--config FILE``, else ``$NOTIFYKIT_CONFIG``, else ``./notifykit.toml``, else the
+built-in default, which sends through the ``console`` provider. Errors name the key and
+what is wrong, never the value (it may be a secret).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from notifykit.errors import ConfigError
+
+__all__ = [
+    "BreakerConfig",
+    "CallbacksConfig",
+    "Config",
+    "HttpConfig",
+    "ProviderConfig",
+    "RetryConfig",
+    "RouteRule",
+    "RoutingConfig",
+    "StoreConfig",
+    "find_config_path",
+    "format_validation_error",
+    "load_config",
+    "parse_duration",
+]
+
+CONFIG_ENV = "NOTIFYKIT_CONFIG"
+DEFAULT_FILENAME = "notifykit.toml"
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
+
+
+def parse_duration(value: Any) -> float:
+    """Seconds from a number or a string such as ``"250ms"``, ``"60s"``, ``"5m"``, ``"24h"``."""
+    if isinstance(value, bool):
+        raise ValueError('expected a duration such as 60, "60s", "5m"')
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str) and (match := _DURATION.match(value)):
+        seconds = float(match.group(1)) * _UNITS[match.group(2)]
+    else:
+        raise ValueError('expected a duration such as 60, "60s", "5m"')
+    if seconds < 0:
+        raise ValueError("a duration cannot be negative")
+    return seconds
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
+
+
+class ProviderConfig(BaseModel):
+    """``[providers.<instance>]``: ``type`` plus the provider type's own options."""
+
+    model_config = ConfigDict(extra="allow", frozen=True, hide_input_in_errors=True)
+
+    type: str = Field(min_length=1)
+
+    @property
+    def options(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class RetryConfig(_Section):
+    """Retries of the same provider, only where the request never reached the vendor."""
+
+    attempts: int = Field(default=3, ge=1, le=10)
+    """Tries of one provider in all, the first included."""
+    initial_delay: Duration = 0.05
+    max_delay: Duration = 1.0
+
+
+class BreakerConfig(_Section):
+    failure_threshold: int = Field(default=5, ge=1)
+    """Consecutive vendor-side failures that open the breaker."""
+    cooldown: Duration = 30.0
+    """How long an open breaker skips the provider before letting one probe through."""
+    account_cooldown: Duration = 300.0
+    """How long an account-level failure (balance, quota, credentials) takes the
+    instance out of rotation."""
+
+
+Strategy = Literal["priority", "weighted"]
+
+
+class RouteRule(_Section):
+    """``[[routing.rules]]``: the first rule whose conditions all match chooses the route."""
+
+    country: list[str] | None = None
+    template: list[str] | None = None
+    tags: list[str] | None = None
+    providers: list[str] = Field(min_length=1)
+    strategy: Strategy | None = None
+    weights: dict[str, float] | None = None
+
+    @field_validator("country")
+    @classmethod
+    def _upper(cls, value: list[str] | None) -> list[str] | None:
+        return None if value is None else [c.upper() for c in value]
+
+
+class RoutingConfig(_Section):
+    providers: list[str] = Field(default_factory=list)
+    strategy: Strategy = "priority"
+    weights: dict[str, float] = Field(default_factory=dict)
+    rules: list[RouteRule] = Field(default_factory=list)
+    on_unknown_outcome: Literal["stop", "failover"] = "stop"
+    on_recipient_rate_limited: Literal["stop", "failover"] = "stop"
+    deadline: Duration = 30.0
+    """The whole send, every attempt and retry included, in seconds."""
+    retry: RetryConfig = Field(default_factory=RetryConfig)
+    breaker: BreakerConfig = Field(default_factory=BreakerConfig)
+    recipient_min_interval: Duration | None = None
+    idempotency_ttl: Duration = 86400.0
+
+
+class StoreConfig(_Section):
+    url: str = "memory://"
+    fsync: bool = False
+    """Whether each commit is flushed to disk (SQLite ``synchronous=FULL``) so that it
+    survives a power cut, not only a killed process. Costs throughput: docs/benchmarks.md."""
+    timeout: Duration = 5.0
+    """How long a store operation may wait (e.g. for a lock) before it fails."""
+
+
+class CallbacksConfig(_Section):
+    token: SecretStr | None = None
+    max_body_bytes: int = Field(default=65536, ge=1)
+
+
+class HttpConfig(_Section):
+    transport: Literal["aiohttp", "httpx"] = "aiohttp"
+    """``aiohttp`` (the default, through httpx-aiohttp) or httpx's own pool."""
+
+
+class Config(_Section):
+    """The whole configuration file."""
+
+    providers: dict[str, ProviderConfig] = Field(default_factory=dict)
+    templates: dict[str, dict[str, dict[str, Any]]] = Field(default_factory=dict)
+    routing: RoutingConfig = Field(default_factory=RoutingConfig)
+    store: StoreConfig = Field(default_factory=StoreConfig)
+    callbacks: CallbacksConfig = Field(default_factory=CallbacksConfig)
+    http: HttpConfig = Field(default_factory=HttpConfig)
+    source: str | None = Field(default=None, exclude=True)
+    """Where this configuration came from (a path, or ``"built-in default"``)."""
+
+    @model_validator(mode="after")
+    def _check_references(self) -> Config:
+        known = set(self.providers)
+        for instance in self.providers:
+            if not re.fullmatch(r"[A-Za-z0-9_-]+", instance):
+                raise ValueError(
+                    f"providers.{instance}: instance names may hold letters, digits, - and _"
+                )
+        refs = [
+            ("routing.providers", self.routing.providers),
+            ("routing.weights", list(self.routing.weights)),
+        ]
+        for i, rule in enumerate(self.routing.rules):
+            refs.append((f"routing.rules[{i}].providers", rule.providers))
+            refs.append((f"routing.rules[{i}].weights", list(rule.weights or {})))
+        for where, names in refs:
+            for name in names:
+                if name not in known:
+                    raise ValueError(
+                        f"{where}: unknown provider {name!r} (configured: {sorted(known)})"
+                    )
+        for template, per_instance in self.templates.items():
+            for instance in per_instance:
+                if instance not in known:
+                    raise ValueError(
+                        f"templates.{template}.{instance}: unknown provider {instance!r}"
+                    )
+        return self
+
+    def default_route(self) -> list[str]:
+        """``routing.providers``, or every configured instance in file order when unset."""
+        return list(self.routing.providers) or list(self.providers)
+
+    @classmethod
+    def default(cls) -> Config:
+        """The configuration used when no file is found: print messages to the console."""
+        return cls(providers={"console": ProviderConfig(type="console")}, source="built-in default")
+
+    @classmethod
+    def from_dict(
+        cls,
+        data: Mapping[str, Any],
+        *,
+        source: str | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> Config:
+        """Validate a parsed configuration, interpolating ``${VAR}`` from ``environ``."""
+        expanded = _interpolate(dict(data), os.environ if environ is None else environ, ())
+        try:
+            config = cls.model_validate({**expanded, "source": source})
+        except ValidationError as exc:
+            raise ConfigError(format_validation_error(exc, source)) from None
+        return config
+
+
+def format_validation_error(
+    exc: ValidationError, source: str | None = None, prefix: str = ""
+) -> str:
+    """One line per problem, ``key: what is wrong``, without the offending values."""
+    problems = []
+    for error in exc.errors(include_input=False, include_url=False):
+        loc = ".".join(str(part) for part in error["loc"])
+        key = ".".join(p for p in (prefix, loc) if p)
+        msg = error["msg"].removeprefix("Value error, ")
+        problems.append(f"{key}: {msg}" if key else msg)
+    where = f"{source}: " if source else ""
+    return where + "; ".join(problems)
+
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def _interpolate(value: Any, environ: Mapping[str, str], path: tuple[str, ...]) -> Any:
+    if isinstance(value, dict):
+        return {k: _interpolate(v, environ, (*path, str(k))) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_interpolate(v, environ, (*path, str(i))) for i, v in enumerate(value)]
+    if isinstance(value, str):
+
+        def substitute(match: re.Match[str]) -> str:
+            name, default = match.group(1), match.group(2)
+            if name in environ:
+                return environ[name]
+            if default is not None:
+                return default
+            raise ConfigError(f"{'.'.join(path)}: environment variable {name} is not set")
+
+        return _VAR.sub(substitute, value)
+    return value
+
+
+def find_config_path(explicit: str | os.PathLike[str] | None = None) -> Path | None:
+    """The file to read: ``explicit``, else ``$NOTIFYKIT_CONFIG``, else ``./notifykit.toml``,
+    else None (the built-in default)."""
+    if explicit is not None:
+        return Path(explicit)
+    if env := os.environ.get(CONFIG_ENV):
+        return Path(env)
+    local = Path(DEFAULT_FILENAME)
+    return local if local.is_file() else None
+
+
+def load_config(path: str | os.PathLike[str] | None = None) -> Config:
+    """Read and validate the configuration, or return the built-in default."""
+    found = find_config_path(path)
+    if found is None:
+        return Config.default()
+    try:
+        text = found.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read configuration file {found}: {exc.strerror}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{found}: not valid TOML: {exc}") from None
+    return Config.from_dict(data, source=str(found))

@@ -1,0 +1,1 @@
+"""Providers built into notifykit, registered through the same hook as outside plugins."""

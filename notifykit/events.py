@@ -1,0 +1,62 @@
+"""Unified callback events: every vendor's receipts and replies become one of these.
+
+``Event`` is a discriminated union on ``kind``, so a stored payload validates back into the
+right class: ``EventAdapter.validate_json(payload)``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+from notifykit.models import DeliveryStatus, utcnow
+
+__all__ = ["DeliveryReceipt", "Event", "EventAdapter", "InboundMessage", "make_event_id"]
+
+
+def make_event_id(provider: str, *parts: object) -> str:
+    """A deterministic de-duplication key: the same vendor push gives the same id."""
+    blob = json.dumps([provider, *parts], ensure_ascii=False, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:32]
+
+
+class _BaseEvent(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    event_id: str
+    provider: str
+    """The configured provider instance that received the push."""
+    provider_message_id: str | None = None
+    phone: str | None = None
+    """E.164, or None when the vendor sent a masked or unreadable number (kept in ``raw``)."""
+    occurred_at: datetime
+    """When the vendor says it happened, timezone-aware UTC."""
+    received_at: datetime = Field(default_factory=utcnow)
+    raw: dict[str, Any] = Field(default_factory=dict)
+    message_id: str | None = None
+    """notifykit's own message id, once the event is tied to its message."""
+
+
+class DeliveryReceipt(_BaseEvent):
+    """An operator's report on a message: delivered, undelivered, or on its way."""
+
+    kind: Literal["receipt"] = "receipt"
+    status: DeliveryStatus
+    vendor_status: str
+    """The vendor's own status value, untouched."""
+    error_code: str | None = None
+
+
+class InboundMessage(_BaseEvent):
+    """A reply from the recipient."""
+
+    kind: Literal["reply"] = "reply"
+    text: str
+
+
+Event = Annotated[DeliveryReceipt | InboundMessage, Field(discriminator="kind")]
+EventAdapter: TypeAdapter[DeliveryReceipt | InboundMessage] = TypeAdapter(Event)

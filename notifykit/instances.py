@@ -1,0 +1,84 @@
+"""Building provider instances from the configuration and the registered provider types."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import httpx
+from pydantic import SecretStr, ValidationError
+
+from notifykit.config import Config, format_validation_error
+from notifykit.errors import ConfigError
+from notifykit.plugins import Registered
+from notifykit.provider import ProviderContext, SmsProvider, TemplateOptions
+
+__all__ = ["TransportFactory", "build_providers", "callback_path"]
+
+TransportFactory = Callable[[str], httpx.AsyncBaseTransport | None]
+
+
+def callback_path(config: Config, instance: str) -> SecretStr:
+    """The receiver's path for ``instance``: ``/callbacks/<instance>[/<token>]`` (a secret)."""
+    path = f"/callbacks/{instance}"
+    if config.callbacks.token is not None:
+        path += f"/{config.callbacks.token.get_secret_value()}"
+    return SecretStr(path)
+
+
+def build_providers(
+    config: Config,
+    types: Mapping[str, Registered],
+    *,
+    transport: httpx.AsyncBaseTransport | TransportFactory | None = None,
+) -> dict[str, SmsProvider[Any]]:
+    """One provider object per ``[providers.<instance>]``, options and templates validated.
+
+    Raises :class:`ConfigError` naming the key (``providers.primary.app_key: ...``).
+    """
+    built: dict[str, SmsProvider[Any]] = {}
+    for instance, section in config.providers.items():
+        registered = types.get(section.type)
+        if registered is None:
+            raise ConfigError(
+                f"providers.{instance}.type: unknown provider type {section.type!r} "
+                f"(installed: {', '.join(sorted(types)) or 'none'})"
+            )
+        cls: type[SmsProvider[Any]] = registered.cls
+        try:
+            options = cls.Options.model_validate(section.options)
+        except ValidationError as exc:
+            raise ConfigError(
+                format_validation_error(exc, config.source, f"providers.{instance}")
+            ) from None
+        templates: dict[str, TemplateOptions] = {}
+        for template, per_instance in config.templates.items():
+            if instance not in per_instance:
+                continue
+            try:
+                templates[template] = cls.TemplateOptions.model_validate(per_instance[instance])
+            except ValidationError as exc:
+                raise ConfigError(
+                    format_validation_error(exc, config.source, f"templates.{template}.{instance}")
+                ) from None
+        context = ProviderContext(
+            instance=instance,
+            callback_path=callback_path(config, instance),
+            transport=_transport_for(config, instance, transport),
+        )
+        built[instance] = cls(options, context=context, templates=templates)
+    return built
+
+
+def _transport_for(
+    config: Config, instance: str, transport: httpx.AsyncBaseTransport | TransportFactory | None
+) -> httpx.AsyncBaseTransport | None:
+    if isinstance(transport, httpx.AsyncBaseTransport):
+        return transport
+    if transport is not None:
+        return transport(instance)
+    if config.http.transport == "httpx":
+        return httpx.AsyncHTTPTransport(
+            limits=httpx.Limits(max_connections=100, max_keepalive_connections=100)
+        )
+    return None

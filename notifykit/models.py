@@ -1,0 +1,173 @@
+"""The data notifykit passes around: messages, results, attempts, balances, stored records."""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from notifykit.phone import parse_phone
+
+__all__ = [
+    "Attempt",
+    "Balance",
+    "DeliveryStatus",
+    "MessageRecord",
+    "SendReceipt",
+    "SendResult",
+    "SmsMessage",
+    "StatusChange",
+    "apply_status",
+    "utcnow",
+]
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware UTC."""
+    return datetime.now(UTC)
+
+
+class DeliveryStatus(enum.StrEnum):
+    """Where a message stands. Values are the lower-case names.
+
+    Status only moves forward: ``pending`` < ``unknown`` < ``accepted`` < ``sent`` < the final
+    ones (delivered, undelivered, failed, expired, rejected).
+    """
+
+    PENDING = "pending"
+    UNKNOWN = "unknown"
+    ACCEPTED = "accepted"
+    SENT = "sent"
+    DELIVERED = "delivered"
+    UNDELIVERED = "undelivered"
+    FAILED = "failed"
+    EXPIRED = "expired"
+    REJECTED = "rejected"
+
+    @property
+    def rank(self) -> int:
+        """Order for forward-only updates: a lower rank never overwrites a higher one."""
+        return _RANK[self]
+
+    @property
+    def is_final(self) -> bool:
+        return self.rank == _FINAL_RANK
+
+
+_FINAL_RANK = 4
+_RANK = {
+    DeliveryStatus.PENDING: 0,
+    DeliveryStatus.UNKNOWN: 1,
+    DeliveryStatus.ACCEPTED: 2,
+    DeliveryStatus.SENT: 3,
+    DeliveryStatus.DELIVERED: _FINAL_RANK,
+    DeliveryStatus.UNDELIVERED: _FINAL_RANK,
+    DeliveryStatus.FAILED: _FINAL_RANK,
+    DeliveryStatus.EXPIRED: _FINAL_RANK,
+    DeliveryStatus.REJECTED: _FINAL_RANK,
+}
+
+
+class SmsMessage(BaseModel):
+    """One SMS to send: a logical template with its parameters, to one E.164 number."""
+
+    # Numbers are personal data: validation errors never echo the input.
+    model_config = ConfigDict(frozen=True, hide_input_in_errors=True)
+
+    to: str
+    template: str = Field(min_length=1)
+    params: dict[str, str] = Field(default_factory=dict)
+    idempotency_key: str | None = None
+    tags: tuple[str, ...] = ()
+
+    @field_validator("to")
+    @classmethod
+    def _e164(cls, value: str) -> str:
+        return parse_phone(value)
+
+
+class Attempt(BaseModel):
+    """One try of one provider instance; retries of the same provider are attempts too."""
+
+    provider: str
+    outcome: Literal["accepted", "failed", "skipped"]
+    error_type: str | None = None
+    error_message: str | None = None
+    duration_ms: float = 0.0
+
+    def summary(self) -> str:
+        text = f"{self.provider}: {self.outcome}"
+        if self.error_type:
+            text += f" ({self.error_type}: {self.error_message})"
+        elif self.error_message:
+            text += f" ({self.error_message})"
+        return f"{text} in {self.duration_ms:.0f} ms"
+
+
+class SendReceipt(BaseModel):
+    """What a provider returns when the vendor accepted a message."""
+
+    provider_message_id: str | None = None
+    remaining_credits: int | None = None
+    status: DeliveryStatus = DeliveryStatus.ACCEPTED
+    raw: dict[str, Any] = Field(default_factory=dict)
+
+
+class SendResult(BaseModel):
+    """The outcome of a successful ``send``."""
+
+    message_id: str
+    provider: str
+    provider_message_id: str | None = None
+    remaining_credits: int | None = None
+    attempts: list[Attempt] = Field(default_factory=list)
+
+
+class Balance(BaseModel):
+    """What is left on a vendor account: credits, or money in an ISO 4217 currency."""
+
+    provider: str
+    remaining: Decimal
+    unit: str = "credits"
+
+
+class StatusChange(BaseModel):
+    """One step of a message's status history."""
+
+    status: DeliveryStatus
+    at: datetime
+    source: str = "send"
+
+
+class MessageRecord(BaseModel):
+    """A message as the store keeps it. The parameters (the code itself) are not kept."""
+
+    message_id: str
+    to: str
+    template: str
+    tags: tuple[str, ...] = ()
+    idempotency_key: str | None = None
+    status: DeliveryStatus = DeliveryStatus.PENDING
+    history: list[StatusChange] = Field(default_factory=list)
+    provider: str | None = None
+    provider_message_id: str | None = None
+    remaining_credits: int | None = None
+    attempts: list[Attempt] = Field(default_factory=list)
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+def apply_status(record: MessageRecord, status: DeliveryStatus, at: datetime, source: str) -> bool:
+    """Move ``record`` forward to ``status`` (never back); True when it changed.
+
+    Every accepted change is appended to the history. A final status never changes again.
+    """
+    if status == record.status or status.rank < record.status.rank or record.status.is_final:
+        return False
+    record.status = status
+    record.history.append(StatusChange(status=status, at=at, source=source))
+    record.updated_at = utcnow()
+    return True

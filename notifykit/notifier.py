@@ -1,0 +1,306 @@
+"""The API applications use: ``AsyncNotifier`` and its synchronous twin ``Notifier``."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+from collections.abc import Coroutine, Mapping, Sequence
+from concurrent.futures import Future
+from types import TracebackType
+from typing import Any, TypeVar
+
+import httpx
+import pluggy
+
+from notifykit.callbacks.processor import CallbackProcessor, Subscriber
+from notifykit.config import Config, load_config
+from notifykit.errors import ConfigError, InvalidMessage, NotifyKitError
+from notifykit.instances import TransportFactory, build_providers
+from notifykit.models import Balance, MessageRecord, SendResult, SmsMessage
+from notifykit.phone import parse_phone
+from notifykit.plugins import get_plugin_manager, provider_types
+from notifykit.provider import SmsProvider
+from notifykit.routing import Router
+from notifykit.store import Store, open_store
+
+__all__ = ["AsyncNotifier", "Notifier"]
+
+T = TypeVar("T")
+
+
+def build_message(
+    to: str,
+    *,
+    template: str,
+    params: Mapping[str, Any] | None = None,
+    idempotency_key: str | None = None,
+    tags: Sequence[str] = (),
+) -> SmsMessage:
+    """Validate a send's arguments into an :class:`SmsMessage`, or raise InvalidMessage."""
+    e164 = parse_phone(to)
+    if not isinstance(template, str) or not template.strip():
+        raise InvalidMessage("template: a logical template name is required")
+    clean: dict[str, str] = {}
+    for key, value in (params or {}).items():
+        if not isinstance(key, str) or not key:
+            raise InvalidMessage(f"params: parameter names must be non-empty strings, got {key!r}")
+        if value is None or isinstance(value, bytes | dict | list | tuple | set):
+            raise InvalidMessage(
+                f"params.{key}: expected a string or a number, got {type(value).__name__}"
+            )
+        clean[key] = str(value)
+    return SmsMessage(
+        to=e164,
+        template=template.strip(),
+        params=clean,
+        idempotency_key=idempotency_key,
+        tags=tuple(tags),
+    )
+
+
+class AsyncNotifier:
+    """Send SMS and receive vendor callbacks, on the caller's event loop.
+
+    Use as an async context manager, or call ``close()``. ``config`` is a :class:`Config`,
+    a path to a TOML file, or None (``$NOTIFYKIT_CONFIG``, ``./notifykit.toml``, the
+    built-in default). ``transport`` replaces every provider's HTTP transport (tests).
+    """
+
+    def __init__(
+        self,
+        config: Config | str | os.PathLike[str] | None = None,
+        *,
+        plugin_manager: pluggy.PluginManager | None = None,
+        transport: httpx.AsyncBaseTransport | TransportFactory | None = None,
+        store: Store | None = None,
+    ) -> None:
+        self.config = config if isinstance(config, Config) else load_config(config)
+        self.pm = plugin_manager if plugin_manager is not None else get_plugin_manager()
+        self.provider_types = provider_types(self.pm)
+        self.providers: dict[str, SmsProvider[Any]] = build_providers(
+            self.config, self.provider_types, transport=transport
+        )
+        self.store = store if store is not None else open_store(self.config.store)
+        self.router = Router(self.config, self.providers, self.store)
+        self.callbacks = CallbackProcessor(
+            self.providers,
+            self.store,
+            self.pm,
+            max_body_bytes=self.config.callbacks.max_body_bytes,
+            store_timeout=self.config.store.timeout,
+        )
+        self._opened = False
+        self._open_lock = asyncio.Lock()
+        self._closed = False
+
+    @classmethod
+    def from_config(
+        cls, path: str | os.PathLike[str] | Config | None = None, **kwargs: Any
+    ) -> AsyncNotifier:
+        return cls(path, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"<AsyncNotifier providers={list(self.providers)} source={self.config.source!r}>"
+
+    async def open(self) -> AsyncNotifier:
+        """Open the store. Called by ``async with`` and, lazily, by the first operation."""
+        if not self._opened:
+            async with self._open_lock:
+                if not self._opened:
+                    await self.store.open()
+                    self._opened = True
+        return self
+
+    async def __aenter__(self) -> AsyncNotifier:
+        return await self.open()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def send(
+        self,
+        to: str,
+        *,
+        template: str,
+        params: Mapping[str, Any] | None = None,
+        idempotency_key: str | None = None,
+        tags: Sequence[str] = (),
+    ) -> SendResult:
+        """Send ``template`` with ``params`` to ``to`` (E.164) through the configured route.
+
+        Raises :class:`InvalidMessage` before any request when the input is bad; any other
+        failure raises a :class:`NotifyKitError` with ``.attempts``.
+        """
+        message = build_message(
+            to, template=template, params=params, idempotency_key=idempotency_key, tags=tags
+        )
+        await self.open()
+        return await self.router.send(message)
+
+    async def balance(self, provider: str | None = None) -> Balance:
+        """What is left on ``provider``'s account (default: the first on the default route)."""
+        name = provider or next(iter(self.config.default_route()), None)
+        if name is None or name not in self.providers:
+            raise ConfigError(f"unknown provider {name!r} (configured: {sorted(self.providers)})")
+        return await self.providers[name].balance()
+
+    async def get_message(self, message_id: str) -> MessageRecord | None:
+        """The stored record of a message: status, history, provider, attempts."""
+        await self.open()
+        return await self.store.get_message(message_id)
+
+    async def handle_callback(
+        self, provider: str, method: str, headers: Mapping[str, str], body: bytes, *, url: str = ""
+    ) -> tuple[int, dict[str, str], bytes]:
+        """Handle one vendor push for instance ``provider``: ``(status, headers, body)``.
+
+        The raw request is stored before this returns an acknowledgement.
+        """
+        await self.open()
+        status, out_headers, out_body = await self.callbacks.handle(
+            provider, method, headers, body, url=url
+        )
+        return status, out_headers, out_body
+
+    def subscribe(self, fn: Subscriber) -> None:
+        """Call ``fn(event)`` (sync or async) for each new stored event."""
+        self.callbacks.subscribers.append(fn)
+
+    def health(self) -> dict[str, dict[str, Any]]:
+        """Each provider instance's breaker state."""
+        return self.router.health()
+
+    async def close(self) -> None:
+        """Wait until every stored event has been dispatched, then release everything."""
+        if self._closed:
+            return
+        self._closed = True
+        await self.callbacks.drain()
+        errors: list[BaseException] = []
+        for provider in self.providers.values():
+            try:
+                await provider.aclose()
+            except Exception as exc:  # one failing plugin must not keep the rest open
+                errors.append(exc)
+        if self._opened:
+            await self.store.close()
+        if errors:
+            raise NotifyKitError(f"closing providers failed: {errors[0]!r}")
+
+
+class Notifier:
+    """The synchronous twin of :class:`AsyncNotifier`, for code with no event loop.
+
+    One background thread runs one event loop for the notifier's whole life, so that
+    connection pools are reused and no call starts a loop of its own. Safe to call from
+    several threads at once.
+    """
+
+    def __init__(
+        self, config: Config | str | os.PathLike[str] | None = None, **kwargs: Any
+    ) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="notifykit-loop", daemon=True
+        )
+        self._thread.start()
+        try:
+            self._async = self._call(self._make(config, kwargs))
+        except BaseException:
+            self._stop_loop()
+            raise
+
+    @staticmethod
+    async def _make(
+        config: Config | str | os.PathLike[str] | None, kwargs: dict[str, Any]
+    ) -> AsyncNotifier:
+        return AsyncNotifier(config, **kwargs)
+
+    @classmethod
+    def from_config(
+        cls, path: str | os.PathLike[str] | Config | None = None, **kwargs: Any
+    ) -> Notifier:
+        return cls(path, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"<Notifier providers={list(self._async.providers)} source={self.config.source!r}>"
+
+    @property
+    def config(self) -> Config:
+        return self._async.config
+
+    @property
+    def async_notifier(self) -> AsyncNotifier:
+        return self._async
+
+    def _call(self, coro: Coroutine[Any, Any, T]) -> T:
+        if self._loop.is_closed():
+            coro.close()
+            raise NotifyKitError("the notifier is closed")
+        future: Future[T] = asyncio.run_coroutine_threadsafe(coro, self._loop)
+        return future.result()
+
+    def send(
+        self,
+        to: str,
+        *,
+        template: str,
+        params: Mapping[str, Any] | None = None,
+        idempotency_key: str | None = None,
+        tags: Sequence[str] = (),
+    ) -> SendResult:
+        """See :meth:`AsyncNotifier.send`."""
+        return self._call(
+            self._async.send(
+                to, template=template, params=params, idempotency_key=idempotency_key, tags=tags
+            )
+        )
+
+    def balance(self, provider: str | None = None) -> Balance:
+        return self._call(self._async.balance(provider))
+
+    def get_message(self, message_id: str) -> MessageRecord | None:
+        return self._call(self._async.get_message(message_id))
+
+    def handle_callback(
+        self, provider: str, method: str, headers: Mapping[str, str], body: bytes, *, url: str = ""
+    ) -> tuple[int, dict[str, str], bytes]:
+        return self._call(self._async.handle_callback(provider, method, headers, body, url=url))
+
+    def subscribe(self, fn: Subscriber) -> None:
+        self._async.subscribe(fn)
+
+    def health(self) -> dict[str, dict[str, Any]]:
+        return self._async.health()
+
+    def close(self) -> None:
+        """Wait for every stored event to be dispatched, release everything, stop the loop."""
+        if self._loop.is_closed():
+            return
+        try:
+            self._call(self._async.close())
+        finally:
+            self._stop_loop()
+
+    def _stop_loop(self) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join()
+        self._loop.close()
+
+    def __enter__(self) -> Notifier:
+        self._call(self._async.open())
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

@@ -1,0 +1,146 @@
+"""The narrow interface every message store implements.
+
+A store holds messages (with their status history and attempts), the callback inbox (every
+raw request with its normalised events), quarantined requests, idempotency keys and
+recipient guards. Callers depend on this interface only, so that a Redis or PostgreSQL
+backend can follow without touching them. Every method is a coroutine; a failure raises
+:class:`~notifykit.errors.StoreError`.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from datetime import datetime
+
+from pydantic import BaseModel, Field
+
+from notifykit.events import DeliveryReceipt, InboundMessage
+from notifykit.models import Attempt, DeliveryStatus, MessageRecord, utcnow
+
+__all__ = ["InboxEntry", "QuarantineEntry", "Store"]
+
+AnyEvent = DeliveryReceipt | InboundMessage
+
+
+class InboxEntry(BaseModel):
+    """One raw callback request as received (the token never in ``path``)."""
+
+    provider: str
+    method: str
+    path: str
+    headers: dict[str, str] = Field(default_factory=dict)
+    body: bytes = b""
+    received_at: datetime = Field(default_factory=utcnow)
+
+
+class QuarantineEntry(InboxEntry):
+    """A callback request the plugin could not parse, with the reason."""
+
+    reason: str
+
+
+class Store(ABC):
+    """Where notifykit keeps what must survive the process."""
+
+    async def open(self) -> None:
+        """Prepare the store (create or migrate the schema). Idempotent."""
+
+    async def close(self) -> None:
+        """Release connections and threads."""
+
+    # -- messages ---------------------------------------------------------------------------
+
+    @abstractmethod
+    async def create_message(self, record: MessageRecord) -> None:
+        """Record a message before its first attempt (status ``pending``)."""
+
+    @abstractmethod
+    async def update_message(
+        self,
+        message_id: str,
+        *,
+        attempts: Sequence[Attempt],
+        status: DeliveryStatus | None = None,
+        provider: str | None = None,
+        provider_message_id: str | None = None,
+        remaining_credits: int | None = None,
+        source: str = "send",
+    ) -> list[AnyEvent]:
+        """Update a message after an attempt: replace its attempts, move its status forward
+        (never back; each change appended to the history) and set who accepted it.
+
+        When ``provider_message_id`` is set, orphan events already stored for that
+        provider instance and vendor id are linked to the message and applied to its status;
+        those events are returned (with ``message_id`` set).
+        """
+
+    @abstractmethod
+    async def get_message(self, message_id: str) -> MessageRecord | None:
+        """The stored record, or None."""
+
+    @abstractmethod
+    async def list_messages(
+        self,
+        *,
+        limit: int | None = None,
+        phone: str | None = None,
+        status: DeliveryStatus | None = None,
+    ) -> list[MessageRecord]:
+        """Messages, newest first, optionally filtered by number (E.164) and status."""
+
+    # -- callbacks --------------------------------------------------------------------------
+
+    @abstractmethod
+    async def ingest(self, entry: InboxEntry, events: Sequence[AnyEvent]) -> list[AnyEvent]:
+        """Store a raw request and its events in one transaction, before it is acknowledged.
+
+        Each event is tied to its message by (provider, provider_message_id[, phone]) when
+        that message is known, and its status applied forward-only; an event whose message
+        is not known yet is kept as an orphan. An event whose ``event_id`` is already stored
+        is not stored again. Returns the new events, with ``message_id`` set where known.
+        """
+
+    @abstractmethod
+    async def quarantine(self, entry: QuarantineEntry) -> None:
+        """Keep a request the plugin could not parse."""
+
+    @abstractmethod
+    async def list_events(
+        self, *, limit: int | None = None, message_id: str | None = None
+    ) -> list[AnyEvent]:
+        """Stored events, newest first (by ``received_at``)."""
+
+    @abstractmethod
+    async def list_quarantine(self, *, limit: int | None = None) -> list[QuarantineEntry]:
+        """Quarantined requests, newest first."""
+
+    @abstractmethod
+    async def count_inbox(self) -> int:
+        """How many raw requests the inbox holds (every one received, duplicates included)."""
+
+    @abstractmethod
+    async def pending_dispatch(self, *, limit: int = 100) -> list[AnyEvent]:
+        """Stored events not yet handed to subscribers, oldest first."""
+
+    @abstractmethod
+    async def mark_dispatched(self, event_ids: Sequence[str]) -> None:
+        """Record that these events reached their subscribers."""
+
+    # -- guards -----------------------------------------------------------------------------
+
+    @abstractmethod
+    async def claim_idempotency_key(self, key: str, message_id: str, ttl: float) -> str | None:
+        """Claim ``key`` for ``message_id`` for ``ttl`` seconds, atomically.
+
+        Returns None when the claim succeeded, else the message id that holds the key.
+        """
+
+    @abstractmethod
+    async def release_idempotency_key(self, key: str, message_id: str) -> None:
+        """Give up a claim (the send failed before any vendor could have accepted it)."""
+
+    @abstractmethod
+    async def check_recipient(self, phone: str, interval: float) -> float | None:
+        """Atomically: when ``phone`` was last claimed less than ``interval`` seconds ago,
+        return the seconds left to wait; otherwise claim it now and return None."""
