@@ -1,0 +1,3 @@
+"""notifykit's testing kit, registered as a pytest plugin (``pytest11`` entry point)."""
+
+from __future__ import annotations
