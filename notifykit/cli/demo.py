@@ -1,11 +1,48 @@
-"""CLI commands: demo."""
+"""``notifykit demo``: the main job, runnable on any machine with no account."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
+
+from notifykit.cli.common import EXIT_FAILED, EXIT_USAGE, fail
+from notifykit.errors import ConfigError, NotifyKitError
 
 __all__ = ["register"]
 
 
+@click.command()
+@click.option(
+    "--keep",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Keep the store and configuration in DIR (then: notifykit log --config DIR/notifykit.toml).",
+)
+@click.option(
+    "--count",
+    type=click.IntRange(1, 200),
+    default=20,
+    show_default=True,
+    help="How many Chinese numbers to send codes to.",
+)
+def demo(keep: Path | None, count: int) -> None:
+    """Send verification codes through local Veesing sandboxes, with failover and receipts."""
+    from notifykit.demo import DemoSettings, render, run_demo
+
+    try:
+        outcome = run_demo(DemoSettings(count=count, keep=keep))
+    except ConfigError as exc:
+        fail(exc.message, EXIT_USAGE)
+    except NotifyKitError as exc:
+        fail(f"{type(exc).__name__}: {exc.message}", EXIT_FAILED)
+    render(outcome)
+    if keep is not None:
+        click.echo(f"Kept {keep}: notifykit log --config {keep / 'notifykit.toml'}")
+    if not outcome.accounted:
+        fail("some messages are not accounted for", EXIT_FAILED)
+
+
 def register(cli: click.Group) -> None:
-    """Add this module's commands to ``cli``."""
+    """Add ``demo`` to ``cli``."""
+    cli.add_command(demo)

@@ -1,11 +1,142 @@
-"""CLI commands: sandbox."""
+"""``notifykit sandbox <name>``: run a vendor's local stand-in, as contributed by plugins."""
 
 from __future__ import annotations
 
-import click
+import asyncio
+import types
+import typing
+from typing import Any
 
-__all__ = ["register"]
+import click
+import uvicorn
+from pydantic import ValidationError
+from pydantic.fields import FieldInfo
+
+from notifykit.cli.common import EXIT_USAGE, fail
+from notifykit.config import format_validation_error
+from notifykit.errors import ConfigError
+from notifykit.plugins import Registered, get_plugin_manager, sandbox_types
+from notifykit.sandbox import Sandbox, SandboxSettings
+
+__all__ = ["register", "settings_options"]
+
+
+def _unwrap(annotation: Any) -> tuple[Any, bool]:
+    """(inner type, is_list) for ``X``, ``X | None``, ``list[X]``, ``list[X] | None``."""
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        annotation = args[0] if len(args) == 1 else str
+    if typing.get_origin(annotation) is list:
+        return (typing.get_args(annotation) or (str,))[0], True
+    return annotation, False
+
+
+def _option(name: str, field: FieldInfo) -> click.Option:
+    inner, is_list = _unwrap(field.annotation)
+    flag = "--" + name.replace("_", "-")
+    help_text = field.description or ""
+    if inner is bool and not is_list:
+        return click.Option(
+            [f"{flag}/--no-{name.replace('_', '-')}", name], default=None, help=help_text
+        )
+    if is_list:
+        help_text += " (comma-separated)"
+        kind: Any = click.STRING
+    else:
+        kind = {int: click.INT, float: click.FLOAT}.get(inner, click.STRING)
+    default = field.get_default(call_default_factory=True)
+    shown = ",".join(map(str, default)) if isinstance(default, list) else default
+    return click.Option(
+        [flag, name],
+        type=kind,
+        default=None,
+        show_default=str(shown) if shown is not None else False,
+        help=help_text,
+    )
+
+
+def settings_options(settings: type[SandboxSettings]) -> list[click.Option]:
+    """One ``--kebab-case`` option per settings field."""
+    return [_option(name, field) for name, field in settings.model_fields.items()]
+
+
+def _settings_from(registered: Registered, values: dict[str, Any]) -> SandboxSettings:
+    cls: type[Sandbox] = registered.cls
+    given: dict[str, Any] = {}
+    for name, value in values.items():
+        if value is None:
+            continue
+        _, is_list = _unwrap(cls.Settings.model_fields[name].annotation)
+        given[name] = (
+            [part.strip() for part in value.split(",") if part.strip()] if is_list else value
+        )
+    try:
+        return cls.Settings.model_validate(given)
+    except ValidationError as exc:
+        raise ConfigError(
+            format_validation_error(exc, prefix=f"sandbox {registered.name}")
+        ) from None
+
+
+def _serve(registered: Registered, settings: SandboxSettings) -> None:
+    sandbox: Sandbox = registered.cls(settings)
+    server = uvicorn.Server(
+        uvicorn.Config(
+            sandbox.app(),
+            host=settings.host,
+            port=settings.port,
+            log_level="warning",
+            access_log=False,
+            lifespan="auto",
+        )
+    )
+
+    async def run() -> None:
+        try:
+            await server.serve()
+        finally:
+            await sandbox.aclose()
+
+    click.echo(
+        f"{registered.name} sandbox on http://{settings.host}:{settings.port} (Ctrl+C to stop)",
+        err=True,
+    )
+    asyncio.run(run())
+
+
+class SandboxGroup(click.Group):
+    """Subcommands come from the ``register_sandboxes`` hook, loaded only when used."""
+
+    def _types(self) -> dict[str, Registered]:
+        try:
+            return sandbox_types(get_plugin_manager())
+        except ConfigError as exc:
+            fail(exc.message, EXIT_USAGE)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(self._types())
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        registered = self._types().get(cmd_name)
+        if registered is None:
+            return None
+
+        def callback(**values: Any) -> None:
+            try:
+                settings = _settings_from(registered, values)
+            except ConfigError as exc:
+                fail(exc.message, EXIT_USAGE)
+            _serve(registered, settings)
+
+        doc = (registered.cls.__doc__ or "").strip().splitlines()
+        return click.Command(
+            cmd_name,
+            params=list(settings_options(registered.cls.Settings)),
+            callback=callback,
+            help=f"{doc[0] if doc else 'Run the sandbox.'} (from {registered.distribution})",
+        )
 
 
 def register(cli: click.Group) -> None:
-    """Add this module's commands to ``cli``."""
+    """Add ``sandbox`` to ``cli``."""
+    cli.add_command(SandboxGroup("sandbox", help="Run a local stand-in for a vendor's API."))

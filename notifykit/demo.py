@@ -1,0 +1,425 @@
+"""``notifykit demo``: the main job on the embedded default, with no account and no setup.
+
+Starts two Veesing sandboxes (a primary that runs out of balance after a few sends and then
+stops answering, and a healthy backup), a Twilio sandbox for non-Chinese numbers when the
+Twilio plugin is installed, and the callback receiver, all on free loopback ports; writes a
+configuration with a SQLite store; sends verification codes through the router; waits for
+the pushed receipts and replies; prints what happened to each message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import click
+import httpx
+
+from notifykit.config import load_config
+from notifykit.errors import ConfigError, NotifyKitError
+from notifykit.events import InboundMessage
+from notifykit.models import DeliveryStatus, MessageRecord
+from notifykit.notifier import AsyncNotifier
+from notifykit.phone import mask_phone
+from notifykit.plugins import Registered, get_plugin_manager, provider_types, sandbox_types
+from notifykit.server import ServerThread
+
+__all__ = ["DemoOutcome", "DemoSettings", "run_demo"]
+
+CN_COUNT = 20
+INTL_NUMBERS = ("+14155550100", "+4915123456789", "+33612345678")
+PRIMARY_BALANCE = 5
+PRIMARY_DOWN_AFTER = 9
+
+
+@dataclass
+class DemoSettings:
+    count: int = CN_COUNT
+    keep: Path | None = None
+    receipt_timeout: float = 10.0
+    echo: Callable[[str], None] = click.echo
+    progress: bool = True
+
+
+@dataclass
+class Row:
+    index: int
+    phone: str
+    message_id: str | None = None
+    provider: str | None = None
+    attempts: str = ""
+    status: str = "failed"
+    latency_ms: float = 0.0
+    reply: str | None = None
+    error: str | None = None
+
+
+@dataclass
+class DemoOutcome:
+    rows: list[Row] = field(default_factory=list)
+    failovers: int = 0
+    breaker_opened: list[str] = field(default_factory=list)
+    receipts: int = 0
+    replies: int = 0
+    elapsed: float = 0.0
+    config_path: Path | None = None
+
+    @property
+    def accounted(self) -> bool:
+        return all(row.status for row in self.rows)
+
+
+class _Deferred:
+    """An ASGI app whose target is set after its socket is bound (ports come first)."""
+
+    def __init__(self) -> None:
+        self.app: Any = None
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await self.app(scope, receive, send)
+
+
+def _cn_numbers(count: int) -> list[str]:
+    return [f"+86156{1000_0000 + 37 * i:08d}" for i in range(count)]
+
+
+def _require(types: dict[str, Registered], name: str, what: str) -> Registered:
+    if name not in types:
+        raise ConfigError(
+            f"notifykit demo needs the {name} plugin's {what}: pip install notifykit-{name} "
+            f"(see the README's Quick start)"
+        )
+    return types[name]
+
+
+def _write_config(
+    path: Path,
+    *,
+    primary: str,
+    backup: str,
+    twilio: str | None,
+    receiver: str,
+    token: str,
+    store: Path,
+) -> None:
+    lines = [
+        "# Written by `notifykit demo`: two Veesing sandboxes, failover between them.",
+        "[providers.primary]",
+        'type = "veesing"',
+        'app_id = "demo-primary"',
+        'app_key = "${NOTIFYKIT_DEMO_KEY:-demo-primary-key}"',
+        f'base_url = "{primary}"',
+        "timeout = 1.0",
+        "",
+        "[providers.backup]",
+        'type = "veesing"',
+        'app_id = "demo-backup"',
+        'app_key = "${NOTIFYKIT_DEMO_KEY:-demo-backup-key}"',
+        f'base_url = "{backup}"',
+        "timeout = 1.0",
+        "",
+    ]
+    if twilio:
+        lines += [
+            "[providers.intl]",
+            'type = "twilio"',
+            'account_sid = "AC00000000000000000000000000demo"',
+            'auth_token = "${NOTIFYKIT_DEMO_TWILIO_TOKEN:-demo-twilio-token}"',
+            'from_number = "+15005550006"',
+            f'base_url = "{twilio}"',
+            f'public_url = "{receiver}"',
+            "timeout = 1.0",
+            "",
+        ]
+    lines += [
+        "[templates.verify_code.primary]",
+        'template_id = "540"',
+        "[templates.verify_code.backup]",
+        'template_id = "611"',
+        "",
+    ]
+    if twilio:
+        lines += ["[templates.verify_code.intl]", 'body = "Your notifykit demo code is {code}"', ""]
+    lines += [
+        "[routing]",
+        'providers = ["primary", "backup"]',
+        "deadline = 10.0",
+        "",
+        "[routing.retry]",
+        "attempts = 2",
+        "",
+        "[routing.breaker]",
+        "failure_threshold = 2",
+        "cooldown = 60.0",
+        "account_cooldown = 1.0",
+        "",
+    ]
+    if twilio:
+        lines += [
+            "[[routing.rules]]",
+            'country = ["CN"]',
+            'providers = ["primary", "backup"]',
+            "",
+            "[[routing.rules]]",
+            'providers = ["intl"]',
+            "",
+        ]
+    lines += [
+        "[store]",
+        f'url = "sqlite:///{store}"',
+        "",
+        "[callbacks]",
+        f'token = "{token}"',
+        "",
+    ]
+    path.write_text("\n".join(lines), encoding="utf-8")
+
+
+@contextmanager
+def _workdir(keep: Path | None) -> Iterator[Path]:
+    if keep is not None:
+        keep.mkdir(parents=True, exist_ok=True)
+        yield keep
+        return
+    with tempfile.TemporaryDirectory(prefix="notifykit-demo-") as tmp:
+        yield Path(tmp)
+
+
+def run_demo(settings: DemoSettings) -> DemoOutcome:
+    """Run the whole demo; returns what happened. Leaves nothing running."""
+    from notifykit.callbacks import create_app
+
+    echo = settings.echo
+    pm = get_plugin_manager()
+    sandboxes = sandbox_types(pm)
+    providers = provider_types(pm)
+    veesing = _require(sandboxes, "veesing", "sandbox")
+    _require(providers, "veesing", "provider")
+    twilio_sandbox = sandboxes.get("twilio") if "twilio" in providers else None
+    started = time.perf_counter()
+    outcome = DemoOutcome()
+    token = secrets.token_urlsafe(16)
+
+    with _workdir(settings.keep) as workdir, ExitStack() as stack:
+        receiver_app = _Deferred()
+        receiver = ServerThread(receiver_app, lifespan="on")
+        stack.callback(receiver.stop)
+        base = receiver.url
+
+        def veesing_box(
+            instance: str, app_id: str, app_key: str, template: str, **extra: Any
+        ) -> Any:
+            box_settings = veesing.cls.Settings(
+                app_id=app_id,
+                app_key=app_key,
+                templates=[template],
+                callback_url=f"{base}/callbacks/{instance}/{token}",
+                receipt_delay=0.1,
+                undelivered_rate=0.1,
+                reply_rate=0.2,
+                seed=7,
+                **extra,
+            )
+            return veesing.cls(box_settings)
+
+        primary_box = veesing_box(
+            "primary", "demo-primary", "demo-primary-key", "540", balance=PRIMARY_BALANCE
+        )
+        backup_box = veesing_box("backup", "demo-backup", "demo-backup-key", "611")
+        primary = ServerThread(primary_box.app(), lifespan="on")
+        backup = ServerThread(backup_box.app(), lifespan="on")
+        stack.callback(backup.stop)
+        stack.callback(primary.stop)
+        twilio_url = None
+        if twilio_sandbox is not None:
+            twilio_box = twilio_sandbox.cls(
+                twilio_sandbox.cls.Settings(
+                    account_sid="AC00000000000000000000000000demo",
+                    auth_token="demo-twilio-token",
+                    status_delay=0.1,
+                    seed=7,
+                )
+            )
+            twilio_server = ServerThread(twilio_box.app(), lifespan="on")
+            stack.callback(twilio_server.stop)
+            twilio_url = twilio_server.url
+
+        config_path = workdir / "notifykit.toml"
+        _write_config(
+            config_path,
+            primary=primary.url,
+            backup=backup.url,
+            twilio=twilio_url,
+            receiver=base,
+            token=token,
+            store=workdir / "notifykit.sqlite3",
+        )
+        outcome.config_path = config_path
+        config = load_config(config_path)
+        receiver_app.app = create_app(config)
+        for server in (receiver, primary, backup):
+            server.start()
+        if twilio_url is not None:
+            twilio_server.start()
+        echo(
+            f"Sandboxes: primary {primary.url} (balance {PRIMARY_BALANCE}), backup {backup.url}"
+            + (f", twilio {twilio_url}" if twilio_url else "")
+        )
+        echo(f"Receiver:  {base}/callbacks/<provider>/*** (token hidden)")
+        echo(f"Config:    {config_path}")
+        echo("")
+        numbers = _cn_numbers(settings.count) + (list(INTL_NUMBERS) if twilio_url else [])
+        asyncio.run(_send_all(config_path, numbers, primary, settings, outcome))
+        outcome.elapsed = time.perf_counter() - started
+    return outcome
+
+
+async def _send_all(
+    config_path: Path,
+    numbers: list[str],
+    primary: ServerThread,
+    settings: DemoSettings,
+    outcome: DemoOutcome,
+) -> None:
+    echo = settings.echo
+    async with AsyncNotifier(config_path) as notifier:
+        last_state = {name: h.get("state") for name, h in notifier.health().items()}
+        with click.progressbar(
+            length=len(numbers), label="Sending", file=None, hidden=not settings.progress
+        ) as bar:
+            for i, phone in enumerate(numbers, 1):
+                if i == PRIMARY_DOWN_AFTER:
+                    primary.stop()
+                    _note(
+                        bar,
+                        echo,
+                        f"#{i}: primary sandbox stops answering (connection refused from now on)",
+                    )
+                row = Row(index=i, phone=phone)
+                t0 = time.perf_counter()
+                try:
+                    result = await notifier.send(
+                        phone,
+                        template="verify_code",
+                        params={"code": f"{secrets.randbelow(10**6):06d}"},
+                    )
+                except NotifyKitError as exc:
+                    row.error = f"{type(exc).__name__}: {exc.message}"
+                    row.attempts = _attempts(exc.attempts)
+                    _note(bar, echo, f"#{i} {mask_phone(phone)} failed: {row.error}")
+                else:
+                    row.message_id, row.provider = result.message_id, result.provider
+                    row.attempts = _attempts(result.attempts)
+                    if len(result.attempts) > 1:
+                        outcome.failovers += 1
+                        _note(bar, echo, f"#{i} {mask_phone(phone)} failover: {row.attempts}")
+                row.latency_ms = (time.perf_counter() - t0) * 1000
+                outcome.rows.append(row)
+                for name, health in notifier.health().items():
+                    state = health.get("state")
+                    if state != last_state.get(name):
+                        if state == "open":
+                            outcome.breaker_opened.append(name)
+                        _note(
+                            bar,
+                            echo,
+                            f"#{i}: breaker of {name}: {last_state.get(name)} -> {state}"
+                            + (f" ({health['reason']})" if health.get("reason") else ""),
+                        )
+                        last_state[name] = state
+                bar.update(1)
+        await _wait_for_receipts(notifier, outcome, settings.receipt_timeout)
+
+
+def _note(bar: Any, echo: Callable[[str], None], text: str) -> None:
+    echo(
+        f"\r\x1b[2K{text}"
+        if getattr(bar, "is_hidden", True) is False and bar.file.isatty()
+        else text
+    )
+
+
+def _attempts(attempts: list[Any]) -> str:
+    marks = {"accepted": "ok", "failed": "failed", "skipped": "skipped"}
+    return " -> ".join(
+        f"{a.provider} {marks[a.outcome]}" + (f" ({a.error_type})" if a.error_type else "")
+        for a in attempts
+    )
+
+
+async def _wait_for_receipts(notifier: AsyncNotifier, outcome: DemoOutcome, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    records: dict[str, MessageRecord] = {}
+    while True:
+        for row in outcome.rows:
+            if row.message_id is None:
+                continue
+            record = await notifier.get_message(row.message_id)
+            if record is not None:
+                records[row.message_id] = record
+        pending = [r for r in records.values() if not r.status.is_final]
+        if not pending or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.1)
+    events = await notifier.store.list_events()
+    replies = {e.message_id: e for e in events if isinstance(e, InboundMessage) and e.message_id}
+    outcome.replies = len([e for e in events if isinstance(e, InboundMessage)])
+    outcome.receipts = len(events) - outcome.replies
+    for row in outcome.rows:
+        if row.message_id is None:
+            row.status = (
+                "failed" if row.error is None or "UnknownOutcome" not in row.error else "unknown"
+            )
+            continue
+        record = records.get(row.message_id)
+        row.status = record.status.value if record is not None else DeliveryStatus.UNKNOWN.value
+        reply = replies.get(row.message_id)
+        if reply is not None:
+            row.reply = reply.text
+
+
+def render(outcome: DemoOutcome, echo: Callable[[str], None] = click.echo) -> None:
+    """The table and the one-line summary."""
+    header = (
+        f"{'#':>3}  {'destination':<17} {'provider':<9} {'status':<12} {'latency':>9}  attempts"
+    )
+    echo("")
+    echo(header)
+    echo("-" * len(header))
+    for row in outcome.rows:
+        reply = f"  reply: {row.reply}" if row.reply else ""
+        echo(
+            f"{row.index:>3}  {mask_phone(row.phone):<17} {row.provider or '-':<9} {row.status:<12} "
+            f"{row.latency_ms:>7.1f}ms  {row.attempts}{reply}"
+        )
+    counts: dict[str, int] = {}
+    for row in outcome.rows:
+        counts[row.status] = counts.get(row.status, 0) + 1
+    by_provider: dict[str, int] = {}
+    for row in outcome.rows:
+        if row.provider:
+            by_provider[row.provider] = by_provider.get(row.provider, 0) + 1
+    echo("")
+    echo(
+        f"{len(outcome.rows)} messages: "
+        + ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+        + "; via "
+        + ", ".join(f"{name} {n}" for name, n in sorted(by_provider.items()))
+        + f"; {outcome.failovers} failovers; breaker opened: {', '.join(outcome.breaker_opened) or 'none'}"
+        + f"; {outcome.receipts} receipts, {outcome.replies} replies; {outcome.elapsed:.1f} s"
+    )
+
+
+def check_reachable(url: str) -> bool:  # pragma: no cover - diagnostics helper
+    try:
+        httpx.get(url, timeout=1.0)
+    except httpx.HTTPError:
+        return False
+    return True
