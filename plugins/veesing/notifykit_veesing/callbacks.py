@@ -1,0 +1,161 @@
+"""Veesing's receipt and reply pushes -> notifykit's unified events.
+
+A push is a form-encoded POST. A receipt carries ``mobile``, ``taskid``, ``status`` and
+``receivetime``; a reply carries ``content`` instead of ``status``. ``receivetime`` is
+local time without an offset: it is read in the instance's ``callback_timezone``.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from urllib.parse import parse_qsl
+from zoneinfo import ZoneInfo
+
+import phonenumbers
+from pydantic import ValidationError
+
+from notifykit.errors import CallbackError
+from notifykit.events import DeliveryReceipt, InboundMessage, make_event_id
+from notifykit.models import DeliveryStatus
+from notifykit.provider import CallbackRequest, CallbackResult
+
+__all__ = ["ACK_BODY", "RECEIVETIME_FORMAT", "decode_form", "parse_callback", "phone_from"]
+
+ACK_BODY = b"ok"
+"""The acknowledgement: HTTP 200, ``text/plain``, this body (the document names none)."""
+
+RECEIVETIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+ENCODINGS = ("utf-8", "gb18030")
+
+_STATUSES = {"1": DeliveryStatus.DELIVERED, "0": DeliveryStatus.UNDELIVERED}
+
+
+def decode_form(body: bytes) -> dict[str, str]:
+    """The form fields of ``body``: UTF-8, else GB18030. A field may repeat only with the same
+    value. Raises CallbackError."""
+    pairs: list[tuple[str, str]] | None = None
+    for encoding in ENCODINGS:
+        try:
+            text = body.decode(encoding)
+            pairs = parse_qsl(text, keep_blank_values=True, encoding=encoding, errors="strict")
+        except (UnicodeDecodeError, ValueError):
+            continue
+        break
+    if pairs is None:
+        raise CallbackError("body is neither UTF-8 nor GB18030 form data")
+    fields: dict[str, str] = {}
+    for key, value in pairs:
+        if key in fields and fields[key] != value:
+            raise CallbackError(f"field {_name(key)} appears twice with different values")
+        fields[key] = value
+    return fields
+
+
+def phone_from(mobile: str) -> str | None:
+    """E.164 for a Chinese number as Veesing writes it (``15080921234``, maybe ``+86``/``86``);
+    None for a masked (``1508092****``) or otherwise unreadable one."""
+    text = mobile.strip()
+    if not text or not all(ch.isascii() and (ch.isdigit() or ch == "+") for ch in text):
+        return None
+    try:
+        parsed = phonenumbers.parse(text, "CN")
+    except phonenumbers.NumberParseException:
+        return None
+    if parsed.country_code != 86 or not phonenumbers.is_valid_number(parsed):
+        return None
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+def parse_callback(request: CallbackRequest, *, instance: str, zone: ZoneInfo) -> CallbackResult:
+    """One push -> one event, acknowledged with HTTP 200 ``ok``. Raises CallbackError naming
+    exactly what is wrong."""
+    fields = decode_form(request.body)
+    mobile = _required(fields, "mobile")
+    # The document spells it taskid here and taskId in the send answer; accept either.
+    task_id = _required(
+        fields, "taskid" if "taskid" in fields or "taskId" not in fields else "taskId"
+    )
+    received = _required(fields, "receivetime")
+    occurred_at = _utc(received, zone)
+    status_given = bool(fields.get("status", "").strip())
+    content = fields.get("content")
+    if status_given and content is not None and content.strip():
+        raise CallbackError(
+            "both status and content are present: a push is a receipt or a reply, not both"
+        )
+    phone = phone_from(mobile)
+    event: DeliveryReceipt | InboundMessage
+    try:
+        if status_given:
+            vendor_status = fields["status"].strip()
+            status = _STATUSES.get(vendor_status)
+            if status is None:
+                raise CallbackError(
+                    f"status {vendor_status[:20]!r} is not a Veesing status (1 delivered, 0 failed)"
+                )
+            event = DeliveryReceipt(
+                event_id=make_event_id(
+                    instance, "receipt", task_id, mobile.strip(), vendor_status, received
+                ),
+                provider=instance,
+                provider_message_id=task_id,
+                phone=phone,
+                occurred_at=occurred_at,
+                raw=dict(fields),
+                status=status,
+                vendor_status=vendor_status,
+            )
+        elif content is not None:
+            event = InboundMessage(
+                event_id=make_event_id(
+                    instance, "reply", task_id, mobile.strip(), content, received
+                ),
+                provider=instance,
+                provider_message_id=task_id,
+                phone=phone,
+                occurred_at=occurred_at,
+                raw=dict(fields),
+                text=content,
+            )
+        elif "status" in fields:
+            raise CallbackError("field status is empty (expected 1 or 0)")
+        else:
+            raise CallbackError(
+                "neither status (a receipt) nor content (a reply) is present; fields: "
+                + ", ".join(sorted(_name(k) for k in fields))[:200]
+            )
+    except ValidationError as exc:  # defensive: the fields above are already checked
+        raise CallbackError(
+            f"push does not make a valid event: {exc.error_count()} problem(s)"
+        ) from None
+    return CallbackResult(events=[event], body=ACK_BODY)
+
+
+def _required(fields: dict[str, str], key: str) -> str:
+    value = fields.get(key)
+    if value is None:
+        present = ", ".join(sorted(_name(k) for k in fields)) or "none"
+        raise CallbackError(f"field {key} is missing (fields present: {present[:200]})")
+    if not value.strip():
+        raise CallbackError(f"field {key} is empty")
+    return value.strip()
+
+
+def _utc(received: str, zone: ZoneInfo) -> datetime:
+    try:
+        local = datetime.strptime(received, RECEIVETIME_FORMAT)
+    except ValueError:
+        raise CallbackError(
+            f"receivetime {received[:40]!r} is not a time of the form yyyy-MM-dd HH:mm:ss"
+        ) from None
+    try:
+        return local.replace(tzinfo=zone).astimezone(UTC)
+    except (OverflowError, ValueError):
+        raise CallbackError(
+            f"receivetime {received[:40]!r} is out of range in {zone.key}"
+        ) from None
+
+
+def _name(key: str) -> str:
+    """A field name fit for an error message (arbitrary input: bounded, printable)."""
+    return repr(key[:40]) if not key.isidentifier() else key
