@@ -6,8 +6,9 @@ from notifykit.config import StoreConfig
 from notifykit.errors import ConfigError
 from notifykit.store.base import InboxEntry, QuarantineEntry, Store
 from notifykit.store.memory import MemoryStore
+from notifykit.store.sqlite import SQLiteStore
 
-__all__ = ["InboxEntry", "MemoryStore", "QuarantineEntry", "Store", "open_store"]
+__all__ = ["InboxEntry", "MemoryStore", "QuarantineEntry", "SQLiteStore", "Store", "open_store"]
 
 
 def open_store(config: StoreConfig) -> Store:
@@ -16,8 +17,6 @@ def open_store(config: StoreConfig) -> Store:
     if url == "memory://":
         return MemoryStore()
     if url.startswith("sqlite:///"):
-        from notifykit.store.sqlite import SQLiteStore
-
         return SQLiteStore(
             url.removeprefix("sqlite:///"), fsync=config.fsync, timeout=config.timeout
         )

@@ -18,13 +18,33 @@ from pydantic import BaseModel, Field
 from notifykit.events import DeliveryReceipt, InboundMessage
 from notifykit.models import Attempt, DeliveryStatus, MessageRecord, utcnow
 
-__all__ = ["InboxEntry", "QuarantineEntry", "Store"]
+__all__ = ["AnyEvent", "InboxEntry", "QuarantineEntry", "Store", "correlate"]
 
 AnyEvent = DeliveryReceipt | InboundMessage
 
 
+def correlate(event: AnyEvent, candidates: Sequence[tuple[str, str]]) -> str | None:
+    """The message an event belongs to, among ``(message_id, to)`` pairs that share its
+    provider instance and vendor id (oldest first), or None.
+
+    A vendor id is usually one message's; where it is a batch id the number decides. An
+    event with no readable number belongs to a vendor id's only message; one whose number
+    matches none of the candidates is left an orphan rather than tied to the wrong message.
+    """
+    for message_id, to in candidates:
+        if event.phone is not None and to == event.phone:
+            return message_id
+    if event.phone is None and len(candidates) == 1:
+        return candidates[0][0]
+    return None
+
+
 class InboxEntry(BaseModel):
-    """One raw callback request as received (the token never in ``path``)."""
+    """One raw callback request as received (the token never in ``path``).
+
+    ``event_ids`` are the events the plugin made of it, filled in by the store on ingest
+    (duplicates included: the inbox is an audit log of what arrived).
+    """
 
     provider: str
     method: str
@@ -32,6 +52,7 @@ class InboxEntry(BaseModel):
     headers: dict[str, str] = Field(default_factory=dict)
     body: bytes = b""
     received_at: datetime = Field(default_factory=utcnow)
+    event_ids: list[str] = Field(default_factory=list)
 
 
 class QuarantineEntry(InboxEntry):
@@ -72,7 +93,8 @@ class Store(ABC):
 
         When ``provider_message_id`` is set, orphan events already stored for that
         provider instance and vendor id are linked to the message and applied to its status;
-        those events are returned (with ``message_id`` set).
+        those events are returned (with ``message_id`` set). An unknown ``message_id``
+        raises StoreError.
         """
 
     @abstractmethod
@@ -118,6 +140,10 @@ class Store(ABC):
     @abstractmethod
     async def count_inbox(self) -> int:
         """How many raw requests the inbox holds (every one received, duplicates included)."""
+
+    @abstractmethod
+    async def list_inbox(self, *, limit: int | None = None) -> list[InboxEntry]:
+        """Raw requests, newest first, each with the ids of the events it carried."""
 
     @abstractmethod
     async def pending_dispatch(self, *, limit: int = 100) -> list[AnyEvent]:

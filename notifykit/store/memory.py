@@ -5,9 +5,10 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
+from notifykit.errors import StoreError
 from notifykit.events import DeliveryReceipt
 from notifykit.models import Attempt, DeliveryStatus, MessageRecord, apply_status, utcnow
-from notifykit.store.base import AnyEvent, InboxEntry, QuarantineEntry, Store
+from notifykit.store.base import AnyEvent, InboxEntry, QuarantineEntry, Store, correlate
 
 __all__ = ["MemoryStore"]
 
@@ -40,7 +41,9 @@ class MemoryStore(Store):
         remaining_credits: int | None = None,
         source: str = "send",
     ) -> list[AnyEvent]:
-        record = self._messages[message_id]
+        record = self._messages.get(message_id)
+        if record is None:
+            raise StoreError(f"unknown message {message_id!r}")
         record.attempts = list(attempts)
         if provider is not None:
             record.provider = provider
@@ -49,17 +52,18 @@ class MemoryStore(Store):
         if status is not None:
             apply_status(record, status, utcnow(), source)
         linked: list[AnyEvent] = []
-        if provider_message_id is not None and record.provider is not None:
+        if provider_message_id is not None:
             record.provider_message_id = provider_message_id
-            self._by_vendor_id.setdefault((record.provider, provider_message_id), []).append(
-                message_id
-            )
+        if provider_message_id is not None and record.provider is not None:
+            sharing = self._by_vendor_id.setdefault((record.provider, provider_message_id), [])
+            if message_id not in sharing:
+                sharing.append(message_id)
             for event_id, event in list(self._events.items()):
                 if (
                     event.message_id is None
                     and event.provider == record.provider
                     and event.provider_message_id == provider_message_id
-                    and self._match(event, [message_id]) == message_id
+                    and self._match(event, sharing) == message_id
                 ):
                     event = event.model_copy(update={"message_id": message_id})
                     self._events[event_id] = event
@@ -86,13 +90,7 @@ class MemoryStore(Store):
         return found[:limit] if limit is not None else found
 
     def _match(self, event: AnyEvent, candidates: list[str]) -> str | None:
-        if len(candidates) == 1:
-            return candidates[0]
-        # A batch id shared by several messages: the number decides.
-        for message_id in candidates:
-            if event.phone is not None and self._messages[message_id].to == event.phone:
-                return message_id
-        return None
+        return correlate(event, [(m, self._messages[m].to) for m in candidates])
 
     def _apply(self, event: AnyEvent) -> None:
         if isinstance(event, DeliveryReceipt) and event.message_id is not None:
@@ -104,7 +102,9 @@ class MemoryStore(Store):
             )
 
     async def ingest(self, entry: InboxEntry, events: Sequence[AnyEvent]) -> list[AnyEvent]:
-        self._inbox.append(entry)
+        self._inbox.append(
+            entry.model_copy(update={"event_ids": [e.event_id for e in events]}, deep=True)
+        )
         new: list[AnyEvent] = []
         for event in events:
             if event.event_id in self._events:
@@ -140,6 +140,10 @@ class MemoryStore(Store):
 
     async def count_inbox(self) -> int:
         return len(self._inbox)
+
+    async def list_inbox(self, *, limit: int | None = None) -> list[InboxEntry]:
+        found = [e.model_copy(deep=True) for e in reversed(self._inbox)]
+        return found[:limit] if limit is not None else found
 
     async def pending_dispatch(self, *, limit: int = 100) -> list[AnyEvent]:
         return [self._events[event_id] for event_id in list(self._undispatched)[:limit]]

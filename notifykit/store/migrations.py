@@ -1,0 +1,108 @@
+"""The SQLite schema, as an ordered list of migrations.
+
+The database's ``PRAGMA user_version`` is the number of migrations applied. Opening a store
+applies the missing ones in one ``BEGIN IMMEDIATE`` transaction, so two processes opening
+the same file at once cannot both migrate it. Never edit a released migration: append one.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+from notifykit.errors import StoreError
+
+__all__ = ["MIGRATIONS", "migrate", "schema_version"]
+
+MIGRATIONS: list[tuple[str, ...]] = [
+    # 1: messages, inbox, events, quarantine, idempotency keys, recipient guards.
+    (
+        # `record` is the MessageRecord as JSON (history and attempts included); the columns
+        # beside it exist for lookups and filters.
+        """CREATE TABLE messages (
+            id INTEGER PRIMARY KEY,
+            message_id TEXT NOT NULL UNIQUE,
+            phone TEXT NOT NULL,
+            status TEXT NOT NULL,
+            provider TEXT,
+            provider_message_id TEXT,
+            record TEXT NOT NULL
+        )""",
+        "CREATE INDEX messages_by_vendor_id ON messages (provider, provider_message_id)",
+        "CREATE INDEX messages_by_phone ON messages (phone)",
+        "CREATE INDEX messages_by_status ON messages (status)",
+        """CREATE TABLE inbox (
+            id INTEGER PRIMARY KEY,
+            provider TEXT NOT NULL,
+            method TEXT NOT NULL,
+            path TEXT NOT NULL,
+            headers TEXT NOT NULL,
+            body BLOB NOT NULL,
+            received_at TEXT NOT NULL,
+            event_ids TEXT NOT NULL
+        )""",
+        # `payload` is the event as JSON without `message_id`, which lives in its column so
+        # that linking an orphan is one UPDATE.
+        """CREATE TABLE events (
+            id INTEGER PRIMARY KEY,
+            event_id TEXT NOT NULL UNIQUE,
+            inbox_id INTEGER NOT NULL REFERENCES inbox (id),
+            kind TEXT NOT NULL,
+            provider TEXT NOT NULL,
+            provider_message_id TEXT,
+            phone TEXT,
+            message_id TEXT,
+            received_at TEXT NOT NULL,
+            dispatched INTEGER NOT NULL DEFAULT 0,
+            payload TEXT NOT NULL
+        )""",
+        "CREATE INDEX events_by_vendor_id ON events (provider, provider_message_id)",
+        "CREATE INDEX events_by_message ON events (message_id)",
+        "CREATE INDEX events_by_received ON events (received_at, id)",
+        "CREATE INDEX events_undispatched ON events (id) WHERE dispatched = 0",
+        """CREATE TABLE quarantine (
+            id INTEGER PRIMARY KEY,
+            provider TEXT NOT NULL,
+            method TEXT NOT NULL,
+            path TEXT NOT NULL,
+            headers TEXT NOT NULL,
+            body BLOB NOT NULL,
+            received_at TEXT NOT NULL,
+            reason TEXT NOT NULL
+        )""",
+        """CREATE TABLE idempotency_keys (
+            key TEXT PRIMARY KEY,
+            message_id TEXT NOT NULL,
+            expires_at REAL NOT NULL
+        )""",
+        """CREATE TABLE recipient_guards (
+            phone TEXT PRIMARY KEY,
+            claimed_at REAL NOT NULL
+        )""",
+    ),
+]
+
+
+def schema_version(conn: sqlite3.Connection) -> int:
+    row = conn.execute("PRAGMA user_version").fetchone()
+    return int(row[0])
+
+
+def migrate(conn: sqlite3.Connection, migrations: list[tuple[str, ...]] = MIGRATIONS) -> int:
+    """Bring the schema up to date; returns the version. ``conn`` is in autocommit mode."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        current = schema_version(conn)
+        if current > len(migrations):
+            raise StoreError(
+                f"the database has schema version {current}, newer than this notifykit "
+                f"knows ({len(migrations)}): upgrade notifykit"
+            )
+        for version, statements in enumerate(migrations[current:], start=current + 1):
+            for statement in statements:
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {version:d}")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return len(migrations)

@@ -1,0 +1,439 @@
+"""``sqlite:///path``: the embedded default store, safe to share between processes.
+
+WAL mode; the schema is versioned (:mod:`notifykit.store.migrations`). Every statement runs
+in one dedicated thread (:class:`~notifykit.store.writer.SQLiteWriter`) that commits
+concurrent writes together, so persisting each callback before acknowledging it stays
+cheap. Every write is a ``BEGIN IMMEDIATE`` transaction: the read-modify-write guards
+(idempotency keys, recipient intervals) are atomic across processes sharing the file.
+
+``fsync=True`` sets ``synchronous=FULL``: each commit reaches the disk before it returns,
+surviving a power cut. ``fsync=False`` (``NORMAL``) survives the process being killed at
+any moment, not a power cut. docs/store.md has the measured cost.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+from notifykit.errors import StoreError
+from notifykit.events import DeliveryReceipt, EventAdapter
+from notifykit.models import Attempt, DeliveryStatus, MessageRecord, apply_status, utcnow
+from notifykit.store.base import AnyEvent, InboxEntry, QuarantineEntry, Store, correlate
+from notifykit.store.migrations import migrate
+from notifykit.store.writer import SQLiteWriter
+
+__all__ = ["SQLiteStore"]
+
+
+def _ts(value: datetime) -> str:
+    """A UTC timestamp whose text order is its time order."""
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _dt(text: str) -> datetime:
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+
+
+class SQLiteStore(Store):
+    """A SQLite file shared by every notifier and ``notifykit`` command that names it."""
+
+    def __init__(self, path: str | Path, *, fsync: bool = False, timeout: float = 5.0) -> None:
+        self.path = str(path)
+        self.fsync = fsync
+        self.timeout = timeout
+        self._writer = SQLiteWriter(
+            self._connect, timeout=timeout, name=f"notifykit-sqlite-{Path(self.path).name}"
+        )
+
+    def __repr__(self) -> str:
+        return f"<SQLiteStore {self.path!r} fsync={self.fsync}>"
+
+    @property
+    def transactions(self) -> int:
+        """Write transactions committed by this object (group commit makes it < writes)."""
+        return self._writer.transactions
+
+    @property
+    def write_jobs(self) -> int:
+        return self._writer.write_jobs
+
+    def _connect(self) -> sqlite3.Connection:
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        # Autocommit mode: the writer issues BEGIN IMMEDIATE / COMMIT itself. `timeout` is
+        # SQLite's busy timeout: how long to wait for another process's lock.
+        conn = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None)
+        try:
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if self.path != ":memory:" and str(mode).lower() != "wal":
+                raise StoreError(f"cannot switch {self.path} to WAL mode (got {mode!r})")
+            conn.execute(f"PRAGMA synchronous = {'FULL' if self.fsync else 'NORMAL'}")
+            conn.execute("PRAGMA foreign_keys = ON")
+            migrate(conn)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    async def open(self) -> None:
+        await self._writer.start()
+
+    async def close(self) -> None:
+        await self._writer.stop()
+
+    # -- messages ---------------------------------------------------------------------------
+
+    async def create_message(self, record: MessageRecord) -> None:
+        def write(conn: sqlite3.Connection) -> None:
+            try:
+                conn.execute(
+                    "INSERT INTO messages (message_id, phone, status, provider,"
+                    " provider_message_id, record) VALUES (?, ?, ?, ?, ?, ?)",
+                    (
+                        record.message_id,
+                        record.to,
+                        record.status.value,
+                        record.provider,
+                        record.provider_message_id,
+                        record.model_dump_json(),
+                    ),
+                )
+            except sqlite3.IntegrityError:
+                raise StoreError(f"message {record.message_id!r} already exists") from None
+
+        await self._writer.run(write, write=True)
+
+    async def update_message(
+        self,
+        message_id: str,
+        *,
+        attempts: Sequence[Attempt],
+        status: DeliveryStatus | None = None,
+        provider: str | None = None,
+        provider_message_id: str | None = None,
+        remaining_credits: int | None = None,
+        source: str = "send",
+    ) -> list[AnyEvent]:
+        attempts = list(attempts)
+
+        def write(conn: sqlite3.Connection) -> list[AnyEvent]:
+            record = _load_message(conn, message_id)
+            if record is None:
+                raise StoreError(f"unknown message {message_id!r}")
+            record.attempts = attempts
+            if provider is not None:
+                record.provider = provider
+            if remaining_credits is not None:
+                record.remaining_credits = remaining_credits
+            if status is not None:
+                apply_status(record, status, utcnow(), source)
+            linked: list[AnyEvent] = []
+            if provider_message_id is not None:
+                record.provider_message_id = provider_message_id
+            record.updated_at = utcnow()
+            _save_message(conn, record)
+            if provider_message_id is not None and record.provider is not None:
+                candidates = _sharing(conn, record.provider, provider_message_id)
+                rows = conn.execute(
+                    "SELECT payload FROM events WHERE provider = ? AND provider_message_id = ?"
+                    " AND message_id IS NULL ORDER BY id",
+                    (record.provider, provider_message_id),
+                ).fetchall()
+                for (payload,) in rows:
+                    event = EventAdapter.validate_json(payload)
+                    if correlate(event, candidates) != message_id:
+                        continue
+                    event = event.model_copy(update={"message_id": message_id})
+                    conn.execute(
+                        "UPDATE events SET message_id = ? WHERE event_id = ?",
+                        (message_id, event.event_id),
+                    )
+                    linked.append(event)
+                if linked:
+                    for event in linked:
+                        _apply(record, event)
+                    _save_message(conn, record)
+            return linked
+
+        return await self._writer.run(write, write=True)
+
+    async def get_message(self, message_id: str) -> MessageRecord | None:
+        return await self._writer.run(lambda conn: _load_message(conn, message_id), write=False)
+
+    async def list_messages(
+        self,
+        *,
+        limit: int | None = None,
+        phone: str | None = None,
+        status: DeliveryStatus | None = None,
+    ) -> list[MessageRecord]:
+        where, args = [], []
+        if phone is not None:
+            where.append("phone = ?")
+            args.append(phone)
+        if status is not None:
+            where.append("status = ?")
+            args.append(status.value)
+        sql = "SELECT record FROM messages"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY id DESC LIMIT ?"
+        params = (*args, -1 if limit is None else limit)
+
+        def read(conn: sqlite3.Connection) -> list[MessageRecord]:
+            return [
+                MessageRecord.model_validate_json(row[0])
+                for row in conn.execute(sql, params).fetchall()
+            ]
+
+        return await self._writer.run(read, write=False)
+
+    # -- callbacks --------------------------------------------------------------------------
+
+    async def ingest(self, entry: InboxEntry, events: Sequence[AnyEvent]) -> list[AnyEvent]:
+        events = list(events)
+
+        def write(conn: sqlite3.Connection) -> list[AnyEvent]:
+            inbox_id = conn.execute(
+                "INSERT INTO inbox (provider, method, path, headers, body, received_at,"
+                " event_ids) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    entry.provider,
+                    entry.method,
+                    entry.path,
+                    json.dumps(entry.headers, ensure_ascii=False),
+                    entry.body,
+                    _ts(entry.received_at),
+                    json.dumps([e.event_id for e in events]),
+                ),
+            ).lastrowid
+            new: list[AnyEvent] = []
+            for event in events:
+                seen = conn.execute(
+                    "SELECT 1 FROM events WHERE event_id = ?", (event.event_id,)
+                ).fetchone()
+                if seen is not None:
+                    continue
+                if event.message_id is None and event.provider_message_id is not None:
+                    candidates = _sharing(conn, event.provider, event.provider_message_id)
+                    message_id = correlate(event, candidates) if candidates else None
+                    if message_id is not None:
+                        event = event.model_copy(update={"message_id": message_id})
+                conn.execute(
+                    "INSERT INTO events (event_id, inbox_id, kind, provider,"
+                    " provider_message_id, phone, message_id, received_at, payload)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        event.event_id,
+                        inbox_id,
+                        event.kind,
+                        event.provider,
+                        event.provider_message_id,
+                        event.phone,
+                        event.message_id,
+                        _ts(event.received_at),
+                        event.model_dump_json(exclude={"message_id"}),
+                    ),
+                )
+                if event.message_id is not None:
+                    record = _load_message(conn, event.message_id)
+                    if record is not None and _apply(record, event):
+                        _save_message(conn, record)
+                new.append(event)
+            return new
+
+        return await self._writer.run(write, write=True)
+
+    async def quarantine(self, entry: QuarantineEntry) -> None:
+        def write(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT INTO quarantine (provider, method, path, headers, body, received_at,"
+                " reason) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    entry.provider,
+                    entry.method,
+                    entry.path,
+                    json.dumps(entry.headers, ensure_ascii=False),
+                    entry.body,
+                    _ts(entry.received_at),
+                    entry.reason,
+                ),
+            )
+
+        await self._writer.run(write, write=True)
+
+    async def list_events(
+        self, *, limit: int | None = None, message_id: str | None = None
+    ) -> list[AnyEvent]:
+        sql = "SELECT payload, message_id FROM events"
+        args: tuple[object, ...] = ()
+        if message_id is not None:
+            sql += " WHERE message_id = ?"
+            args = (message_id,)
+        sql += " ORDER BY received_at DESC, id DESC LIMIT ?"
+        params = (*args, -1 if limit is None else limit)
+
+        def read(conn: sqlite3.Connection) -> list[AnyEvent]:
+            return [_event(*row) for row in conn.execute(sql, params).fetchall()]
+
+        return await self._writer.run(read, write=False)
+
+    async def list_quarantine(self, *, limit: int | None = None) -> list[QuarantineEntry]:
+        def read(conn: sqlite3.Connection) -> list[QuarantineEntry]:
+            rows = conn.execute(
+                "SELECT provider, method, path, headers, body, received_at, reason"
+                " FROM quarantine ORDER BY id DESC LIMIT ?",
+                (-1 if limit is None else limit,),
+            ).fetchall()
+            return [
+                QuarantineEntry(
+                    provider=provider,
+                    method=method,
+                    path=path,
+                    headers=json.loads(headers),
+                    body=bytes(body),
+                    received_at=_dt(received_at),
+                    reason=reason,
+                )
+                for provider, method, path, headers, body, received_at, reason in rows
+            ]
+
+        return await self._writer.run(read, write=False)
+
+    async def count_inbox(self) -> int:
+        def read(conn: sqlite3.Connection) -> int:
+            return int(conn.execute("SELECT count(*) FROM inbox").fetchone()[0])
+
+        return await self._writer.run(read, write=False)
+
+    async def list_inbox(self, *, limit: int | None = None) -> list[InboxEntry]:
+        def read(conn: sqlite3.Connection) -> list[InboxEntry]:
+            rows = conn.execute(
+                "SELECT provider, method, path, headers, body, received_at, event_ids"
+                " FROM inbox ORDER BY id DESC LIMIT ?",
+                (-1 if limit is None else limit,),
+            ).fetchall()
+            return [
+                InboxEntry(
+                    provider=provider,
+                    method=method,
+                    path=path,
+                    headers=json.loads(headers),
+                    body=bytes(body),
+                    received_at=_dt(received_at),
+                    event_ids=json.loads(event_ids),
+                )
+                for provider, method, path, headers, body, received_at, event_ids in rows
+            ]
+
+        return await self._writer.run(read, write=False)
+
+    async def pending_dispatch(self, *, limit: int = 100) -> list[AnyEvent]:
+        def read(conn: sqlite3.Connection) -> list[AnyEvent]:
+            rows = conn.execute(
+                "SELECT payload, message_id FROM events WHERE dispatched = 0 ORDER BY id LIMIT ?",
+                (limit,),
+            ).fetchall()
+            return [_event(*row) for row in rows]
+
+        return await self._writer.run(read, write=False)
+
+    async def mark_dispatched(self, event_ids: Sequence[str]) -> None:
+        ids = [(event_id,) for event_id in event_ids]
+
+        def write(conn: sqlite3.Connection) -> None:
+            conn.executemany("UPDATE events SET dispatched = 1 WHERE event_id = ?", ids)
+
+        await self._writer.run(write, write=True)
+
+    # -- guards -----------------------------------------------------------------------------
+
+    async def claim_idempotency_key(self, key: str, message_id: str, ttl: float) -> str | None:
+        def write(conn: sqlite3.Connection) -> str | None:
+            now = time.time()
+            row = conn.execute(
+                "SELECT message_id, expires_at FROM idempotency_keys WHERE key = ?", (key,)
+            ).fetchone()
+            if row is not None and row[1] > now:
+                return str(row[0])
+            conn.execute(
+                "INSERT OR REPLACE INTO idempotency_keys (key, message_id, expires_at)"
+                " VALUES (?, ?, ?)",
+                (key, message_id, now + ttl),
+            )
+            return None
+
+        return await self._writer.run(write, write=True)
+
+    async def release_idempotency_key(self, key: str, message_id: str) -> None:
+        def write(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "DELETE FROM idempotency_keys WHERE key = ? AND message_id = ?", (key, message_id)
+            )
+
+        await self._writer.run(write, write=True)
+
+    async def check_recipient(self, phone: str, interval: float) -> float | None:
+        def write(conn: sqlite3.Connection) -> float | None:
+            now = time.time()
+            row = conn.execute(
+                "SELECT claimed_at FROM recipient_guards WHERE phone = ?", (phone,)
+            ).fetchone()
+            if row is not None and now - row[0] < interval:
+                return float(interval - (now - row[0]))
+            conn.execute(
+                "INSERT OR REPLACE INTO recipient_guards (phone, claimed_at) VALUES (?, ?)",
+                (phone, now),
+            )
+            return None
+
+        return await self._writer.run(write, write=True)
+
+
+# -- helpers run in the writer thread ----------------------------------------------------------
+
+
+def _load_message(conn: sqlite3.Connection, message_id: str) -> MessageRecord | None:
+    row = conn.execute("SELECT record FROM messages WHERE message_id = ?", (message_id,)).fetchone()
+    return None if row is None else MessageRecord.model_validate_json(row[0])
+
+
+def _save_message(conn: sqlite3.Connection, record: MessageRecord) -> None:
+    conn.execute(
+        "UPDATE messages SET status = ?, provider = ?, provider_message_id = ?, record = ?"
+        " WHERE message_id = ?",
+        (
+            record.status.value,
+            record.provider,
+            record.provider_message_id,
+            record.model_dump_json(),
+            record.message_id,
+        ),
+    )
+
+
+def _sharing(
+    conn: sqlite3.Connection, provider: str, provider_message_id: str
+) -> list[tuple[str, str]]:
+    """``(message_id, to)`` of every message with this vendor id, oldest first."""
+    rows = conn.execute(
+        "SELECT message_id, phone FROM messages WHERE provider = ? AND provider_message_id = ?"
+        " ORDER BY id",
+        (provider, provider_message_id),
+    ).fetchall()
+    return [(str(m), str(p)) for m, p in rows]
+
+
+def _apply(record: MessageRecord, event: AnyEvent) -> bool:
+    if not isinstance(event, DeliveryReceipt):
+        return False
+    return apply_status(record, event.status, event.occurred_at, f"{event.kind}:{event.event_id}")
+
+
+def _event(payload: str, message_id: str | None) -> AnyEvent:
+    return EventAdapter.validate_json(payload).model_copy(update={"message_id": message_id})

@@ -1,0 +1,188 @@
+"""One thread owns one SQLite connection; coroutines hand it work and await the result.
+
+Group commit: jobs queue up while the thread is busy; the thread takes every queued job,
+runs the writes in one ``BEGIN IMMEDIATE`` transaction (each in its own savepoint, so a
+failing job does not undo its neighbours) and commits once. A caller's future is resolved
+only after the transaction holding its work has committed, so "it returned" means "it is
+on disk" (as far as ``synchronous`` promises). The event loop never waits on SQLite.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from notifykit.errors import StoreError
+
+__all__ = ["SQLiteWriter"]
+
+T = TypeVar("T")
+
+MAX_BATCH = 256
+"""Jobs per transaction at most: bounds how long one commit keeps the lock."""
+
+
+@dataclass
+class _Job(Generic[T]):
+    fn: Callable[[sqlite3.Connection], T]
+    write: bool
+    future: Future[T] = field(default_factory=Future)
+
+
+_STOP = object()
+
+
+class SQLiteWriter:
+    """The thread that runs every statement of one store, in submission order.
+
+    ``connect`` is called in the thread to make its connection; ``timeout`` bounds how long
+    a caller waits for its job (queueing, lock waits and the commit included).
+    """
+
+    def __init__(
+        self, connect: Callable[[], sqlite3.Connection], *, timeout: float, name: str
+    ) -> None:
+        self._connect = connect
+        self.timeout = timeout
+        self._name = name
+        self._queue: queue.SimpleQueue[_Job[Any] | object] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self.transactions = 0
+        """Write transactions committed so far (fewer than write jobs when batching works)."""
+        self.write_jobs = 0
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    async def start(self) -> None:
+        """Start the thread and wait until its connection is open (errors raise StoreError)."""
+        if self.running:
+            return
+        ready: Future[None] = Future()
+        self._queue = queue.SimpleQueue()
+        self._thread = threading.Thread(
+            target=self._run, args=(ready,), name=self._name, daemon=True
+        )
+        self._thread.start()
+        try:
+            await asyncio.wait_for(asyncio.wrap_future(ready), self.timeout)
+        except TimeoutError:
+            raise StoreError(f"opening the store took longer than {self.timeout:g}s") from None
+
+    async def stop(self) -> None:
+        """Finish every queued job, close the connection and end the thread."""
+        thread = self._thread
+        if thread is None:
+            return
+        self._queue.put(_STOP)
+        await asyncio.to_thread(thread.join)
+        self._thread = None
+
+    async def run(self, fn: Callable[[sqlite3.Connection], T], *, write: bool) -> T:
+        """Run ``fn(connection)`` in the thread; writes commit before this returns."""
+        if not self.running:
+            raise StoreError("the store is not open")
+        job: _Job[T] = _Job(fn, write)
+        self._queue.put(job)
+        try:
+            # A job whose caller gave up is cancelled, and skipped unless already running.
+            return await asyncio.wait_for(asyncio.wrap_future(job.future), self.timeout)
+        except TimeoutError:
+            raise StoreError(f"store operation timed out after {self.timeout:g}s") from None
+
+    # -- in the thread ------------------------------------------------------------------------
+
+    def _run(self, ready: Future[None]) -> None:
+        try:
+            conn = self._connect()
+        except BaseException as exc:
+            ready.set_exception(_translate(exc, "opening the store failed"))
+            return
+        ready.set_result(None)
+        try:
+            while True:
+                first = self._queue.get()
+                if first is _STOP:
+                    return
+                batch: list[_Job[Any]] = [first]  # type: ignore[list-item]
+                stop = False
+                while len(batch) < MAX_BATCH:
+                    try:
+                        more = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if more is _STOP:
+                        stop = True
+                        break
+                    batch.append(more)  # type: ignore[arg-type]
+                self._execute(conn, batch)
+                if stop:
+                    return
+        finally:
+            conn.close()
+
+    def _execute(self, conn: sqlite3.Connection, batch: list[_Job[Any]]) -> None:
+        live = [job for job in batch if job.future.set_running_or_notify_cancel()]
+        reads = [job for job in live if not job.write]
+        writes = [job for job in live if job.write]
+        for job in reads:
+            try:
+                job.future.set_result(job.fn(conn))
+            except BaseException as exc:
+                job.future.set_exception(_translate(exc, "store read failed"))
+        if writes:
+            self._commit(conn, writes)
+
+    def _commit(self, conn: sqlite3.Connection, jobs: list[_Job[Any]]) -> None:
+        outcomes: list[tuple[bool, Any]] = []
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except BaseException as exc:
+            error = _translate(exc, "store write failed")
+            for job in jobs:
+                job.future.set_exception(error)
+            return
+        try:
+            for job in jobs:
+                conn.execute("SAVEPOINT job")
+                try:
+                    result = job.fn(conn)
+                except BaseException as exc:
+                    conn.execute("ROLLBACK TO job")
+                    conn.execute("RELEASE job")
+                    outcomes.append((False, _translate(exc, "store write failed")))
+                else:
+                    conn.execute("RELEASE job")
+                    outcomes.append((True, result))
+            conn.execute("COMMIT")
+        except BaseException as exc:
+            error = _translate(exc, "store commit failed")
+            # The transaction may already be gone; the callers hear about `error` either way.
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            for job in jobs:
+                job.future.set_exception(error)
+            return
+        self.transactions += 1
+        self.write_jobs += len(jobs)
+        for job, (ok, value) in zip(jobs, outcomes, strict=True):
+            if ok:
+                job.future.set_result(value)
+            else:
+                job.future.set_exception(value)
+
+
+def _translate(exc: BaseException, what: str) -> StoreError:
+    if isinstance(exc, StoreError):
+        return exc
+    error = StoreError(f"{what}: {type(exc).__name__}: {exc}")
+    error.__cause__ = exc
+    return error

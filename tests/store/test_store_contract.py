@@ -1,0 +1,278 @@
+"""The Store contract, run against every backend: MemoryStore and SQLiteStore."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from notifykit.errors import StoreError
+from notifykit.events import DeliveryReceipt, InboundMessage
+from notifykit.models import Attempt, DeliveryStatus, MessageRecord
+from notifykit.store import InboxEntry, MemoryStore, QuarantineEntry, SQLiteStore, Store
+
+pytestmark = pytest.mark.anyio
+
+T0 = datetime(2024, 5, 1, 9, 0, tzinfo=UTC)
+PHONE = "+8615612341090"
+OTHER = "+8613800138000"
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    made: Store = (
+        MemoryStore() if request.param == "memory" else SQLiteStore(tmp_path / "nk.db", timeout=5)
+    )
+    await made.open()
+    try:
+        yield made
+    finally:
+        await made.close()
+
+
+def receipt(
+    event_id: str,
+    status: DeliveryStatus,
+    *,
+    vendor_id: str = "task-1",
+    phone: str | None = PHONE,
+    minutes: int = 1,
+    provider: str = "vs",
+) -> DeliveryReceipt:
+    return DeliveryReceipt(
+        event_id=event_id,
+        provider=provider,
+        provider_message_id=vendor_id,
+        phone=phone,
+        occurred_at=T0 + timedelta(minutes=minutes),
+        received_at=T0 + timedelta(minutes=minutes, seconds=1),
+        status=status,
+        vendor_status=status.value,
+        raw={"taskid": vendor_id},
+    )
+
+
+def reply(
+    event_id: str, text: str, *, vendor_id: str = "task-1", minutes: int = 2
+) -> InboundMessage:
+    return InboundMessage(
+        event_id=event_id,
+        provider="vs",
+        provider_message_id=vendor_id,
+        phone=PHONE,
+        occurred_at=T0 + timedelta(minutes=minutes),
+        received_at=T0 + timedelta(minutes=minutes, seconds=1),
+        text=text,
+    )
+
+
+def entry(body: bytes = b"mobile=1&taskid=task-1") -> InboxEntry:
+    return InboxEntry(provider="vs", method="POST", path="/callbacks/vs/***", body=body)
+
+
+async def sent(
+    store: Store, message_id: str = "m1", *, to: str = PHONE, vendor_id: str = "task-1"
+) -> None:
+    await store.create_message(MessageRecord(message_id=message_id, to=to, template="verify_code"))
+    await store.update_message(
+        message_id,
+        attempts=[Attempt(provider="vs", outcome="accepted")],
+        status=DeliveryStatus.ACCEPTED,
+        provider="vs",
+        provider_message_id=vendor_id,
+    )
+
+
+async def test_message_recorded_then_updated_with_attempts_and_history(store: Store) -> None:
+    await store.create_message(MessageRecord(message_id="m1", to=PHONE, template="verify_code"))
+    pending = await store.get_message("m1")
+    assert pending is not None and pending.status is DeliveryStatus.PENDING
+    failed = Attempt(provider="a", outcome="failed", error_type="ProviderUnavailable")
+    await store.update_message("m1", attempts=[failed])
+    await store.update_message(
+        "m1",
+        attempts=[failed, Attempt(provider="vs", outcome="accepted")],
+        status=DeliveryStatus.ACCEPTED,
+        provider="vs",
+        provider_message_id="task-1",
+        remaining_credits=41,
+    )
+    record = await store.get_message("m1")
+    assert record is not None
+    assert [a.provider for a in record.attempts] == ["a", "vs"]
+    assert (record.provider, record.provider_message_id, record.remaining_credits) == (
+        "vs",
+        "task-1",
+        41,
+    )
+    assert [(h.status, h.source) for h in record.history] == [(DeliveryStatus.ACCEPTED, "send")]
+    assert await store.get_message("nope") is None
+
+
+async def test_update_of_unknown_message_is_a_store_error(store: Store) -> None:
+    with pytest.raises(StoreError, match="unknown message"):
+        await store.update_message("ghost", attempts=[])
+
+
+async def test_list_messages_newest_first_with_filters(store: Store) -> None:
+    await sent(store, "m1", vendor_id="t1")
+    await store.create_message(MessageRecord(message_id="m2", to=OTHER, template="t"))
+    await sent(store, "m3", vendor_id="t3")
+    assert [r.message_id for r in await store.list_messages()] == ["m3", "m2", "m1"]
+    assert [r.message_id for r in await store.list_messages(limit=2)] == ["m3", "m2"]
+    assert [r.message_id for r in await store.list_messages(phone=OTHER)] == ["m2"]
+    pending = await store.list_messages(status=DeliveryStatus.PENDING)
+    assert [r.message_id for r in pending] == ["m2"]
+    both = await store.list_messages(phone=PHONE, status=DeliveryStatus.ACCEPTED, limit=1)
+    assert [r.message_id for r in both] == ["m3"]
+
+
+async def test_receipt_correlates_and_moves_status_forward_only(store: Store) -> None:
+    await sent(store)
+    delivered = receipt("e-delivered", DeliveryStatus.DELIVERED, minutes=3)
+    late_sent = receipt("e-sent", DeliveryStatus.SENT, minutes=2)
+    new = await store.ingest(entry(), [delivered])
+    assert [e.message_id for e in new] == ["m1"]
+    assert [e.message_id for e in await store.ingest(entry(), [late_sent])] == ["m1"]
+    record = await store.get_message("m1")
+    assert record is not None and record.status is DeliveryStatus.DELIVERED
+    assert [h.status for h in record.history] == [DeliveryStatus.ACCEPTED, DeliveryStatus.DELIVERED]
+    assert record.history[-1].at == delivered.occurred_at
+    assert record.history[-1].source == "receipt:e-delivered"
+
+
+async def test_repeated_event_is_stored_once_but_every_request_is_in_the_inbox(
+    store: Store,
+) -> None:
+    await sent(store)
+    first = receipt("e1", DeliveryStatus.DELIVERED)
+    assert len(await store.ingest(entry(), [first])) == 1
+    assert await store.ingest(entry(), [first]) == []
+    assert await store.ingest(entry(), [first, first]) == []
+    assert len(await store.list_events()) == 1
+    assert await store.count_inbox() == 3
+    inbox = await store.list_inbox()
+    assert [e.event_ids for e in inbox] == [["e1", "e1"], ["e1"], ["e1"]]
+    assert inbox[0].path == "/callbacks/vs/***" and inbox[0].body == b"mobile=1&taskid=task-1"
+    assert len(await store.list_inbox(limit=1)) == 1
+
+
+async def test_orphan_is_kept_and_linked_when_the_send_lands(store: Store) -> None:
+    early = receipt("e-early", DeliveryStatus.DELIVERED, vendor_id="task-9")
+    answer = reply("e-reply", "收到 👍", vendor_id="task-9")
+    new = await store.ingest(entry(), [early, answer])
+    assert [e.message_id for e in new] == [None, None]
+    await store.create_message(MessageRecord(message_id="m9", to=PHONE, template="t"))
+    linked = await store.update_message(
+        "m9",
+        attempts=[Attempt(provider="vs", outcome="accepted")],
+        status=DeliveryStatus.ACCEPTED,
+        provider="vs",
+        provider_message_id="task-9",
+    )
+    assert sorted(e.event_id for e in linked) == ["e-early", "e-reply"]
+    assert all(e.message_id == "m9" for e in linked)
+    record = await store.get_message("m9")
+    assert record is not None and record.status is DeliveryStatus.DELIVERED
+    assert [h.status for h in record.history] == [DeliveryStatus.ACCEPTED, DeliveryStatus.DELIVERED]
+    stored = await store.list_events(message_id="m9")
+    assert {e.event_id for e in stored} == {"e-early", "e-reply"}
+    texts = [e.text for e in stored if isinstance(e, InboundMessage)]
+    assert texts == ["收到 👍"]
+
+
+async def test_orphan_of_another_provider_instance_is_not_linked(store: Store) -> None:
+    await store.ingest(entry(), [receipt("e-x", DeliveryStatus.DELIVERED, provider="other")])
+    await sent(store)
+    events = await store.list_events()
+    assert events[0].message_id is None
+    record = await store.get_message("m1")
+    assert record is not None and record.status is DeliveryStatus.ACCEPTED
+
+
+async def test_batch_vendor_id_is_split_by_number(store: Store) -> None:
+    await sent(store, "m1", to=PHONE, vendor_id="batch")
+    await sent(store, "m2", to=OTHER, vendor_id="batch")
+    new = await store.ingest(
+        entry(),
+        [
+            receipt("e1", DeliveryStatus.DELIVERED, vendor_id="batch", phone=OTHER),
+            receipt("e2", DeliveryStatus.UNDELIVERED, vendor_id="batch", phone=PHONE),
+            receipt("e3", DeliveryStatus.DELIVERED, vendor_id="batch", phone=None),
+        ],
+    )
+    assert [e.message_id for e in new] == ["m2", "m1", None]
+    one, two = await store.get_message("m1"), await store.get_message("m2")
+    assert one is not None and one.status is DeliveryStatus.UNDELIVERED
+    assert two is not None and two.status is DeliveryStatus.DELIVERED
+
+
+async def test_event_with_a_different_number_is_not_tied_to_the_message(store: Store) -> None:
+    await sent(store)
+    new = await store.ingest(entry(), [receipt("e1", DeliveryStatus.DELIVERED, phone=OTHER)])
+    assert new[0].message_id is None
+    no_number = await store.ingest(entry(), [receipt("e2", DeliveryStatus.DELIVERED, phone=None)])
+    assert no_number[0].message_id == "m1"
+
+
+async def test_events_newest_first_and_validated_back_into_their_class(store: Store) -> None:
+    await sent(store)
+    await store.ingest(entry(), [receipt("old", DeliveryStatus.SENT, minutes=1)])
+    await store.ingest(entry(), [reply("newest", "好的", minutes=5)])
+    await store.ingest(entry(), [receipt("middle", DeliveryStatus.DELIVERED, minutes=3)])
+    events = await store.list_events()
+    assert [e.event_id for e in events] == ["newest", "middle", "old"]
+    assert isinstance(events[0], InboundMessage) and events[0].text == "好的"
+    assert isinstance(events[1], DeliveryReceipt) and events[1].raw == {"taskid": "task-1"}
+    assert events[1].occurred_at == T0 + timedelta(minutes=3)
+    assert [e.event_id for e in await store.list_events(limit=2)] == ["newest", "middle"]
+
+
+async def test_quarantine_keeps_raw_body_and_reason_newest_first(store: Store) -> None:
+    for i in range(3):
+        await store.quarantine(
+            QuarantineEntry(
+                provider="vs",
+                method="POST",
+                path="/callbacks/vs",
+                headers={"content-type": "application/x-www-form-urlencoded"},
+                body=b"\xff\xfe" + str(i).encode(),
+                reason=f"bad {i}",
+            )
+        )
+    found = await store.list_quarantine()
+    assert [q.reason for q in found] == ["bad 2", "bad 1", "bad 0"]
+    assert found[0].body == b"\xff\xfe2"
+    assert found[0].headers == {"content-type": "application/x-www-form-urlencoded"}
+    assert [q.reason for q in await store.list_quarantine(limit=1)] == ["bad 2"]
+    assert await store.count_inbox() == 0
+
+
+async def test_dispatch_tracking(store: Store) -> None:
+    await store.ingest(entry(), [receipt(f"e{i}", DeliveryStatus.SENT) for i in range(5)])
+    assert [e.event_id for e in await store.pending_dispatch(limit=3)] == ["e0", "e1", "e2"]
+    await store.mark_dispatched(["e0", "e2", "unknown"])
+    assert [e.event_id for e in await store.pending_dispatch()] == ["e1", "e3", "e4"]
+    await store.mark_dispatched(["e1", "e3", "e4"])
+    assert await store.pending_dispatch() == []
+
+
+async def test_idempotency_keys(store: Store) -> None:
+    assert await store.claim_idempotency_key("k", "m1", 60) is None
+    assert await store.claim_idempotency_key("k", "m2", 60) == "m1"
+    await store.release_idempotency_key("k", "m2")  # not the holder: no effect
+    assert await store.claim_idempotency_key("k", "m2", 60) == "m1"
+    await store.release_idempotency_key("k", "m1")
+    assert await store.claim_idempotency_key("k", "m2", 60) is None
+    assert await store.claim_idempotency_key("short", "m3", 0) is None
+    assert await store.claim_idempotency_key("short", "m4", 60) is None  # expired claim
+
+
+async def test_recipient_guard(store: Store) -> None:
+    assert await store.check_recipient(PHONE, 60) is None
+    wait = await store.check_recipient(PHONE, 60)
+    assert wait is not None and 59 < wait <= 60
+    assert await store.check_recipient(OTHER, 60) is None
+    assert await store.check_recipient(PHONE, 0) is None
