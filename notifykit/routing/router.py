@@ -1,7 +1,32 @@
-"""The router: one send, across the providers of its route, under the failover policy."""
+"""The router: one send, across the providers of its route, under the failover policy.
+
+Order of one send:
+
+1. the idempotency key, if any, is claimed (a repeat answers from the store, see
+   :mod:`notifykit.routing.guard`);
+2. the message is recorded (``pending``) before any attempt;
+3. the recipient guard is checked (``RecipientRateLimited`` locally, without a request);
+4. the route is chosen (:mod:`notifykit.routing.rules`) and each instance on it is tried:
+   declined or breaker-open instances are ``skipped`` attempts; a tried one is retried only
+   per :mod:`notifykit.routing.retry`; its failure stops the send or moves on per
+   :mod:`notifykit.routing.policy`; the record is updated after each try.
+
+Deadline (``routing.deadline``, from the start of ``send``): no try starts and no backoff
+ends after it. A vendor call still running at the deadline is abandoned and recorded as
+:class:`UnknownOutcome` (its request may have reached the vendor), which then stops or fails
+over like any UnknownOutcome. When the deadline has passed before the next provider is
+tried, the send stops and raises the last error (the one that sent it onwards), or
+``ProviderUnavailable("deadline exceeded ...")`` when no provider was tried at all.
+
+Final status: ``accepted`` (or what the provider reported) when one accepted; ``unknown``
+when the send stopped on :class:`UnknownOutcome`; ``failed`` otherwise. The idempotency key
+is given back on failure unless an attempt may have reached a vendor.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import random
 import time
 import uuid
 from collections.abc import Mapping
@@ -10,16 +35,31 @@ from typing import Any
 from notifykit.config import Config
 from notifykit.errors import (
     AllProvidersFailed,
+    ConfigError,
     InvalidMessage,
-    InvalidRecipient,
     NotifyKitError,
     ProviderError,
-    RecipientRateLimited,
+    ProviderUnavailable,
+    StoreError,
     UnknownOutcome,
 )
 from notifykit.log import get_logger
-from notifykit.models import Attempt, DeliveryStatus, MessageRecord, SendResult, SmsMessage
+from notifykit.models import (
+    DeliveryStatus,
+    MessageRecord,
+    SendReceipt,
+    SendResult,
+    SmsMessage,
+    StatusChange,
+    utcnow,
+)
 from notifykit.provider import SmsProvider
+from notifykit.routing.breaker import Admission, Breaker, CircuitBreaker, Clock
+from notifykit.routing.guard import Idempotency, RecipientGuard
+from notifykit.routing.policy import Decision, FailoverPolicy, breaker_effect
+from notifykit.routing.retry import RetryPolicy
+from notifykit.routing.rules import RouteTable
+from notifykit.routing.run import SendRun
 from notifykit.store.base import Store
 
 __all__ = ["Router"]
@@ -28,109 +68,221 @@ log = get_logger("notifykit.routing")
 
 
 class Router:
-    """Sends one message through the providers its route names, recording every attempt."""
+    """Sends one message through the providers its route names, recording every attempt.
+
+    ``clock`` drives the circuit breakers (default ``time.monotonic``); ``rng`` draws the
+    weighted order (default a fresh ``random.Random()``). Breaker state belongs to this
+    router. Raises :class:`ConfigError` when the routing section names an instance that is
+    not in ``providers`` or its weights are unusable.
+    """
 
     def __init__(
-        self, config: Config, providers: Mapping[str, SmsProvider[Any]], store: Store
+        self,
+        config: Config,
+        providers: Mapping[str, SmsProvider[Any]],
+        store: Store,
+        *,
+        clock: Clock = time.monotonic,
+        rng: random.Random | None = None,
     ) -> None:
         self.config = config
         self.providers = providers
         self.store = store
+        routing = config.routing
+        self.table = RouteTable(config, known=providers.keys())
+        self.policy = FailoverPolicy.from_config(routing)
+        self.retry = RetryPolicy.from_config(routing.retry)
+        self.deadline = routing.deadline
+        self.breakers: dict[str, Breaker] = {
+            name: CircuitBreaker.from_config(routing.breaker, clock) for name in providers
+        }
+        self.guard = RecipientGuard(store, routing.recipient_min_interval)
+        self.idempotency = Idempotency(store, routing.idempotency_ttl)
+        self.rng = rng if rng is not None else random.Random()
 
     def route(self, message: SmsMessage) -> list[str]:
-        return self.config.default_route()
+        """The instances this message would be tried on, first to last (drawn anew per call
+        for the weighted strategy)."""
+        return self.table.select(message).order(self.rng)
 
     def health(self) -> dict[str, dict[str, Any]]:
-        return {name: {"state": "closed"} for name in self.providers}
+        """Each instance's breaker: state, consecutive failures, reason, seconds until retry."""
+        return {name: breaker.snapshot() for name, breaker in self.breakers.items()}
 
     async def send(self, message: SmsMessage) -> SendResult:
-        message_id = uuid.uuid4().hex
-        await self.store.create_message(
-            MessageRecord(
-                message_id=message_id,
-                to=message.to,
-                template=message.template,
-                tags=message.tags,
-                idempotency_key=message.idempotency_key,
+        """Send ``message``; raise the error routing stopped on, or AllProvidersFailed.
+
+        Every error raised carries ``.attempts``.
+        """
+        loop = asyncio.get_running_loop()
+        run = SendRun(message, uuid.uuid4().hex, loop.time() + self.deadline)
+        key = message.idempotency_key
+        if key is not None:
+            earlier = await self.idempotency.claim(message, run.message_id, run.deadline)
+            if earlier is not None:
+                return earlier
+        try:
+            await self.store.create_message(
+                MessageRecord(
+                    message_id=run.message_id,
+                    to=message.to,
+                    template=message.template,
+                    tags=message.tags,
+                    idempotency_key=key,
+                    history=[StatusChange(status=DeliveryStatus.PENDING, at=utcnow())],
+                )
             )
+            return await self._deliver(run)
+        except BaseException:
+            if key is not None and not run.maybe_accepted:
+                await self.idempotency.release(key, run.message_id)
+            raise
+
+    async def _deliver(self, run: SendRun) -> SendResult:
+        try:
+            await self.guard.check(run.message.to)
+            order = self.route(run.message)
+            if not order:
+                raise ConfigError("routing: no provider instance is configured")
+            loop = asyncio.get_running_loop()
+            for name in order:
+                if loop.time() >= run.deadline:
+                    raise run.last_error or ProviderUnavailable(
+                        "deadline exceeded (routing.deadline) before any provider was tried"
+                    )
+                receipt = await self._visit(run, name)
+                if receipt is not None:
+                    return await self._accepted(run, name, receipt)
+            if run.all_declined:
+                raise InvalidMessage(
+                    "no provider can take this message: " + "; ".join(run.declined)
+                )
+            raise AllProvidersFailed("every provider on the route failed or was skipped")
+        except NotifyKitError as exc:
+            exc.attempts = list(run.attempts)
+            await self._finish(run, exc)
+            raise
+        except asyncio.CancelledError:
+            await self._finish(run, None)
+            raise
+
+    async def _visit(self, run: SendRun, name: str) -> SendReceipt | None:
+        """Try one instance; its receipt, None to go on, or raise to stop the send."""
+        provider = self.providers[name]
+        try:
+            reason = provider.decline(run.message)
+        except Exception as exc:  # a plugin bug must not escape as a foreign exception
+            reason = f"decline() failed ({type(exc).__name__})"
+        if reason is not None:
+            run.skipped(name, reason, declined=True)
+            return None
+        breaker = self.breakers[name]
+        admission = breaker.admit()
+        if isinstance(admission, str):
+            run.skipped(name, admission)
+            return None
+        loop = asyncio.get_running_loop()
+
+        def may_retry() -> bool:
+            return breaker.is_closed() and loop.time() + self.retry.longest_wait < run.deadline
+
+        try:
+            return await self.retry.call(
+                lambda: self._try(run, name, provider, breaker, admission), may_retry=may_retry
+            )
+        except StoreError:
+            raise
+        except NotifyKitError as exc:
+            if self.policy.decide(exc) is Decision.STOP:
+                raise
+            return None
+
+    async def _try(
+        self,
+        run: SendRun,
+        name: str,
+        provider: SmsProvider[Any],
+        breaker: Breaker,
+        admission: Admission,
+    ) -> SendReceipt:
+        """One request to one provider, recorded and reported to its breaker."""
+        started = time.perf_counter()
+        timeout = asyncio.timeout_at(run.deadline)
+        try:
+            async with timeout:
+                receipt = await provider.send(run.message)
+        except asyncio.CancelledError:
+            breaker.release(admission)
+            run.failed(
+                name,
+                UnknownOutcome(
+                    f"{name}: the send was cancelled while waiting for the vendor; "
+                    "it may have accepted the message",
+                    provider=name,
+                ),
+                started,
+            )
+            raise
+        except Exception as exc:
+            error = self._translate(name, exc, expired=timeout.expired())
+            breaker.record(admission, breaker_effect(error), type(error).__name__)
+            run.failed(name, error, started)
+            await self.store.update_message(run.message_id, attempts=run.attempts)
+            if error is exc:
+                raise
+            raise error from exc
+        breaker.record(admission, breaker_effect(None), "accepted")
+        run.accepted(name, started)
+        return receipt
+
+    @staticmethod
+    def _translate(name: str, exc: Exception, *, expired: bool) -> NotifyKitError:
+        if expired:
+            return UnknownOutcome(
+                f"{name}: deadline exceeded (routing.deadline) while waiting for the vendor; "
+                "it may have accepted the message",
+                provider=name,
+            )
+        if isinstance(exc, NotifyKitError):
+            return exc
+        return ProviderError(
+            f"{name}: the provider failed unexpectedly ({type(exc).__name__})", provider=name
         )
-        attempts: list[Attempt] = []
-        declined: list[str] = []
-        for name in self.route(message):
-            provider = self.providers[name]
-            reason = provider.decline(message)
-            if reason is not None:
-                attempts.append(Attempt(provider=name, outcome="skipped", error_message=reason))
-                declined.append(f"{name}: {reason}")
-                continue
-            started = time.perf_counter()
-            try:
-                receipt = await provider.send(message)
-            except ProviderError as exc:
-                attempts.append(self._failed(name, exc, started))
-                self._log(message_id, attempts[-1])
-                await self.store.update_message(message_id, attempts=attempts)
-                if isinstance(exc, InvalidRecipient | RecipientRateLimited | UnknownOutcome):
-                    await self._finish_failed(message_id, attempts, exc)
-                    exc.attempts = list(attempts)
-                    raise
-                continue
-            attempts.append(Attempt(provider=name, outcome="accepted", duration_ms=_ms(started)))
-            self._log(message_id, attempts[-1])
+
+    async def _accepted(self, run: SendRun, name: str, receipt: SendReceipt) -> SendResult:
+        result = SendResult(
+            message_id=run.message_id,
+            provider=name,
+            provider_message_id=receipt.provider_message_id,
+            remaining_credits=receipt.remaining_credits,
+            attempts=list(run.attempts),
+        )
+        try:
             await self.store.update_message(
-                message_id,
-                attempts=attempts,
+                run.message_id,
+                attempts=run.attempts,
                 status=receipt.status,
                 provider=name,
                 provider_message_id=receipt.provider_message_id,
                 remaining_credits=receipt.remaining_credits,
             )
-            return SendResult(
-                message_id=message_id,
+        except StoreError as exc:
+            # The vendor has the message: raising now would invite a second send.
+            log.error(
+                "store_update_failed",
+                message_id=run.message_id,
                 provider=name,
-                provider_message_id=receipt.provider_message_id,
-                remaining_credits=receipt.remaining_credits,
-                attempts=attempts,
+                error_type=type(exc).__name__,
             )
-        if declined and len(declined) == len(attempts):
-            error: NotifyKitError = InvalidMessage(
-                "no provider can take this message: " + "; ".join(declined)
-            )
-        else:
-            error = AllProvidersFailed("every provider failed")
-        await self._finish_failed(message_id, attempts, error)
-        error.attempts = list(attempts)
-        raise error
+        return result
 
-    async def _finish_failed(
-        self, message_id: str, attempts: list[Attempt], exc: NotifyKitError
-    ) -> None:
-        status = (
-            DeliveryStatus.UNKNOWN if isinstance(exc, UnknownOutcome) else DeliveryStatus.FAILED
-        )
-        await self.store.update_message(message_id, attempts=attempts, status=status)
-
-    @staticmethod
-    def _failed(name: str, exc: NotifyKitError, started: float) -> Attempt:
-        return Attempt(
-            provider=name,
-            outcome="failed",
-            error_type=type(exc).__name__,
-            error_message=exc.message,
-            duration_ms=_ms(started),
-        )
-
-    @staticmethod
-    def _log(message_id: str, attempt: Attempt) -> None:
-        log.info(
-            "attempt",
-            message_id=message_id,
-            provider=attempt.provider,
-            outcome=attempt.outcome,
-            error_type=attempt.error_type,
-            duration_ms=round(attempt.duration_ms, 2),
-        )
-
-
-def _ms(started: float) -> float:
-    return (time.perf_counter() - started) * 1000
+    async def _finish(self, run: SendRun, exc: NotifyKitError | None) -> None:
+        """Write the final status of a send that did not succeed (``exc`` None: cancelled)."""
+        stopped_unknown = isinstance(exc, UnknownOutcome) or (exc is None and run.maybe_accepted)
+        status = DeliveryStatus.UNKNOWN if stopped_unknown else DeliveryStatus.FAILED
+        try:
+            await self.store.update_message(run.message_id, attempts=run.attempts, status=status)
+        except StoreError:
+            if exc is None:
+                raise
+            log.error("store_update_failed", message_id=run.message_id, error_type="StoreError")

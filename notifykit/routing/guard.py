@@ -1,0 +1,123 @@
+"""The recipient guard and idempotency keys, both kept in the configured store.
+
+Because both live in the store, they hold across processes that share one SQLite file;
+``memory://`` keeps them private to one Notifier.
+
+Idempotency: the first send with a key claims it (atomically, in the store) for
+``routing.idempotency_ttl`` seconds. A repeat inside the TTL sends nothing and
+
+* returns the first :class:`SendResult`, rebuilt from the stored record, when a provider
+  accepted the first (whatever its delivery status is now);
+* waits while the first is still in flight (its record ``pending`` or not yet written),
+  polling the store, at most until the repeat's own deadline, then raises
+  :class:`UnknownOutcome`;
+* raises :class:`UnknownOutcome` when the first may have reached a vendor without a usable
+  answer, so that nobody ever receives a second code;
+* sends anew when the first failed without reaching any vendor (the first gives its key
+  back when it fails; a key left behind by a process that died is taken back here);
+* raises :class:`InvalidMessage` when the key was first used for another number or template.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from notifykit.errors import InvalidMessage, RecipientRateLimited, UnknownOutcome
+from notifykit.models import DeliveryStatus, MessageRecord, SendResult, SmsMessage
+from notifykit.phone import mask_phone
+from notifykit.store.base import Store
+
+__all__ = ["Idempotency", "RecipientGuard"]
+
+_POLL_FIRST = 0.005
+_POLL_MAX = 0.1
+_MAX_RECLAIMS = 5
+
+
+class RecipientGuard:
+    """``routing.recipient_min_interval``: one send per number per interval, across processes."""
+
+    def __init__(self, store: Store, interval: float | None) -> None:
+        self.store = store
+        self.interval = interval
+
+    async def check(self, phone: str) -> None:
+        """Claim ``phone`` now, or raise :class:`RecipientRateLimited` without any request."""
+        if not self.interval:
+            return
+        wait = await self.store.check_recipient(phone, self.interval)
+        if wait is not None:
+            raise RecipientRateLimited(
+                f"recipient {mask_phone(phone)} was sent a message less than "
+                f"{self.interval:g} s ago (routing.recipient_min_interval); "
+                f"try again in {wait:.1f} s"
+            )
+
+
+class Idempotency:
+    """Claims and releases idempotency keys, and answers repeats (see the module docstring)."""
+
+    def __init__(self, store: Store, ttl: float) -> None:
+        self.store = store
+        self.ttl = ttl
+
+    async def claim(
+        self, message: SmsMessage, message_id: str, deadline: float
+    ) -> SendResult | None:
+        """Claim the message's key for ``message_id``: None when this send owns it now, or
+        the first send's result. ``deadline`` is on the event loop's clock."""
+        key = message.idempotency_key
+        if key is None:
+            return None
+        for _ in range(_MAX_RECLAIMS):
+            holder = await self.store.claim_idempotency_key(key, message_id, self.ttl)
+            if holder is None or holder == message_id:
+                return None
+            record = await self._settled(holder, deadline)
+            if record is None or record.status is DeliveryStatus.PENDING:
+                raise UnknownOutcome(
+                    f"a send with this idempotency key (message {holder}) is still in "
+                    "progress; its outcome is not known yet"
+                )
+            if record.to != message.to or record.template != message.template:
+                raise InvalidMessage(
+                    f"idempotency key already used for another message ({holder}); "
+                    "use a new key for a new message"
+                )
+            if record.provider is not None:
+                return SendResult(
+                    message_id=record.message_id,
+                    provider=record.provider,
+                    provider_message_id=record.provider_message_id,
+                    remaining_credits=record.remaining_credits,
+                    attempts=list(record.attempts),
+                )
+            if record.status is DeliveryStatus.UNKNOWN or any(
+                a.error_type == UnknownOutcome.__name__ for a in record.attempts
+            ):
+                raise UnknownOutcome(
+                    f"the first send with this idempotency key (message {holder}) may have "
+                    "reached a vendor; not sending again",
+                    attempts=record.attempts,
+                )
+            # The first failed before any vendor could have accepted it: take the key back
+            # (a no-op when it already gave it up) and claim it for this send.
+            await self.store.release_idempotency_key(key, holder)
+        raise UnknownOutcome("idempotency key is contended by other sends; not sending")
+
+    async def release(self, key: str, message_id: str) -> None:
+        await self.store.release_idempotency_key(key, message_id)
+
+    async def _settled(self, message_id: str, deadline: float) -> MessageRecord | None:
+        """The holder's record once it has left ``pending``, or as it is at the deadline."""
+        loop = asyncio.get_running_loop()
+        delay = _POLL_FIRST
+        while True:
+            record = await self.store.get_message(message_id)
+            if record is not None and record.status is not DeliveryStatus.PENDING:
+                return record
+            left = deadline - loop.time()
+            if left <= 0:
+                return record
+            await asyncio.sleep(min(delay, left))
+            delay = min(delay * 2, _POLL_MAX)
