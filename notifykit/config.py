@@ -83,6 +83,12 @@ class ProviderConfig(BaseModel):
     def options(self) -> dict[str, Any]:
         return dict(self.model_extra or {})
 
+    def __repr_args__(self) -> Any:
+        # The options are raw until the provider type validates them into SecretStr and
+        # friends: show their names only, never their values.
+        yield "type", self.type
+        yield "options", sorted(self.model_extra or {})
+
 
 class RetryConfig(_Section):
     """Retries of the same provider, only where the request never reached the vendor."""
@@ -215,7 +221,13 @@ class Config(_Section):
         environ: Mapping[str, str] | None = None,
     ) -> Config:
         """Validate a parsed configuration, interpolating ``${VAR}`` from ``environ``."""
-        expanded = _interpolate(dict(data), os.environ if environ is None else environ, ())
+        where = f"{source}: " if source else ""
+        if "source" in data:
+            raise ConfigError(f"{where}source: Extra inputs are not permitted")
+        try:
+            expanded = _interpolate(dict(data), os.environ if environ is None else environ, ())
+        except ConfigError as exc:
+            raise ConfigError(where + exc.message) from None
         try:
             config = cls.model_validate({**expanded, "source": source})
         except ValidationError as exc:
@@ -237,7 +249,9 @@ def format_validation_error(
     return where + "; ".join(problems)
 
 
-_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+# ``$${`` is a literal ``${``; any other ``${`` that is not a well-formed reference is an
+# error, so that a typo never passes the reference itself on as a credential.
+_VAR = re.compile(r"\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}|\$\{")
 
 
 def _interpolate(value: Any, environ: Mapping[str, str], path: tuple[str, ...]) -> Any:
@@ -248,9 +262,18 @@ def _interpolate(value: Any, environ: Mapping[str, str], path: tuple[str, ...]) 
     if isinstance(value, str):
 
         def substitute(match: re.Match[str]) -> str:
+            if match.group(0) == "$${":
+                return "${"
             name, default = match.group(1), match.group(2)
-            if name in environ:
-                return environ[name]
+            if name is None:
+                raise ConfigError(
+                    f"{'.'.join(path)}: malformed reference (write ${{NAME}} or "
+                    "${NAME:-default}; $${ for a literal ${)"
+                )
+            current = environ.get(name)
+            # Shell semantics: ``${VAR:-default}`` also replaces a variable set but empty.
+            if current is not None and (current or default is None):
+                return current
             if default is not None:
                 return default
             raise ConfigError(f"{'.'.join(path)}: environment variable {name} is not set")

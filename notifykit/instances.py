@@ -66,7 +66,17 @@ def build_providers(
             callback_path=callback_path(config, instance),
             transport=_transport_for(config, instance, transport),
         )
-        built[instance] = cls(options, context=context, templates=templates)
+        try:
+            built[instance] = cls(options, context=context, templates=templates)
+        except ConfigError:
+            raise
+        except Exception as exc:
+            # A plugin bug must not surface as a foreign exception; its text may hold an
+            # option value, so only the type is named.
+            raise ConfigError(
+                f"providers.{instance}: provider type {section.type!r} "
+                f"({registered.distribution}) failed to start: {type(exc).__name__}"
+            ) from exc
     return built
 
 

@@ -10,16 +10,28 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import MutableMapping
+from collections.abc import Callable, MutableMapping
 from typing import Any
 
 import structlog
 
 from notifykit.phone import mask_phone
 
-__all__ = ["PHONE_FIELDS", "configure_cli_logging", "get_logger", "mask_phone_fields"]
+__all__ = [
+    "PHONE_FIELDS",
+    "configure_cli_logging",
+    "get_logger",
+    "mask_phone_fields",
+    "protect_record_fields",
+]
 
 PHONE_FIELDS = frozenset({"to", "phone", "mobile", "recipient", "number"})
+
+# Keys ``logging.LogRecord`` owns: passing one in ``extra`` raises KeyError inside
+# ``Logger.makeRecord``, which would turn a log call into a failed send.
+_RECORD_FIELDS = frozenset(
+    vars(logging.LogRecord("", 0, "", 0, "", (), None)).keys() | {"message", "asctime"}
+)
 
 
 def mask_phone_fields(
@@ -33,6 +45,17 @@ def mask_phone_fields(
     return event_dict
 
 
+def protect_record_fields(
+    _logger: Any, _name: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """structlog processor: rename keys that would collide with ``LogRecord`` attributes
+    (``name`` -> ``name_``), so that no log call can raise."""
+    for key in _RECORD_FIELDS.intersection(event_dict):
+        if key not in ("event", "exc_info", "stack_info"):
+            event_dict[f"{key}_"] = event_dict.pop(key)
+    return event_dict
+
+
 def get_logger(name: str = "notifykit") -> structlog.stdlib.BoundLogger:
     """A structlog logger over the standard logger ``name``; configures nothing globally."""
     return structlog.wrap_logger(  # type: ignore[no-any-return]
@@ -41,14 +64,22 @@ def get_logger(name: str = "notifykit") -> structlog.stdlib.BoundLogger:
             mask_phone_fields,
             structlog.stdlib.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
+            protect_record_fields,
             structlog.stdlib.render_to_log_kwargs,
         ],
         wrapper_class=structlog.stdlib.BoundLogger,
     )
 
 
-def configure_cli_logging(level: int = logging.WARNING, *, json: bool | None = None) -> None:
-    """Render notifykit's log records on stderr: JSON when stderr is not a terminal."""
+def configure_cli_logging(
+    level: int = logging.WARNING, *, json: bool | None = None
+) -> Callable[[], None]:
+    """Render notifykit's log records on stderr: JSON when stderr is not a terminal.
+
+    Only the ``notifykit`` logger is touched (not the root logger, not structlog's global
+    configuration). Returns a function that puts that logger back as it was, so that a CLI
+    run inside a host process (tests, ``CliRunner``) leaves no trace.
+    """
     use_json = (not sys.stderr.isatty()) if json is None else json
     renderer: Any = (
         structlog.processors.JSONRenderer(ensure_ascii=False)
@@ -59,10 +90,22 @@ def configure_cli_logging(level: int = logging.WARNING, *, json: bool | None = N
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
-            foreign_pre_chain=[structlog.stdlib.add_log_level, structlog.stdlib.ExtraAdder()],
+            foreign_pre_chain=[
+                structlog.stdlib.add_log_level,
+                structlog.stdlib.ExtraAdder(),
+                mask_phone_fields,
+            ],
         )
     )
     logger = logging.getLogger("notifykit")
+    saved = (list(logger.handlers), logger.level, logger.propagate)
     logger.handlers[:] = [handler]
     logger.setLevel(level)
     logger.propagate = False
+
+    def restore() -> None:
+        logger.handlers[:] = saved[0]
+        logger.setLevel(saved[1])
+        logger.propagate = saved[2]
+
+    return restore

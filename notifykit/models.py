@@ -7,8 +7,17 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ModelWrapValidatorHandler,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
+from notifykit.errors import InvalidMessage
 from notifykit.phone import parse_phone
 
 __all__ = [
@@ -72,7 +81,11 @@ _RANK = {
 
 
 class SmsMessage(BaseModel):
-    """One SMS to send: a logical template with its parameters, to one E.164 number."""
+    """One SMS to send: a logical template with its parameters, to one E.164 number.
+
+    Invalid input raises :class:`~notifykit.errors.InvalidMessage` (not pydantic's
+    ``ValidationError``), naming each field and what is wrong; the number only masked.
+    """
 
     # Numbers are personal data: validation errors never echo the input.
     model_config = ConfigDict(frozen=True, hide_input_in_errors=True)
@@ -83,9 +96,22 @@ class SmsMessage(BaseModel):
     idempotency_key: str | None = None
     tags: tuple[str, ...] = ()
 
-    @field_validator("to")
+    @model_validator(mode="wrap")
     @classmethod
-    def _e164(cls, value: str) -> str:
+    def _invalid_message(cls, data: Any, handler: ModelWrapValidatorHandler[SmsMessage]) -> Any:
+        try:
+            return handler(data)
+        except ValidationError as exc:
+            problems = [
+                f"{'.'.join(str(p) for p in error['loc']) or 'message'}: {error['msg']}"
+                for error in exc.errors(include_input=False, include_url=False)
+            ]
+            raise InvalidMessage("; ".join(problems)) from None
+
+    @field_validator("to", mode="before")
+    @classmethod
+    def _e164(cls, value: object) -> str:
+        # ``before``: a non-string number gets parse_phone's clear message, not pydantic's.
         return parse_phone(value)
 
 

@@ -15,7 +15,7 @@ import pluggy
 
 from notifykit.callbacks.processor import CallbackProcessor, Subscriber
 from notifykit.config import Config, load_config
-from notifykit.errors import ConfigError, InvalidMessage, NotifyKitError
+from notifykit.errors import ConfigError, InvalidMessage, NotifyKitError, ProviderError
 from notifykit.instances import TransportFactory, build_providers
 from notifykit.models import Balance, MessageRecord, SendResult, SmsMessage
 from notifykit.phone import parse_phone
@@ -41,6 +41,14 @@ def build_message(
     e164 = parse_phone(to)
     if not isinstance(template, str) or not template.strip():
         raise InvalidMessage("template: a logical template name is required")
+    if params is not None and not isinstance(params, Mapping):
+        raise InvalidMessage(f"params: expected a mapping, got {type(params).__name__}")
+    if isinstance(tags, str):
+        raise InvalidMessage("tags: expected a list of tags, got a single string")
+    if idempotency_key is not None and (
+        not isinstance(idempotency_key, str) or not idempotency_key
+    ):
+        raise InvalidMessage("idempotency_key: expected a non-empty string")
     clean: dict[str, str] = {}
     for key, value in (params or {}).items():
         if not isinstance(key, str) or not key:
@@ -140,15 +148,34 @@ class AsyncNotifier:
         message = build_message(
             to, template=template, params=params, idempotency_key=idempotency_key, tags=tags
         )
+        self._check_open()
+        if not self.providers:
+            raise ConfigError(f"{self.config.source or 'configuration'}: no providers configured")
         await self.open()
         return await self.router.send(message)
 
     async def balance(self, provider: str | None = None) -> Balance:
-        """What is left on ``provider``'s account (default: the first on the default route)."""
+        """What is left on ``provider``'s account (default: the first on the default route).
+
+        Raises ConfigError for an unknown instance, NotSupported when the vendor has no
+        balance query, a ProviderError when the query failed.
+        """
+        self._check_open()
         name = provider or next(iter(self.config.default_route()), None)
         if name is None or name not in self.providers:
             raise ConfigError(f"unknown provider {name!r} (configured: {sorted(self.providers)})")
-        return await self.providers[name].balance()
+        try:
+            return await self.providers[name].balance()
+        except NotifyKitError:
+            raise
+        except Exception as exc:  # a plugin bug: translate, never leak a foreign exception
+            raise ProviderError(
+                f"{name}: balance query failed ({type(exc).__name__})", provider=name
+            ) from exc
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise NotifyKitError("the notifier is closed")
 
     async def get_message(self, message_id: str) -> MessageRecord | None:
         """The stored record of a message: status, history, provider, attempts."""
@@ -162,6 +189,7 @@ class AsyncNotifier:
 
         The raw request is stored before this returns an acknowledgement.
         """
+        self._check_open()
         await self.open()
         status, out_headers, out_body = await self.callbacks.handle(
             provider, method, headers, body, url=url
@@ -191,7 +219,10 @@ class AsyncNotifier:
         if self._opened:
             await self.store.close()
         if errors:
-            raise NotifyKitError(f"closing providers failed: {errors[0]!r}")
+            # Only the class: a plugin's message might hold an option value.
+            raise NotifyKitError(
+                f"closing providers failed: {', '.join(type(e).__name__ for e in errors)}"
+            ) from errors[0]
 
 
 class Notifier:
@@ -205,6 +236,7 @@ class Notifier:
     def __init__(
         self, config: Config | str | os.PathLike[str] | None = None, **kwargs: Any
     ) -> None:
+        self._close_lock = threading.Lock()
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
             target=self._loop.run_forever, name="notifykit-loop", daemon=True
@@ -240,6 +272,14 @@ class Notifier:
         return self._async
 
     def _call(self, coro: Coroutine[Any, Any, T]) -> T:
+        if threading.current_thread() is self._thread:
+            # Waiting on our own loop from inside it (e.g. a subscriber calling send) would
+            # hang forever; the async notifier is the way in from there.
+            coro.close()
+            raise NotifyKitError(
+                "Notifier methods cannot be called from its own event loop "
+                "(in a subscriber, use notifier.async_notifier)"
+            )
         if self._loop.is_closed():
             coro.close()
             raise NotifyKitError("the notifier is closed")
@@ -281,12 +321,13 @@ class Notifier:
 
     def close(self) -> None:
         """Wait for every stored event to be dispatched, release everything, stop the loop."""
-        if self._loop.is_closed():
-            return
-        try:
-            self._call(self._async.close())
-        finally:
-            self._stop_loop()
+        with self._close_lock:
+            if self._loop.is_closed():
+                return
+            try:
+                self._call(self._async.close())
+            finally:
+                self._stop_loop()
 
     def _stop_loop(self) -> None:
         self._loop.call_soon_threadsafe(self._loop.stop)

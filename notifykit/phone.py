@@ -2,11 +2,26 @@
 
 from __future__ import annotations
 
+import re
+
 import phonenumbers
+from phonenumbers import ValidationResult
 
 from notifykit.errors import InvalidMessage
 
 __all__ = ["mask_phone", "parse_phone", "region_of"]
+
+# What a typed number may hold besides digits: a leading +, spaces and the usual separators.
+# Letters are refused (phonenumbers would read "1-800-FLOWERS" as digits), and so are
+# extensions, which an SMS cannot reach.
+_ALLOWED = re.compile(r"^\+?[0-9 ().\-/\u00a0]+$")
+
+_REASONS = {
+    ValidationResult.INVALID_COUNTRY_CODE: "unknown country code",
+    ValidationResult.TOO_SHORT: "too short",
+    ValidationResult.TOO_LONG: "too long",
+    ValidationResult.INVALID_LENGTH: "wrong length",
+}
 
 
 def mask_phone(value: str | None) -> str:
@@ -31,24 +46,37 @@ def mask_phone(value: str | None) -> str:
     return "*" * max(len(digits) - 2, 0) + digits[-2:]
 
 
-def parse_phone(value: str, default_region: str | None = None) -> str:
+def parse_phone(value: object, default_region: str | None = None) -> str:
     """Parse and validate a number, returning its E.164 form.
 
     A number without ``+`` needs ``default_region`` (e.g. ``"CN"``). Raises
-    :class:`InvalidMessage` naming the masked number when it is not a valid number.
+    :class:`InvalidMessage` saying what is wrong, with the number masked.
     """
-    if not isinstance(value, str) or not value.strip():
-        raise InvalidMessage("recipient number is empty")
+    if not isinstance(value, str):
+        raise InvalidMessage(f"to: expected the number as a string, got {type(value).__name__}")
     text = value.strip()
+    if not text:
+        raise InvalidMessage("to: the recipient number is empty")
+    masked = mask_phone(text)
+    if not _ALLOWED.fullmatch(text):
+        raise InvalidMessage(
+            f"to: recipient {masked} holds characters other than digits, spaces, + - ( ) . /"
+        )
+    if not text.startswith("+") and default_region is None:
+        raise InvalidMessage(
+            f"to: recipient {masked} has no country code (write it as +<country code><number>)"
+        )
     try:
         parsed = phonenumbers.parse(text, None if text.startswith("+") else default_region)
     except phonenumbers.NumberParseException as exc:
-        hint = "" if text.startswith("+") or default_region else " (use +<country code>)"
-        raise InvalidMessage(
-            f"recipient {mask_phone(text)} is not a phone number{hint}: {exc.args[0] if exc.args else exc}"
-        ) from None
+        reason = exc.args[0] if exc.args else type(exc).__name__
+        raise InvalidMessage(f"to: recipient {masked} is not a phone number: {reason}") from None
     if not phonenumbers.is_valid_number(parsed):
-        raise InvalidMessage(f"recipient {mask_phone(text)} is not a valid phone number")
+        why = _REASONS.get(phonenumbers.is_possible_number_with_reason(parsed))
+        region = phonenumbers.region_code_for_country_code(parsed.country_code)
+        where = f" for {region}" if region and region != "ZZ" else ""
+        detail = f" ({why})" if why else ""
+        raise InvalidMessage(f"to: recipient {masked} is not a valid number{where}{detail}")
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 

@@ -12,13 +12,15 @@ import pluggy
 
 from notifykit import hookspecs
 from notifykit.errors import ConfigError
-from notifykit.provider import ProviderOptions, SmsProvider
+from notifykit.provider import ProviderOptions, SmsProvider, TemplateOptions
 from notifykit.sandbox import Sandbox
 
 __all__ = [
     "DEFAULT_PLUGINS",
     "ENTRY_POINT_GROUP",
+    "LOAD_PLUGINS_ENV",
     "Registered",
+    "check_pending",
     "get_plugin_manager",
     "provider_types",
     "sandbox_types",
@@ -27,6 +29,10 @@ __all__ = [
 ENTRY_POINT_GROUP = "notifykit"
 DEFAULT_PLUGINS = ("notifykit.default_plugins.console", "notifykit.default_plugins.memory")
 LOAD_PLUGINS_ENV = "NOTIFYKIT_LOAD_PLUGINS"
+
+
+# Which distribution each loaded plugin object came from, for error messages and listings.
+_DISTRIBUTIONS: dict[int, str] = {}
 
 
 @dataclass(frozen=True)
@@ -46,16 +52,33 @@ def get_plugin_manager(*, load_entrypoints: bool = True) -> pluggy.PluginManager
     pm.add_hookspecs(hookspecs)
     for module_name in DEFAULT_PLUGINS:
         module = importlib.import_module(module_name)
-        pm.register(module, name=module_name)
-        _DISTRIBUTIONS[id(module)] = "notifykit"
+        _register(pm, module, module_name, "notifykit")
     if load_entrypoints:
         _load_entrypoints(pm)
-    pm.check_pending()
+    check_pending(pm)
     return pm
 
 
-# Which distribution each loaded plugin object came from, for error messages and listings.
-_DISTRIBUTIONS: dict[int, str] = {}
+def check_pending(pm: pluggy.PluginManager) -> None:
+    """Fail on a hook implementation that matches no hook spec (a misspelt hook name)."""
+    try:
+        pm.check_pending()
+    except pluggy.PluginValidationError as exc:
+        raise ConfigError(
+            f"plugin {_label(exc.plugin)!r} implements an unknown hook: {exc}"
+        ) from exc
+
+
+def _label(plugin: object) -> str:
+    return _DISTRIBUTIONS.get(id(plugin)) or getattr(plugin, "__name__", type(plugin).__name__)
+
+
+def _register(pm: pluggy.PluginManager, plugin: object, name: str, distribution: str) -> None:
+    _DISTRIBUTIONS[id(plugin)] = distribution
+    try:
+        pm.register(plugin, name=name)
+    except (pluggy.PluginValidationError, ValueError) as exc:
+        raise ConfigError(f"plugin {name!r} from {distribution!r} is invalid: {exc}") from exc
 
 
 def _load_entrypoints(pm: pluggy.PluginManager) -> None:
@@ -64,14 +87,20 @@ def _load_entrypoints(pm: pluggy.PluginManager) -> None:
     for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
         if wanted is not None and ep.name not in wanted:
             continue
-        if pm.get_plugin(ep.name) is not None:
-            continue
+        distribution = ep.dist.name if ep.dist is not None else ep.name
         try:
             plugin = ep.load()
         except Exception as exc:
-            raise ConfigError(f"plugin {ep.name!r} ({ep.value}) failed to load: {exc}") from exc
-        pm.register(plugin, name=ep.name)
-        _DISTRIBUTIONS[id(plugin)] = ep.dist.name if ep.dist is not None else ep.name
+            raise ConfigError(
+                f"plugin {ep.name!r} ({ep.value}) from {distribution!r} failed to load: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
+        if pm.is_registered(plugin):
+            continue  # the same distribution found twice on sys.path
+        # Two distributions may pick the same entry point name; both load, so that a type
+        # name they both register is reported rather than one of them silently dropped.
+        name = ep.name if pm.get_plugin(ep.name) is None else f"{ep.name}@{distribution}"
+        _register(pm, plugin, name, distribution)
 
 
 def _collect(
@@ -94,7 +123,14 @@ def _collect(
                 )
             found[name] = Registered(name=name, cls=cls, distribution=_dist)
 
-        impl.function(register=register)
+        try:
+            impl.function(register=register)
+        except ConfigError:
+            raise
+        except Exception as exc:
+            raise ConfigError(
+                f"plugin {distribution!r} failed in {hook_name}: {type(exc).__name__}: {exc}"
+            ) from exc
     return dict(sorted(found.items()))
 
 
@@ -112,7 +148,16 @@ def _validate(cls: Any, base: type[Any], what: str, distribution: str) -> None:
         options = getattr(cls, "Options", None)
         if not (inspect.isclass(options) and issubclass(options, ProviderOptions)):
             raise ConfigError(
-                f"provider {name!r} from {distribution!r}: Options must subclass ProviderOptions"
+                f"provider {name!r} from {distribution!r}: Options must subclass "
+                "notifykit.ProviderOptions"
+            )
+        template_options = getattr(cls, "TemplateOptions", None)
+        if not (
+            inspect.isclass(template_options) and issubclass(template_options, TemplateOptions)
+        ):
+            raise ConfigError(
+                f"provider {name!r} from {distribution!r}: "
+                "TemplateOptions must subclass notifykit.TemplateOptions"
             )
         if inspect.isabstract(cls):
             raise ConfigError(f"provider {name!r} from {distribution!r} does not implement send()")

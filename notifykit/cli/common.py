@@ -1,34 +1,149 @@
-"""What every command shares: the top-level group, configuration loading, error exits."""
+"""What every command shares: the top-level group, configuration loading, error exits.
+
+Every error leaves the CLI as one line on stderr (``Error: ...``) and an exit status: 0 on
+success, 1 when a send or query failed (or anything unexpected happened), 2 for usage or
+configuration errors. No traceback is ever printed, and the secrets of the loaded
+configuration are blanked out of every error line as a last line of defence.
+"""
 
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import sys
-from collections.abc import Callable
-from typing import Any, NoReturn, TypeVar
+from collections.abc import Callable, Iterable
+from typing import IO, Any, NoReturn, TypeVar
 
 import click
+from pydantic import BaseModel, SecretStr
 
 from notifykit.config import Config, load_config
 from notifykit.errors import ConfigError, InvalidMessage, NotifyKitError
 from notifykit.log import configure_cli_logging
 
-__all__ = ["EXIT_FAILED", "EXIT_USAGE", "cli", "config_option", "fail", "handle_errors", "load"]
+__all__ = [
+    "EXIT_FAILED",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "NotifyKitGroup",
+    "cli",
+    "config_option",
+    "echo_json",
+    "exit_code_for",
+    "fail",
+    "handle_errors",
+    "load",
+    "redact",
+    "remember_secrets",
+    "secrets_of",
+]
 
+EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+# Secret values of the configuration this run loaded; never printed (see ``redact``).
+_SECRETS: set[str] = set()
+_MIN_SECRET_LENGTH = 4  # shorter values would blank out ordinary words
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+
+def remember_secrets(values: Iterable[str]) -> None:
+    """Add values that must never reach the terminal."""
+    _SECRETS.update(v for v in values if len(v) >= _MIN_SECRET_LENGTH)
+
+
+def secrets_of(config: Config, options: Iterable[BaseModel] = ()) -> list[str]:
+    """Every SecretStr value in ``config`` and in the given provider options."""
+    found: list[str] = []
+    if config.callbacks.token is not None:
+        found.append(config.callbacks.token.get_secret_value())
+    for model in options:
+        for name in type(model).model_fields:
+            value = getattr(model, name, None)
+            if isinstance(value, SecretStr):
+                found.append(value.get_secret_value())
+    return found
+
+
+def redact(text: str) -> str:
+    """``text`` with every remembered secret replaced by ``**********``."""
+    for secret in sorted(_SECRETS, key=len, reverse=True):
+        text = text.replace(secret, "**********")
+    return text
+
+
+def one_line(text: str) -> str:
+    return "; ".join(part.strip() for part in text.splitlines() if part.strip())
+
+
+def exit_code_for(exc: BaseException) -> int:
+    """The documented exit status for an error."""
+    if isinstance(exc, ConfigError | InvalidMessage):
+        return EXIT_USAGE
+    return EXIT_FAILED
+
+
+def describe_error(exc: BaseException) -> str:
+    """One line for an error: configuration and input errors speak for themselves, the
+    rest are prefixed with their class name."""
+    if isinstance(exc, NotifyKitError):
+        message = exc.message or type(exc).__name__
+        if isinstance(exc, ConfigError | InvalidMessage):
+            return one_line(message)
+        return one_line(f"{type(exc).__name__}: {message}")
+    return one_line(f"unexpected error: {type(exc).__name__}: {exc}")
+
+
+class _Failure(click.ClickException):
+    """An error already worded for the user, with its exit status."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        click.echo(f"Error: {redact(self.format_message())}", err=True)
+
+
+def _usage_failure(exc: click.UsageError) -> _Failure:
+    hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
+    return _Failure(one_line(exc.format_message()) + hint, EXIT_USAGE)
+
+
+class NotifyKitGroup(click.Group):
+    """A click group whose every error, click's usage errors included, is one line."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except click.UsageError as exc:
+            raise _usage_failure(exc) from exc
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.Abort, EOFError, _Failure):
+            raise
+        except click.UsageError as exc:
+            raise _usage_failure(exc) from exc
+        except click.ClickException as exc:
+            raise _Failure(one_line(exc.format_message()), exc.exit_code) from exc
+        except Exception as exc:
+            raise _Failure(describe_error(exc), exit_code_for(exc)) from exc
+
+
+@click.group(cls=NotifyKitGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-v", "--verbose", count=True, help="More log output on stderr (-v info, -vv debug).")
 @click.version_option(package_name="notifykit")
-def cli(verbose: int) -> None:
+@click.pass_context
+def cli(ctx: click.Context, verbose: int) -> None:
     """notifykit: send SMS through any number of vendors behind one interface."""
+    _SECRETS.clear()
     level = {0: logging.WARNING, 1: logging.INFO}.get(verbose, logging.DEBUG)
-    configure_cli_logging(level)
+    ctx.call_on_close(configure_cli_logging(level))
 
 
 def config_option(fn: F) -> F:
@@ -44,29 +159,37 @@ def config_option(fn: F) -> F:
 
 def fail(message: str, code: int = EXIT_FAILED) -> NoReturn:
     """Print one error line on stderr and exit."""
-    click.echo(f"Error: {message}", err=True)
+    click.echo(f"Error: {redact(one_line(message))}", err=True)
     sys.exit(code)
 
 
 def load(config_path: str | None) -> Config:
+    """The configuration, or exit 2 with the problem on one line."""
     try:
-        return load_config(config_path)
+        config = load_config(config_path)
     except ConfigError as exc:
         fail(exc.message, EXIT_USAGE)
+    remember_secrets(secrets_of(config))
+    return config
+
+
+def echo_json(data: Any) -> None:
+    """Print ``data`` (already ``model_dump(mode="json")``-ed) as JSON on stdout."""
+    click.echo(json.dumps(data, ensure_ascii=False, indent=2))
 
 
 def handle_errors(fn: F) -> F:
-    """Turn notifykit errors into one line and the documented exit status."""
+    """Turn notifykit errors into one line and the documented exit status.
+
+    The group does the same for every command; this keeps a command correct when it is
+    called on its own (``command.main()``).
+    """
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except ConfigError as exc:
-            fail(exc.message, EXIT_USAGE)
-        except InvalidMessage as exc:
-            fail(exc.message, EXIT_USAGE)
         except NotifyKitError as exc:
-            fail(f"{type(exc).__name__}: {exc.message}", EXIT_FAILED)
+            fail(describe_error(exc), exit_code_for(exc))
 
     return wrapper  # type: ignore[return-value]

@@ -2,23 +2,22 @@
 
 from __future__ import annotations
 
-import itertools
 import sys
+import uuid
 from decimal import Decimal
-from typing import Any, ClassVar, TextIO
+from typing import Any, ClassVar, Literal, TextIO
 
-from pydantic import Field
-
+from notifykit.default_plugins.memory import AnyTemplateOptions
 from notifykit.hookspecs import hookimpl
 from notifykit.models import Balance, SendReceipt, SmsMessage
 from notifykit.phone import mask_phone
-from notifykit.provider import ProviderOptions, SmsProvider
+from notifykit.provider import ProviderOptions, SmsProvider, TemplateOptions
 
 __all__ = ["ConsoleOptions", "ConsoleProvider"]
 
 
 class ConsoleOptions(ProviderOptions):
-    stream: str = Field(default="stdout", pattern="^(stdout|stderr)$")
+    stream: Literal["stdout", "stderr"] = "stdout"
     """Where to print: ``stdout`` or ``stderr``."""
 
 
@@ -27,9 +26,8 @@ class ConsoleProvider(SmsProvider[ConsoleOptions]):
 
     name: ClassVar[str] = "console"
     Options: ClassVar[type[ProviderOptions]] = ConsoleOptions
+    TemplateOptions: ClassVar[type[TemplateOptions]] = AnyTemplateOptions
     requires_templates: ClassVar[bool] = False
-
-    _ids = itertools.count(1)
 
     def _stream(self) -> TextIO:
         return sys.stderr if self.options.stream == "stderr" else sys.stdout
@@ -41,7 +39,8 @@ class ConsoleProvider(SmsProvider[ConsoleOptions]):
             file=self._stream(),
             flush=True,
         )
-        return SendReceipt(provider_message_id=f"console-{next(self._ids)}")
+        # Unique across runs, since a persistent store keys messages by this id too.
+        return SendReceipt(provider_message_id=f"console-{uuid.uuid4().hex[:16]}")
 
     async def balance(self) -> Balance:
         return Balance(provider=self.instance, remaining=Decimal("Infinity"), unit="credits")

@@ -7,17 +7,21 @@ script it at run time with :meth:`MemoryProvider.fail_next`.
 from __future__ import annotations
 
 import asyncio
+import copy
 import itertools
 from collections import deque
 from decimal import Decimal
 from typing import Any, ClassVar, Literal
 
+from pydantic import ConfigDict, Field, field_validator
+
 from notifykit import errors
 from notifykit.hookspecs import hookimpl
 from notifykit.models import Balance, SendReceipt, SmsMessage
-from notifykit.provider import ProviderOptions, SmsProvider
+from notifykit.phone import region_of
+from notifykit.provider import ProviderOptions, SmsProvider, TemplateOptions
 
-__all__ = ["FAILURES", "MemoryOptions", "MemoryProvider", "SentMessage"]
+__all__ = ["FAILURES", "AnyTemplateOptions", "MemoryOptions", "MemoryProvider", "SentMessage"]
 
 FAILURES: dict[str, type[errors.ProviderError]] = {
     cls.__name__: cls
@@ -50,12 +54,33 @@ FailureName = Literal[
 class MemoryOptions(ProviderOptions):
     fail: FailureName | None = None
     """Fail every send with this error class."""
-    balance: int = 1000
+    balance: int = Field(default=1000, ge=0)
     """Credits; each accepted send costs one."""
-    delay: float = 0.0
+    delay: float = Field(default=0.0, ge=0.0, le=60.0)
     """Seconds each send takes."""
     countries: list[str] | None = None
     """Decline numbers outside these regions (ISO 3166 codes); None accepts all."""
+
+    @field_validator("countries")
+    @classmethod
+    def _regions(cls, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return None
+        regions = [code.strip().upper() for code in value]
+        for code in regions:
+            if len(code) != 2 or not code.isalpha():
+                raise ValueError("expected ISO 3166 two-letter region codes such as CN or US")
+        return regions
+
+
+class AnyTemplateOptions(TemplateOptions):
+    """Whatever ``[templates.<t>.<instance>]`` holds, kept as given.
+
+    A built-in provider needs no template settings, but accepts them, so that a file written
+    for a real vendor still loads when an instance's ``type`` is switched to it.
+    """
+
+    model_config = ConfigDict(extra="allow", frozen=True)
 
 
 class SentMessage(SmsMessage):
@@ -70,6 +95,7 @@ class MemoryProvider(SmsProvider[MemoryOptions]):
 
     name: ClassVar[str] = "memory"
     Options: ClassVar[type[ProviderOptions]] = MemoryOptions
+    TemplateOptions: ClassVar[type[TemplateOptions]] = AnyTemplateOptions
     requires_templates: ClassVar[bool] = False
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -83,23 +109,30 @@ class MemoryProvider(SmsProvider[MemoryOptions]):
     def fail_next(
         self, error: type[errors.ProviderError] | errors.ProviderError | None, times: int = 1
     ) -> None:
-        """Make the next ``times`` sends raise ``error`` (None: succeed)."""
+        """Make the next ``times`` sends raise ``error`` (None: succeed).
+
+        ``error`` is an error class (raised with a message naming the instance) or an
+        instance (each scripted send raises its own copy).
+        """
+        if times < 1:
+            raise ValueError("times must be at least 1")
         for _ in range(times):
             if isinstance(error, type):
                 self._script.append(
                     error(f"{self.instance}: scripted {error.__name__}", provider=self.instance)
                 )
             else:
-                self._script.append(error)
+                self._script.append(copy.copy(error))
 
     def decline(self, message: SmsMessage) -> str | None:
         countries = self.options.countries
         if countries is not None:
-            from notifykit.phone import region_of
-
             region = region_of(message.to)
             if region not in countries:
-                return f"destination {region} not served (serves {', '.join(countries)})"
+                return (
+                    f"destination {region or 'of unknown region'} not served "
+                    f"(serves {', '.join(countries)})"
+                )
         return None
 
     async def send(self, message: SmsMessage) -> SendReceipt:
