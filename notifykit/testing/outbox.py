@@ -259,7 +259,8 @@ def capture_sms() -> Iterator[Outbox]:
         yield outbox
     finally:
         with _active_lock:
-            _active.remove(outbox)
+            # By identity: outboxes compare equal by their contents.
+            _active[:] = [other for other in _active if other is not outbox]
             if not _active:
                 _uninstall()
         outbox.detach()
