@@ -41,6 +41,13 @@ except ImportError:  # pragma: no cover - both are declared dependencies
     AiohttpTransport = None  # type: ignore[assignment,misc]
 
 
+# What a transport may let through unmapped: httpx-aiohttp re-raises an aiohttp error it has
+# no httpx equivalent for (e.g. a malformed HTTP answer); OS errors and bare timeouts.
+_UNMAPPED: tuple[type[Exception], ...] = (OSError, TimeoutError) + (
+    (aiohttp.ClientError,) if aiohttp is not None else ()
+)
+
+
 def default_transport() -> httpx.AsyncBaseTransport:
     """notifykit's default transport: aiohttp's connection pool behind the httpx API."""
     limits = httpx.Limits(max_connections=100, max_keepalive_connections=100, keepalive_expiry=30)
@@ -71,7 +78,10 @@ def _never_connected(exc: BaseException) -> bool:
         # httpx-aiohttp maps every aiohttp connection error to ConnectTimeout, including a
         # server that closed without answering; read the original to tell them apart.
         return isinstance(cause, aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError)
-    return isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
+    return isinstance(
+        exc,
+        httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout | httpx.UnsupportedProtocol,
+    )
 
 
 def classify_transport_error(exc: httpx.HTTPError, provider: str) -> ProviderError:
@@ -101,8 +111,21 @@ def status_error(response: httpx.Response, provider: str) -> ProviderUnavailable
 async def request(
     client: httpx.AsyncClient, method: str, url: str, *, provider: str, **kwargs: Any
 ) -> httpx.Response:
-    """Send one request, translating every transport fault; the response body is read."""
+    """Send one request, translating every transport fault; the response body is read.
+
+    Nothing foreign escapes: besides httpx's errors, a bad URL (never sent) is
+    :class:`ProviderUnavailable`, and anything a transport lets through unmapped (an
+    aiohttp error, an OS error, a bare timeout) is :class:`UnknownOutcome`, since the
+    request may have left.
+    """
     try:
         return await client.request(method, url, **kwargs)
     except httpx.HTTPError as exc:
         raise classify_transport_error(exc, provider) from exc
+    except httpx.InvalidURL as exc:
+        raise ProviderUnavailable(f"{provider}: invalid request URL", provider=provider) from exc
+    except _UNMAPPED as exc:
+        raise UnknownOutcome(
+            f"{provider}: transport failed ({type(exc).__name__}); the vendor may have accepted it",
+            provider=provider,
+        ) from exc

@@ -102,7 +102,7 @@ class _Failure(click.ClickException):
 
     def __init__(self, message: str, exit_code: int) -> None:
         super().__init__(message)
-        self.exit_code = exit_code
+        self.exit_code = exit_code  # type: ignore[misc]  # click declares it per class
 
     def show(self, file: IO[Any] | None = None) -> None:
         click.echo(f"Error: {redact(self.format_message())}", err=True)

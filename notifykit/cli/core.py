@@ -1,11 +1,338 @@
-"""CLI commands: core."""
+"""CLI commands: ``send``, ``balance``, ``providers`` and ``config check``.
+
+Human output masks phone numbers; ``--json`` prints ``model_dump(mode="json")`` of the
+result on stdout, and keeps stdout for that document alone (a provider that prints, such
+as ``console``, is sent to stderr meanwhile).
+"""
 
 from __future__ import annotations
 
-import click
+import asyncio
+import contextlib
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from decimal import Decimal
+from typing import Any, TypeVar
 
-__all__ = ["register"]
+import click
+from pydantic import BaseModel
+
+from notifykit.cli.common import (
+    EXIT_FAILED,
+    EXIT_USAGE,
+    config_option,
+    describe_error,
+    echo_json,
+    exit_code_for,
+    fail,
+    load,
+    redact,
+    remember_secrets,
+    secrets_of,
+)
+from notifykit.config import Config
+from notifykit.errors import NotifyKitError, NotSupported
+from notifykit.models import Attempt, SendResult
+from notifykit.notifier import AsyncNotifier
+from notifykit.phone import mask_phone, parse_phone
+
+__all__ = ["BalanceRow", "ConfigReport", "ProvidersReport", "SendFailure", "register"]
+
+T = TypeVar("T")
+
+
+# -- JSON documents -------------------------------------------------------------------------
+
+
+class SendFailure(BaseModel):
+    """``send --json`` when the send failed."""
+
+    error_type: str
+    error: str
+    attempts: list[Attempt]
+
+
+class BalanceRow(BaseModel):
+    """One instance in ``balance --json`` without a PROVIDER argument."""
+
+    provider: str
+    remaining: Decimal | None = None
+    unit: str | None = None
+    error_type: str | None = None
+    error: str | None = None
+
+
+class ProviderTypeInfo(BaseModel):
+    name: str
+    distribution: str
+    cls: str
+
+
+class InstanceInfo(BaseModel):
+    name: str
+    type: str
+    health: dict[str, Any]
+    details: dict[str, Any]
+
+
+class ProvidersReport(BaseModel):
+    """``providers --json``."""
+
+    config: str | None
+    types: list[ProviderTypeInfo]
+    instances: list[InstanceInfo]
+
+
+class ConfigReport(BaseModel):
+    """What ``config check`` found (printed as text)."""
+
+    source: str | None
+    instances: dict[str, str]
+    route: list[str]
+    warnings: dict[str, list[str]]
+
+
+# -- plumbing ---------------------------------------------------------------------------------
+
+
+def _run(fn: Callable[[AsyncNotifier], Awaitable[T]], config: Config, *, open_store: bool) -> T:
+    """Build a notifier, run ``fn`` with it on a fresh event loop, close it."""
+
+    async def main() -> T:
+        async with _notifier(config, open_store=open_store) as notifier:
+            return await fn(notifier)
+
+    return asyncio.run(main())
+
+
+@contextlib.asynccontextmanager
+async def _notifier(config: Config, *, open_store: bool) -> AsyncIterator[AsyncNotifier]:
+    notifier = AsyncNotifier(config)
+    remember_secrets(secrets_of(config, (p.options for p in notifier.providers.values())))
+    try:
+        if open_store:
+            await notifier.open()
+        yield notifier
+    finally:
+        await notifier.close()
+
+
+@contextlib.contextmanager
+def _stdout_to_stderr(active: bool) -> Iterator[None]:
+    if not active:
+        yield
+        return
+    with contextlib.redirect_stdout(sys.stderr):
+        yield
+
+
+def _parse_params(
+    _ctx: click.Context, _param: click.Parameter, values: tuple[str, ...]
+) -> dict[str, str]:
+    params: dict[str, str] = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise click.BadParameter(f"expected KEY=VALUE, got {item!r}")
+        if key in params:
+            raise click.BadParameter(f"parameter {key!r} given twice")
+        params[key] = value
+    return params
+
+
+def _exit_with(exc: NotifyKitError, attempts: list[Attempt]) -> None:
+    click.echo(f"Error: {redact(describe_error(exc))}", err=True)
+    for attempt in attempts:
+        click.echo(f"  {redact(attempt.summary())}", err=True)
+    sys.exit(exit_code_for(exc))
+
+
+# -- commands ---------------------------------------------------------------------------------
+
+
+@click.command()
+@click.argument("phone")
+@click.option("-t", "--template", required=True, help="Logical template name.")
+@click.option(
+    "-p",
+    "--param",
+    "params",
+    multiple=True,
+    metavar="KEY=VALUE",
+    callback=_parse_params,
+    help="A template parameter; repeat for more.",
+)
+@click.option("--tag", "tags", multiple=True, help="A tag for routing rules; repeat for more.")
+@click.option("--idempotency-key", default=None, help="Send at most once for this key.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@config_option
+def send(
+    phone: str,
+    template: str,
+    params: dict[str, str],
+    tags: tuple[str, ...],
+    idempotency_key: str | None,
+    as_json: bool,
+    config_path: str | None,
+) -> None:
+    """Send TEMPLATE with its parameters to PHONE (E.164, e.g. +8615612341090)."""
+    config = load(config_path)
+
+    async def go(notifier: AsyncNotifier) -> SendResult:
+        return await notifier.send(
+            phone, template=template, params=params, idempotency_key=idempotency_key, tags=tags
+        )
+
+    try:
+        with _stdout_to_stderr(as_json):
+            result = _run(go, config, open_store=True)
+    except NotifyKitError as exc:
+        if as_json:
+            failure = SendFailure(
+                error_type=type(exc).__name__, error=exc.message, attempts=exc.attempts
+            )
+            echo_json(failure.model_dump(mode="json"))
+        _exit_with(exc, exc.attempts)
+        return
+    if as_json:
+        echo_json(result.model_dump(mode="json"))
+        return
+    click.echo(f"Sent to {mask_phone(parse_phone(phone))} via {result.provider}")
+    click.echo(f"  message id:          {result.message_id}")
+    click.echo(f"  provider message id: {result.provider_message_id or '-'}")
+    if result.remaining_credits is not None:
+        click.echo(f"  remaining credits:   {result.remaining_credits}")
+    click.echo("  attempts:")
+    for attempt in result.attempts:
+        click.echo(f"    {attempt.summary()}")
+
+
+@click.command()
+@click.argument("provider", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@config_option
+def balance(provider: str | None, as_json: bool, config_path: str | None) -> None:
+    """What is left on PROVIDER's account (default: every configured instance)."""
+    config = load(config_path)
+    if provider is not None:
+        one = _run(lambda n: n.balance(provider), config, open_store=False)
+        if as_json:
+            echo_json(one.model_dump(mode="json"))
+        else:
+            click.echo(f"{one.provider}: {one.remaining} {one.unit}")
+        return
+
+    async def every(notifier: AsyncNotifier) -> list[BalanceRow]:
+        rows = []
+        for name in notifier.providers:
+            try:
+                found = await notifier.balance(name)
+            except NotifyKitError as exc:
+                rows.append(
+                    BalanceRow(provider=name, error_type=type(exc).__name__, error=exc.message)
+                )
+            else:
+                rows.append(BalanceRow(provider=name, remaining=found.remaining, unit=found.unit))
+        return rows
+
+    rows = _run(every, config, open_store=False)
+    if as_json:
+        echo_json([row.model_dump(mode="json") for row in rows])
+    else:
+        width = max((len(row.provider) for row in rows), default=0)
+        for row in rows:
+            if row.remaining is not None:
+                text = f"{row.remaining} {row.unit}"
+            elif row.error_type == NotSupported.__name__:
+                text = "n/a (no balance query)"
+            else:
+                text = f"failed: {row.error_type}: {row.error}"
+            click.echo(redact(f"{row.provider:<{width}}  {text}"))
+    # An instance without a balance query is not a failure; one whose query failed is.
+    if any(row.error_type not in (None, NotSupported.__name__) for row in rows):
+        sys.exit(EXIT_FAILED)
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the listing as JSON.")
+@config_option
+def providers(as_json: bool, config_path: str | None) -> None:
+    """The installed provider types and the configured instances with their health."""
+    config = load(config_path)
+
+    async def survey(notifier: AsyncNotifier) -> ProvidersReport:
+        health = notifier.health()
+        return ProvidersReport(
+            config=config.source,
+            types=[
+                ProviderTypeInfo(
+                    name=name,
+                    distribution=reg.distribution,
+                    cls=f"{reg.cls.__module__}.{reg.cls.__qualname__}",
+                )
+                for name, reg in notifier.provider_types.items()
+            ],
+            instances=[
+                InstanceInfo(
+                    name=name,
+                    type=provider.name,
+                    health=health.get(name, {}),
+                    details=provider.describe(),
+                )
+                for name, provider in notifier.providers.items()
+            ],
+        )
+
+    report = _run(survey, config, open_store=False)
+    if as_json:
+        echo_json(report.model_dump(mode="json"))
+        return
+    click.echo("Provider types:")
+    width = max((len(t.name) for t in report.types), default=0)
+    for info in report.types:
+        click.echo(f"  {info.name:<{width}}  {info.distribution}  ({info.cls})")
+    click.echo(f"Instances ({report.config or 'built-in default'}):")
+    width = max((len(i.name) for i in report.instances), default=0)
+    for inst in report.instances:
+        state = inst.health.get("state", "unknown")
+        extra = f" ({inst.health['reason']})" if inst.health.get("reason") else ""
+        click.echo(redact(f"  {inst.name:<{width}}  type={inst.type}  breaker={state}{extra}"))
+
+
+@click.group("config")
+def config_group() -> None:
+    """Inspect the configuration."""
+
+
+@config_group.command("check")
+@config_option
+def config_check(config_path: str | None) -> None:
+    """Validate the configuration and build every provider instance (exit 2 on error)."""
+    config = load(config_path)
+
+    async def inspect(notifier: AsyncNotifier) -> ConfigReport:
+        return ConfigReport(
+            source=config.source,
+            instances={name: p.name for name, p in notifier.providers.items()},
+            route=config.default_route(),
+            warnings={name: p.config_warnings() for name, p in notifier.providers.items()},
+        )
+
+    report = _run(inspect, config, open_store=False)
+    if not report.instances:
+        fail(f"{report.source}: no [providers.<name>] section", EXIT_USAGE)
+    click.echo(f"Configuration OK: {report.source or 'built-in default'}")
+    click.echo(f"Route: {' -> '.join(report.route)}")
+    for name, type_name in report.instances.items():
+        click.echo(f"  {name} ({type_name})")
+        for warning in report.warnings[name]:
+            click.echo(redact(f"    warning: {warning}"))
 
 
 def register(cli: click.Group) -> None:
     """Add this module's commands to ``cli``."""
+    cli.add_command(send)
+    cli.add_command(balance)
+    cli.add_command(providers)
+    cli.add_command(config_group)

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import sys
 import uuid
-from decimal import Decimal
 from typing import Any, ClassVar, Literal, TextIO
 
 from notifykit.default_plugins.memory import AnyTemplateOptions
 from notifykit.hookspecs import hookimpl
-from notifykit.models import Balance, SendReceipt, SmsMessage
+from notifykit.models import SendReceipt, SmsMessage
 from notifykit.phone import mask_phone
 from notifykit.provider import ProviderOptions, SmsProvider, TemplateOptions
 
@@ -22,7 +21,10 @@ class ConsoleOptions(ProviderOptions):
 
 
 class ConsoleProvider(SmsProvider[ConsoleOptions]):
-    """Prints each message (number masked) instead of sending it; accepts any template."""
+    """Prints each message (number masked) instead of sending it; accepts any template.
+
+    It has no account, hence no balance query (``balance`` raises NotSupported).
+    """
 
     name: ClassVar[str] = "console"
     Options: ClassVar[type[ProviderOptions]] = ConsoleOptions
@@ -41,9 +43,6 @@ class ConsoleProvider(SmsProvider[ConsoleOptions]):
         )
         # Unique across runs, since a persistent store keys messages by this id too.
         return SendReceipt(provider_message_id=f"console-{uuid.uuid4().hex[:16]}")
-
-    async def balance(self) -> Balance:
-        return Balance(provider=self.instance, remaining=Decimal("Infinity"), unit="credits")
 
 
 @hookimpl
