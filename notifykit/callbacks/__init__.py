@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
-from notifykit.callbacks.processor import CallbackProcessor, CallbackResponse
+from notifykit.callbacks.app import CallbackReceiver, create_app
+from notifykit.callbacks.processor import CallbackProcessor, CallbackResponse, Subscriber
 
-__all__ = ["CallbackProcessor", "CallbackResponse"]
+__all__ = ["CallbackProcessor", "CallbackReceiver", "CallbackResponse", "Subscriber", "create_app"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from typing import Any, NamedTuple
 
 import pluggy
@@ -14,11 +14,26 @@ from notifykit.log import get_logger
 from notifykit.provider import CallbackRequest, SmsProvider
 from notifykit.store.base import AnyEvent, InboxEntry, QuarantineEntry, Store
 
-__all__ = ["CallbackProcessor", "CallbackResponse", "Subscriber"]
+__all__ = [
+    "REDACTED_HEADERS",
+    "CallbackProcessor",
+    "CallbackResponse",
+    "Subscriber",
+    "receives_callbacks",
+]
 
 log = get_logger("notifykit.callbacks")
 
 Subscriber = Callable[[AnyEvent], Awaitable[None] | None]
+
+
+REDACTED_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
+"""Headers whose values the inbox keeps as ``***``: credentials for our own endpoint."""
+
+
+def receives_callbacks(instance: SmsProvider[Any]) -> bool:
+    """Whether the instance's provider type implements ``parse_callback`` at all."""
+    return type(instance).parse_callback is not SmsProvider.parse_callback
 
 
 class CallbackResponse(NamedTuple):
@@ -50,6 +65,8 @@ class CallbackProcessor:
         self.store_timeout = store_timeout
         self.subscribers: list[Subscriber] = []
         self._inflight: set[asyncio.Task[None]] = set()
+        # Events handed to a dispatch task and not yet marked: recovery leaves them alone.
+        self._dispatching: set[str] = set()
 
     async def handle(
         self,
@@ -63,7 +80,7 @@ class CallbackProcessor:
     ) -> CallbackResponse:
         """Handle one request for provider instance ``provider``; never raises."""
         instance = self.providers.get(provider)
-        if instance is None:
+        if instance is None or not receives_callbacks(instance):
             return _plain(404, "not found")
         if method.upper() != "POST":
             return CallbackResponse(
@@ -79,7 +96,7 @@ class CallbackProcessor:
             provider=provider,
             method=request.method,
             path=path or f"/callbacks/{provider}",
-            headers=lowered,
+            headers={k: "***" if k in REDACTED_HEADERS else v for k, v in lowered.items()},
             body=body,
         )
         try:
@@ -116,18 +133,60 @@ class CallbackProcessor:
 
     def dispatch(self, events: list[AnyEvent]) -> None:
         """Hand stored events to observers in the background; ``drain()`` waits for them."""
-        task = asyncio.get_running_loop().create_task(self._dispatch(events))
+        self._dispatching.update(e.event_id for e in events)
+        self._track(self._dispatch(events))
+
+    def _track(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
         self._inflight.add(task)
         task.add_done_callback(self._inflight.discard)
 
-    async def _dispatch(self, events: list[AnyEvent]) -> None:
-        for event in events:
+    def recover(self) -> None:
+        """Dispatch, in the background, events a previous process stored but never
+        dispatched (it was killed first). Delivery to observers is at least once: one
+        killed between an observer and ``mark_dispatched`` sees the event again."""
+        self._track(self._recover())
+
+    async def _recover(self, page: int = 100) -> None:
+        seen: set[str] = set()
+        while True:
             try:
-                self.pm.hook.on_event(event=event)
-            except Exception as exc:
-                log.error(
-                    "on_event_failed", event_id=event.event_id, error=f"{type(exc).__name__}: {exc}"
+                pending = await asyncio.wait_for(
+                    self.store.pending_dispatch(limit=page), self.store_timeout
                 )
+            except Exception as exc:
+                log.error("recovery_failed", error=f"{type(exc).__name__}: {exc}")
+                return
+            fresh = [
+                e for e in pending if e.event_id not in seen and e.event_id not in self._dispatching
+            ]
+            if not fresh:
+                return
+            seen.update(e.event_id for e in fresh)
+            log.info("recovering_events", count=len(fresh))
+            self._dispatching.update(e.event_id for e in fresh)
+            await self._dispatch(fresh)
+
+    async def _dispatch(self, events: list[AnyEvent]) -> None:
+        try:
+            await self._deliver(events)
+        finally:
+            self._dispatching.difference_update(e.event_id for e in events)
+
+    async def _deliver(self, events: list[AnyEvent]) -> None:
+        for event in events:
+            # One implementation at a time, so that a failing plugin does not keep the
+            # event from the others (a plain hook call stops at the first exception).
+            for impl in self.pm.hook.on_event.get_hookimpls():
+                try:
+                    impl.function(event=event)
+                except Exception as exc:
+                    log.error(
+                        "on_event_failed",
+                        event_id=event.event_id,
+                        plugin=impl.plugin_name,
+                        error=f"{type(exc).__name__}: {exc}",
+                    )
             for subscriber in list(self.subscribers):
                 try:
                     outcome = subscriber(event)

@@ -1,0 +1,196 @@
+"""The ASGI receiver: ``create_app(config)`` -> a Starlette application.
+
+Routes: ``POST /callbacks/{provider}`` (``/callbacks/{provider}/{token}`` when
+``[callbacks] token`` is set) and ``GET /healthz``. Checks, in order: a wrong or missing token
+answers 404 (compared in constant time; no redirects, so no path reveals another), then an
+unknown provider 404, then a method other than POST 405, then a body over
+``[callbacks] max_body_bytes`` 413 (the body is read no further). What passes goes to the
+notifier's :class:`~notifykit.callbacks.processor.CallbackProcessor`: parsed, stored, then
+acknowledged.
+
+The app owns the notifier it creates: opened by the lifespan (or by the first request when
+mounted in a parent that does not run sub-application lifespans), closed on shutdown after
+every stored event has been dispatched. A notifier passed in stays the caller's to close.
+At start the receiver dispatches events a killed predecessor stored but never dispatched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hmac
+import os
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
+
+from pydantic import SecretStr
+from starlette.applications import Starlette
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
+
+from notifykit.callbacks.processor import receives_callbacks
+from notifykit.config import Config
+from notifykit.errors import ConfigError
+from notifykit.log import get_logger
+
+if TYPE_CHECKING:
+    # notifykit.notifier imports this package (for the processor): import it lazily.
+    from notifykit.notifier import AsyncNotifier
+
+__all__ = ["CallbackReceiver", "create_app"]
+
+log = get_logger("notifykit.callbacks")
+
+MASK = "***"
+
+
+class CallbackReceiver:
+    """The state behind one receiver app: its notifier, token and limits."""
+
+    def __init__(self, notifier: AsyncNotifier, *, owned: bool) -> None:
+        self.notifier = notifier
+        self.owned = owned
+        self.token: SecretStr | None = notifier.config.callbacks.token
+        self.max_body_bytes = notifier.config.callbacks.max_body_bytes
+        self._started = False
+
+    async def start(self) -> None:
+        """Open the notifier and, once, start dispatching what a killed process left."""
+        await self.notifier.open()
+        if not self._started:
+            self._started = True
+            self.notifier.callbacks.recover()
+
+    async def stop(self) -> None:
+        """Wait for dispatch; close the notifier when this receiver made it."""
+        if self.owned:
+            await self.notifier.close()
+        else:
+            await self.notifier.callbacks.drain()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self, _app: Starlette) -> AsyncIterator[None]:
+        await self.start()
+        try:
+            yield
+        finally:
+            await self.stop()
+
+    def token_ok(self, given: str) -> bool:
+        if self.token is None:
+            return True
+        expected = self.token.get_secret_value().encode()
+        return hmac.compare_digest(given.encode(), expected)
+
+
+class _CallbackEndpoint:
+    """``/callbacks/{provider}[/{token}]``, as a raw ASGI app to control the body read."""
+
+    def __init__(self, receiver: CallbackReceiver) -> None:
+        self.receiver = receiver
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = await self._respond(Request(scope, receive))
+        if response is not None:
+            await response(scope, receive, send)
+
+    async def _respond(self, request: Request) -> Response | None:
+        receiver = self.receiver
+        params = request.path_params
+        provider: str = params["provider"]
+        if not receiver.token_ok(params.get("token", "")):
+            return _text(404, "Not Found")
+        instance = receiver.notifier.providers.get(provider)
+        if instance is None or not receives_callbacks(instance):
+            return _text(404, "Not Found")
+        if request.method != "POST":
+            return _text(405, "Method Not Allowed", {"allow": "POST"})
+        limit = receiver.max_body_bytes
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
+            return _too_large()
+        body = bytearray()
+        try:
+            async for chunk in request.stream():
+                body += chunk
+                if len(body) > limit:
+                    return _too_large()
+        except ClientDisconnect:
+            return None  # nobody is left to answer; nothing complete was received
+        try:
+            await receiver.start()
+            status, headers, content = await receiver.notifier.callbacks.handle(
+                provider,
+                request.method,
+                dict(request.headers.items()),
+                bytes(body),
+                url=str(request.url),
+                path=_stored_path(request, receiver.token),
+            )
+        except Exception as exc:  # the store could not be opened, or a bug: let them retry
+            log.error("callback_failed", provider=provider, error=type(exc).__name__)
+            return _text(503, "try again later")
+        return Response(content, status_code=status, headers=headers)
+
+
+def _stored_path(request: Request, token: SecretStr | None) -> str:
+    """The path and query as called, with the token replaced by ``***``."""
+    path = request.url.path
+    if token is not None:
+        secret = token.get_secret_value()
+        path = path[: -len(secret)] + MASK if path.endswith(secret) else path
+    query = request.url.query
+    return f"{path}?{query}" if query else path
+
+
+def _text(status: int, text: str, headers: dict[str, str] | None = None) -> Response:
+    return PlainTextResponse(text, status_code=status, headers=headers)
+
+
+def _too_large() -> Response:
+    # The rest of the body is never read, so the connection cannot be reused.
+    return _text(413, "request body too large", {"connection": "close"})
+
+
+async def _healthz(_request: Request) -> Response:
+    return _text(200, "ok")
+
+
+def create_app(
+    config: Config | str | os.PathLike[str] | None = None,
+    *,
+    notifier: AsyncNotifier | None = None,
+) -> Starlette:
+    """The callback receiver for ``config`` (a Config, a path, or None: the usual lookup),
+    or for an existing ``notifier`` (then ``config`` must be None: the notifier's is used).
+
+    Mount it anywhere (``Mount("/hooks", app=create_app(...))``); a parent that does not
+    run sub-application lifespans should run ``app.router.lifespan_context(app)`` in its
+    own, so that shutdown waits for dispatch. ``app.state.receiver.notifier`` is the
+    notifier, for ``subscribe``.
+    """
+    from notifykit.notifier import AsyncNotifier
+
+    if notifier is not None and config is not None and config is not notifier.config:
+        raise ConfigError("create_app: pass a configuration or a notifier, not both")
+    receiver = CallbackReceiver(
+        notifier if notifier is not None else AsyncNotifier(config), owned=notifier is None
+    )
+    endpoint = _CallbackEndpoint(receiver)
+    callback_path = (
+        "/callbacks/{provider}/{token:path}"
+        if receiver.token is not None
+        else "/callbacks/{provider}"
+    )
+    app = Starlette(
+        routes=[
+            Route("/healthz", _healthz, methods=["GET"]),
+            Route(callback_path, endpoint, name="callbacks"),
+        ],
+        lifespan=receiver.lifespan,
+    )
+    app.router.redirect_slashes = False
+    app.state.receiver = receiver
+    app.state.notifier = receiver.notifier
+    return app
