@@ -21,7 +21,7 @@ TWILIO = "https://api.twilio.test"
 VEESING = "https://veesing.test"
 
 
-def config() -> Config:
+def config(**routing: Any) -> Config:
     return Config.from_dict(
         {
             "providers": {
@@ -48,6 +48,7 @@ def config() -> Config:
             "routing": {
                 "providers": ["intl"],
                 "rules": [{"country": ["CN"], "providers": ["cn"]}],
+                **routing,
             },
         }
     )
@@ -129,3 +130,29 @@ async def test_both_vendors_from_one_notifier(pm: Any) -> None:
         "veesing.test",
         "api.twilio.test",
     ]
+
+
+async def test_too_many_requests_is_retried_on_twilio(pm: Any) -> None:
+    answers = iter(
+        [
+            httpx.Response(
+                429, json={"code": 20429, "message": "Too Many Requests", "status": 429}
+            ),
+            httpx.Response(429, text=""),
+            httpx.Response(201, json={"sid": "SM" + "ab" * 16, "status": "queued"}),
+        ]
+    )
+    calls: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request.url.host)
+        return next(answers)
+
+    retry = {"attempts": 3, "initial_delay": 0.001, "max_delay": 0.01}
+    async with AsyncNotifier(
+        config(retry=retry), plugin_manager=pm, transport=httpx.MockTransport(handler)
+    ) as notifier:
+        result = await notifier.send("+14155550123", template="verify_code", params={"code": "1"})
+    assert result.provider == "intl"
+    assert calls == ["api.twilio.test"] * 3
+    assert [a.outcome for a in result.attempts] == ["failed", "failed", "accepted"]
