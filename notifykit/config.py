@@ -302,6 +302,10 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
         text = found.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read configuration file {found}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"cannot read configuration file {found}: not UTF-8 (byte {exc.start})"
+        ) from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
