@@ -282,3 +282,15 @@ async def test_aclose_cancels_pending_pushes(sandbox_server, receiver) -> None:
     await sandbox.aclose()
     await wait_for(lambda: sandbox.pusher.pending == 0, timeout=2)
     assert hook.calls == [] and sandbox.state.pushes_sent == 0
+
+
+async def test_a_hang_ends_when_the_client_leaves(sandbox_server) -> None:
+    sandbox, server = sandbox_server(hang_rate=1.0)
+    async with httpx.AsyncClient(trust_env=False, timeout=0.3) as client:
+        with pytest.raises(httpx.ReadTimeout):
+            await client.post(f"{server.url}/smsApi/verifyCode/getBalance")
+    await asyncio.sleep(0.3)
+    started = time.monotonic()
+    await asyncio.to_thread(server.stop)  # no aclose(): uvicorn must find nothing in flight
+    assert time.monotonic() - started < 2
+    assert sandbox.state.faults_injected["hang"] == 1
