@@ -1,11 +1,238 @@
-"""CLI commands: callbacks."""
+"""CLI commands: ``serve`` (the callback receiver), ``log`` (messages) and ``events``.
+
+``log`` and ``events`` read the configured store directly (``[store] url``); with the
+per-process ``memory://`` store there is nothing to read, and they say so on stderr.
+Human output masks phone numbers; ``--json`` prints one JSON array on stdout.
+"""
 
 from __future__ import annotations
 
-import click
+import asyncio
+import re
+import socket
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any, TypeVar
 
-__all__ = ["register"]
+import click
+import uvicorn
+
+from notifykit.cli.common import EXIT_USAGE, config_option, echo_json, fail, handle_errors, load
+from notifykit.config import Config
+from notifykit.errors import InvalidMessage
+from notifykit.events import InboundMessage
+from notifykit.models import DeliveryStatus, MessageRecord
+from notifykit.phone import mask_phone, parse_phone
+from notifykit.store import QuarantineEntry, Store, open_store
+from notifykit.store.base import AnyEvent
+
+__all__ = ["event_json", "message_json", "quarantine_json", "register"]
+
+T = TypeVar("T")
+
+_LONG_NUMBER = re.compile(r"\+?\d{7,}")
 
 
 def register(cli: click.Group) -> None:
-    """Add this module's commands to ``cli``."""
+    """Add ``serve``, ``log`` and ``events`` to ``cli``."""
+    cli.add_command(serve)
+    cli.add_command(log_command)
+    cli.add_command(events)
+
+
+# -- serve ----------------------------------------------------------------------------------
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--port",
+    default=8000,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="Port to listen on (0: any free port, printed at start).",
+)
+@config_option
+@handle_errors
+def serve(host: str, port: int, config_path: str | None) -> None:
+    """Run the callback receiver (POST /callbacks/<provider>, GET /healthz) with uvicorn."""
+    from notifykit.callbacks import create_app
+
+    config = load(config_path)
+    app = create_app(config)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        fail(f"cannot listen on {host}:{port}: {exc.strerror}", EXIT_USAGE)
+    bound = sock.getsockname()[1]
+    shown = f"[{host}]" if family == socket.AF_INET6 else host
+    route = "/callbacks/<provider>" + ("/<token>" if config.callbacks.token is not None else "")
+    click.echo(f"notifykit receiver on http://{shown}:{bound}  (POST {route}, GET /healthz)")
+    # No access log: a request line holds the token.
+    server = uvicorn.Server(
+        uvicorn.Config(app, lifespan="on", access_log=False, log_level="warning")
+    )
+    try:
+        server.run(sockets=[sock])
+    finally:
+        sock.close()
+
+
+# -- log ------------------------------------------------------------------------------------
+
+
+@click.command("log")
+@click.option("--json", "as_json", is_flag=True, help="One JSON array on stdout.")
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="Newest N messages.")
+@click.option("--phone", default=None, help="Only messages to this number (any usual form).")
+@click.option(
+    "--status",
+    type=click.Choice([s.value for s in DeliveryStatus]),
+    default=None,
+    help="Only messages in this status.",
+)
+@config_option
+@handle_errors
+def log_command(
+    as_json: bool, limit: int | None, phone: str | None, status: str | None, config_path: str | None
+) -> None:
+    """Sent messages, newest first, with their status history and replies."""
+    config = load(config_path)
+    number = _phone(phone) if phone is not None else None
+    wanted = DeliveryStatus(status) if status is not None else None
+
+    async def read(store: Store) -> list[tuple[MessageRecord, list[InboundMessage]]]:
+        found = []
+        for record in await store.list_messages(limit=limit, phone=number, status=wanted):
+            replies = [
+                e
+                for e in await store.list_events(message_id=record.message_id)
+                if isinstance(e, InboundMessage)
+            ]
+            found.append((record, sorted(replies, key=lambda e: e.occurred_at)))
+        return found
+
+    messages = _with_store(config, read)
+    if as_json:
+        echo_json([message_json(record, replies) for record, replies in messages])
+        return
+    if not messages:
+        click.echo("No messages.")
+    for record, replies in messages:
+        via = f"{record.provider} {record.provider_message_id or ''}".strip()
+        click.echo(
+            f"{_when(record.created_at)}  {record.message_id}  {mask_phone(record.to)}  "
+            f"{record.template}  {record.status.value}"
+            + (f"  via {via}" if record.provider else "")
+        )
+        for change in record.history:
+            click.echo(f"    {_when(change.at)}  {change.status.value:<11}  {change.source}")
+        for reply in replies:
+            click.echo(f"    {_when(reply.occurred_at)}  reply        {reply.text}")
+
+
+def message_json(record: MessageRecord, replies: list[InboundMessage]) -> dict[str, Any]:
+    """A message for ``log --json``: the stored record plus its replies."""
+    return {**record.model_dump(mode="json"), "replies": [event_json(e) for e in replies]}
+
+
+def _phone(value: str) -> str:
+    try:
+        return parse_phone(value)
+    except InvalidMessage as first:
+        digits = value.strip()
+        if digits.startswith("+"):
+            fail(f"--phone: {first.message}", EXIT_USAGE)
+        try:
+            return parse_phone("+" + digits)
+        except InvalidMessage:
+            fail(f"--phone: {first.message}", EXIT_USAGE)
+
+
+# -- events ---------------------------------------------------------------------------------
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="One JSON array on stdout.")
+@click.option("--quarantine", is_flag=True, help="The requests the plugins could not parse.")
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="Newest N only.")
+@config_option
+@handle_errors
+def events(as_json: bool, quarantine: bool, limit: int | None, config_path: str | None) -> None:
+    """Stored callback events, newest first (or the quarantined requests)."""
+    config = load(config_path)
+    if quarantine:
+        entries = _with_store(config, lambda store: store.list_quarantine(limit=limit))
+        if as_json:
+            echo_json([quarantine_json(entry) for entry in entries])
+            return
+        if not entries:
+            click.echo("No quarantined requests.")
+        for entry in entries:
+            body = _LONG_NUMBER.sub(
+                lambda m: mask_phone(m.group()), entry.body.decode("utf-8", errors="replace")
+            )
+            click.echo(f"{_when(entry.received_at)}  {entry.provider}  {entry.reason}")
+            click.echo(f"    {len(entry.body)} bytes: {body[:200]!r}")
+        return
+    found = _with_store(config, lambda store: store.list_events(limit=limit))
+    if as_json:
+        echo_json([event_json(event) for event in found])
+        return
+    if not found:
+        click.echo("No events.")
+    for event in found:
+        what = event.text if isinstance(event, InboundMessage) else event.status.value
+        click.echo(
+            f"{_when(event.received_at)}  {event.kind:<7}  {event.provider}  "
+            f"{event.provider_message_id or '-'}  {mask_phone(event.phone)}  {what}  "
+            f"message {event.message_id or '(not yet tied)'}"
+        )
+
+
+def event_json(event: AnyEvent) -> dict[str, Any]:
+    """An event for ``events --json``: every field of the stored event."""
+    return event.model_dump(mode="json")
+
+
+def quarantine_json(entry: QuarantineEntry) -> dict[str, Any]:
+    """A quarantined request for ``events --quarantine --json``; the raw body decoded as
+    UTF-8, undecodable bytes replaced."""
+    return {
+        "received_at": entry.received_at.isoformat(),
+        "provider": entry.provider,
+        "reason": entry.reason,
+        "method": entry.method,
+        "path": entry.path,
+        "headers": entry.headers,
+        "body": entry.body.decode("utf-8", errors="replace"),
+    }
+
+
+# -- shared ---------------------------------------------------------------------------------
+
+
+def _with_store(config: Config, read: Callable[[Store], Awaitable[T]]) -> T:
+    if config.store.url == "memory://":
+        click.echo(
+            "note: [store] url is memory:// (kept per process): nothing is stored to show",
+            err=True,
+        )
+
+    async def run() -> T:
+        store = open_store(config.store)
+        await store.open()
+        try:
+            return await read(store)
+        finally:
+            await store.close()
+
+    return asyncio.run(run())
+
+
+def _when(value: datetime) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
