@@ -35,7 +35,12 @@ _MAX_RECLAIMS = 5
 
 
 class RecipientGuard:
-    """``routing.recipient_min_interval``: one send per number per interval, across processes."""
+    """``routing.recipient_min_interval``: one send per number per interval, across processes.
+
+    The number is claimed before the first attempt and stays claimed for the interval even
+    when the send then fails: the store offers no way to give a claim back, and holding it
+    errs on the side of never sending one number two codes inside the interval.
+    """
 
     def __init__(self, store: Store, interval: float | None) -> None:
         self.store = store

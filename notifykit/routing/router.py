@@ -9,7 +9,8 @@ Order of one send:
 4. the route is chosen (:mod:`notifykit.routing.rules`) and each instance on it is tried:
    declined or breaker-open instances are ``skipped`` attempts; a tried one is retried only
    per :mod:`notifykit.routing.retry`; its failure stops the send or moves on per
-   :mod:`notifykit.routing.policy`; the record is updated after each try.
+   :mod:`notifykit.routing.policy`; the record is updated after each try (skipped
+   attempts, which make no request, are written with the next update).
 
 Deadline (``routing.deadline``, from the start of ``send``): no try starts and no backoff
 ends after it. A vendor call still running at the deadline is abandoned and recorded as
