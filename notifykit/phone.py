@@ -28,13 +28,16 @@ def mask_phone(value: str | None) -> str:
     """Mask a number for logs and messages: ``+8615612341090`` -> ``+86156****1090``.
 
     Keeps the country code, the first three national digits and the last four; anything
-    too short to keep that much shows only its last two characters.
+    with fewer than eight digits shows only its last two characters. Separators are
+    dropped first, so ``+86 156 1234 1090`` hides as much as its E.164 form.
     """
     if not value:
         return "<none>"
-    digits = value.strip()
+    text = value.strip()
+    plus = "+" if text.startswith("+") else ""
+    digits = "".join(c for c in text if c.isdigit())
     try:
-        parsed = phonenumbers.parse(digits, None) if digits.startswith("+") else None
+        parsed = phonenumbers.parse(text, None) if plus else None
     except phonenumbers.NumberParseException:
         parsed = None
     if parsed is not None:
@@ -42,8 +45,9 @@ def mask_phone(value: str | None) -> str:
         if len(national) >= 8:
             return f"+{parsed.country_code}{national[:3]}****{national[-4:]}"
     if len(digits) >= 8:
-        return f"{digits[:3]}****{digits[-4:]}"
-    return "*" * max(len(digits) - 2, 0) + digits[-2:]
+        return f"{plus}{digits[:3]}****{digits[-4:]}"
+    compact = plus + digits if digits else text
+    return "*" * max(len(compact) - 2, 0) + compact[-2:]
 
 
 def parse_phone(value: object, default_region: str | None = None) -> str:
@@ -73,7 +77,7 @@ def parse_phone(value: object, default_region: str | None = None) -> str:
         raise InvalidMessage(f"to: recipient {masked} is not a phone number: {reason}") from None
     if not phonenumbers.is_valid_number(parsed):
         why = _REASONS.get(phonenumbers.is_possible_number_with_reason(parsed))
-        region = phonenumbers.region_code_for_country_code(parsed.country_code)
+        region = phonenumbers.region_code_for_country_code(parsed.country_code or 0)
         where = f" for {region}" if region and region != "ZZ" else ""
         detail = f" ({why})" if why else ""
         raise InvalidMessage(f"to: recipient {masked} is not a valid number{where}{detail}")

@@ -1,0 +1,216 @@
+"""Phone numbers, SmsMessage validation, the public surface, events."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import notifykit
+from notifykit import DeliveryReceipt, DeliveryStatus, InboundMessage, SmsMessage
+from notifykit.errors import InvalidMessage
+from notifykit.events import EventAdapter, make_event_id
+from notifykit.notifier import build_message
+from notifykit.phone import mask_phone, parse_phone, region_of
+
+NUMBER = "+8615612341090"
+
+
+@pytest.mark.parametrize(
+    ("raw", "e164"),
+    [
+        ("+8615612341090", NUMBER),
+        ("+86 156 1234 1090", NUMBER),
+        (" +86-156-1234-1090 ", NUMBER),
+        ("+1 (201) 555-0123", "+12015550123"),
+        ("+44 20 7946 0958", "+442079460958"),
+    ],
+)
+def test_parse_phone_gives_e164(raw: str, e164: str) -> None:
+    assert parse_phone(raw) == e164
+
+
+def test_a_national_number_needs_a_region() -> None:
+    assert parse_phone("156 1234 1090", "CN") == NUMBER
+    with pytest.raises(InvalidMessage, match=r"156\*\*\*\*1090 has no country code"):
+        parse_phone("15612341090")
+
+
+@pytest.mark.parametrize(
+    ("raw", "why"),
+    [
+        ("", "empty"),
+        ("   ", "empty"),
+        ("+86156123410901234", "not a valid number for CN (too long)"),
+        ("+8615", "not a valid number for CN (too short)"),
+        ("+1 800 FLOWERS", "characters other than digits"),
+        ("+8615612341090 ext. 12", "characters other than digits"),
+        ("+999 1234 5678 9", "not a phone number"),
+        ("+86 123 4567 8901", "not a valid number for CN"),
+    ],
+)
+def test_invalid_numbers_say_what_is_wrong_with_the_number_masked(raw: str, why: str) -> None:
+    with pytest.raises(InvalidMessage) as info:
+        parse_phone(raw)
+    message = str(info.value)
+    assert message.startswith("to: ") and why in message
+    digits = re.sub(r"\D", "", raw)
+    if len(digits) >= 8:
+        assert digits not in re.sub(r"\D", "", message.split(":", 1)[1].replace("3166", ""))
+
+
+def test_non_string_number() -> None:
+    with pytest.raises(InvalidMessage, match="expected the number as a string, got int"):
+        parse_phone(8615612341090)
+
+
+@pytest.mark.parametrize(
+    ("value", "masked"),
+    [
+        (NUMBER, "+86156****1090"),
+        ("+12015550123", "+1201****0123"),
+        ("15612341090", "156****1090"),
+        ("12345", "***45"),
+        (None, "<none>"),
+        ("", "<none>"),
+    ],
+)
+def test_mask_phone(value: str | None, masked: str) -> None:
+    assert mask_phone(value) == masked
+
+
+@given(st.text(max_size=40))
+def test_parse_phone_gives_e164_or_invalid_message(text: str) -> None:
+    try:
+        result = parse_phone(text)
+    except InvalidMessage as exc:
+        assert exc.message.startswith("to: ")
+        assert "\n" not in exc.message
+    else:
+        assert re.fullmatch(r"\+[1-9]\d{6,14}", result)
+        assert parse_phone(result) == result
+
+
+@given(st.text(alphabet="+0123456789 -", min_size=8, max_size=25))
+def test_mask_phone_never_shows_the_middle_digits(text: str) -> None:
+    masked = mask_phone(text)
+    digits = re.sub(r"\D", "", text)
+    assert "****" in masked or len(digits) < 8
+    if len(digits) >= 12:
+        assert digits not in re.sub(r"\D", "", masked)
+
+
+def test_region_of() -> None:
+    assert region_of(NUMBER) == "CN"
+    assert region_of("garbage") is None
+
+
+# -- SmsMessage -----------------------------------------------------------------------------------
+
+
+def test_sms_message_keeps_e164() -> None:
+    message = SmsMessage(to="+86 156-1234-1090", template="verify_code", params={"code": "1"})
+    assert message.to == NUMBER
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "expected"),
+    [
+        ({"to": "+8615612349999", "template": ""}, "template: String should have at least 1"),
+        ({"to": "+8615612349999", "template": "t", "params": {"code": 1}}, "params.code: Input"),
+        ({"to": "+8615612349999"}, "template: Field required"),
+        ({"to": "+86156123499999999", "template": "t"}, "to: recipient +86156****9999"),
+        ({"to": 8615612349999, "template": "t"}, "to: expected the number as a string"),
+    ],
+)
+def test_sms_message_errors_are_invalid_message_with_the_number_masked(
+    kwargs: dict[str, object], expected: str
+) -> None:
+    with pytest.raises(InvalidMessage) as info:
+        SmsMessage.model_validate(kwargs)
+    assert expected in str(info.value)
+    assert "156123499" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "expected"),
+    [
+        ({"template": " "}, "template: a logical template name is required"),
+        ({"template": "t", "params": {"code": None}}, "params.code: expected a string or a number"),
+        ({"template": "t", "params": {"": "x"}}, "params: parameter names must be non-empty"),
+        ({"template": "t", "params": ["code"]}, "params: expected a mapping"),
+        ({"template": "t", "tags": "urgent"}, "tags: expected a list of tags"),
+        ({"template": "t", "idempotency_key": ""}, "idempotency_key: expected a non-empty"),
+    ],
+)
+def test_build_message_refuses_bad_arguments(kwargs: dict[str, object], expected: str) -> None:
+    with pytest.raises(InvalidMessage, match=re.escape(expected)):
+        build_message(NUMBER, **kwargs)  # type: ignore[arg-type]
+
+
+def test_build_message_turns_numbers_into_strings() -> None:
+    message = build_message(NUMBER, template="t", params={"code": 1234, "ttl": 5.5})
+    assert message.params == {"code": "1234", "ttl": "5.5"}
+
+
+# -- public surface and events --------------------------------------------------------------------
+
+
+def test_all_is_sorted_complete_and_importable() -> None:
+    assert notifykit.__all__ == sorted(notifykit.__all__)
+    for name in notifykit.__all__:
+        assert getattr(notifykit, name) is not None
+    required = {
+        "Notifier", "AsyncNotifier", "SmsProvider", "hookimpl", "SmsMessage", "SendResult",
+        "Attempt", "Balance", "DeliveryStatus", "DeliveryReceipt", "InboundMessage",
+    }  # fmt: skip
+    assert required <= set(notifykit.__all__)
+    public = {
+        name
+        for name, value in vars(notifykit).items()
+        if not name.startswith("_") and getattr(value, "__module__", "").startswith("notifykit")
+    }
+    assert public <= set(notifykit.__all__)
+
+
+def test_errors_all_lists_the_whole_tree() -> None:
+    from notifykit import errors
+
+    classes = {
+        name
+        for name, value in vars(errors).items()
+        if isinstance(value, type) and issubclass(value, errors.NotifyKitError)
+    }
+    assert classes == set(errors.__all__)
+    assert errors.__all__ == sorted(errors.__all__)
+
+
+def test_delivery_status_values_are_the_lower_case_names() -> None:
+    assert DeliveryStatus.DELIVERED.value == "delivered"
+    for status in DeliveryStatus:
+        assert status.value == status.name.lower()
+
+
+def test_events_round_trip_through_the_discriminated_union() -> None:
+    at = datetime(2024, 5, 1, 8, 0, tzinfo=UTC)
+    receipt = DeliveryReceipt(
+        event_id=make_event_id("primary", "t1", "DELIVRD"),
+        provider="primary",
+        provider_message_id="t1",
+        phone=NUMBER,
+        occurred_at=at,
+        status=DeliveryStatus.DELIVERED,
+        vendor_status="DELIVRD",
+        raw={"taskId": "t1"},
+    )
+    reply = InboundMessage(
+        event_id=make_event_id("primary", "reply", 1), provider="primary", occurred_at=at, text="hi"
+    )
+    for event in (receipt, reply):
+        again = EventAdapter.validate_json(event.model_dump_json())
+        assert type(again) is type(event) and again == event
+    assert make_event_id("primary", "t1", "DELIVRD") == receipt.event_id
+    assert make_event_id("backup", "t1", "DELIVRD") != receipt.event_id
