@@ -87,7 +87,9 @@ class TestAsync:
 
     async def test_bad_input_fails_before_any_provider_is_called(self, pm: Any) -> None:
         async with AsyncNotifier(memory_config(), plugin_manager=pm) as notifier:
-            with pytest.raises(InvalidMessage, match=r"\+86156\*\*\*\*9099 is not a valid number for CN"):
+            with pytest.raises(
+                InvalidMessage, match=r"\+86156\*\*\*\*9099 is not a valid number for CN"
+            ):
                 await notifier.send("+861561234109099", template="t")
             with pytest.raises(InvalidMessage):
                 await notifier.send(NUMBER, template="")
