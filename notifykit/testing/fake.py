@@ -34,6 +34,7 @@ from notifykit.plugins import get_plugin_manager
 from notifykit.provider import (
     CallbackRequest,
     CallbackResult,
+    ProviderContext,
     ProviderOptions,
     SmsProvider,
     TemplateOptions,
@@ -253,8 +254,6 @@ class FakeProvider(SmsProvider[FakeOptions]):
     @classmethod
     def build(cls, instance: str = "fake", **options: Any) -> FakeProvider:
         """A free-standing instance, for driving it without a notifier."""
-        from notifykit.provider import ProviderContext
-
         return cls(FakeOptions(**options), context=ProviderContext(instance=instance))
 
     def script(self, *steps: ScriptStep) -> FakeProvider:
@@ -274,8 +273,8 @@ class FakeProvider(SmsProvider[FakeOptions]):
         return len(self._script)
 
     @property
-    def sent(self) -> list[SmsMessage]:
-        """The messages ``send`` was called with, in order."""
+    def attempted(self) -> list[SmsMessage]:
+        """The messages ``send`` was called with, in order, whatever became of them."""
         return [call.message for call in self.calls]
 
     def decline(self, message: SmsMessage) -> str | None:

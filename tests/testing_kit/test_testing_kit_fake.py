@@ -150,7 +150,7 @@ async def test_script_runs_in_order_then_falls_back_to_then() -> None:
             await fake.send(MESSAGE)
     assert fake.pending == 0
     assert [type(c.outcome).__name__ for c in fake.calls] == ["Fail", "Accept", "Fail", "Fail"]
-    assert fake.sent == [MESSAGE] * 4
+    assert fake.attempted == [MESSAGE] * 4
 
 
 async def test_a_step_may_depend_on_the_message() -> None:
@@ -232,6 +232,14 @@ def test_parse_outcome_gives_an_outcome_or_value_error(text: str) -> None:
     except ValueError:
         return
     assert isinstance(outcome, Accept | Fail | Unknown | Delay)
+
+
+async def test_countries_decline_other_destinations_without_a_call() -> None:
+    async with fake_notifier(options={"fake": {"countries": ["CN"]}}) as notifier:
+        with pytest.raises(errors.InvalidMessage, match="US not served"):
+            await notifier.send("+14155550100", template="t")
+        assert (await notifier.send(PHONE, template="t")).provider == "fake"
+        assert len(fake_providers(notifier)["fake"].calls) == 1
 
 
 def test_fake_is_registered_only_where_asked() -> None:

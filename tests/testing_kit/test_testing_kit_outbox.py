@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 
+import pluggy
 import pytest
 
 from notifykit import AsyncNotifier, Config, Notifier, errors
@@ -26,7 +27,7 @@ OTHER = "+14155550100"
 MEMORY = {"providers": {"primary": {"type": "memory"}, "backup": {"type": "memory"}}}
 
 
-def _plain_pm() -> object:
+def _plain_pm() -> pluggy.PluginManager:
     return get_plugin_manager(load_entrypoints=False)
 
 
