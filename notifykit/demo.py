@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-import httpx
 
 from notifykit.config import load_config
 from notifykit.errors import ConfigError, NotifyKitError
@@ -37,6 +36,8 @@ CN_COUNT = 20
 INTL_NUMBERS = ("+14155550100", "+4915123456789", "+33612345678")
 PRIMARY_BALANCE = 5
 PRIMARY_DOWN_AFTER = 9
+PACE = 0.15
+"""Seconds between sends: login traffic, slow enough to see the cooldowns expire."""
 
 
 @dataclass
@@ -46,6 +47,7 @@ class DemoSettings:
     receipt_timeout: float = 10.0
     echo: Callable[[str], None] = click.echo
     progress: bool = True
+    pace: float = PACE
 
 
 @dataclass
@@ -130,7 +132,7 @@ def _write_config(
         lines += [
             "[providers.intl]",
             'type = "twilio"',
-            'account_sid = "AC00000000000000000000000000demo"',
+            'account_sid = "AC00000000000000000000000000000de0"',
             'auth_token = "${NOTIFYKIT_DEMO_TWILIO_TOKEN:-demo-twilio-token}"',
             'from_number = "+15005550006"',
             f'base_url = "{twilio}"',
@@ -241,7 +243,7 @@ def run_demo(settings: DemoSettings) -> DemoOutcome:
         if twilio_sandbox is not None:
             twilio_box = twilio_sandbox.cls(
                 twilio_sandbox.cls.Settings(
-                    account_sid="AC00000000000000000000000000demo",
+                    account_sid="AC00000000000000000000000000000de0",
                     auth_token="demo-twilio-token",
                     status_delay=0.1,
                     seed=7,
@@ -290,7 +292,8 @@ async def _send_all(
 ) -> None:
     echo = settings.echo
     async with AsyncNotifier(config_path) as notifier:
-        last_state = {name: h.get("state") for name, h in notifier.health().items()}
+        last_state: dict[str, tuple[Any, Any]] = {}
+        _breaker_changes(notifier, last_state, DemoOutcome())
         with click.progressbar(
             length=len(numbers), label="Sending", file=None, hidden=not settings.progress
         ) as bar:
@@ -322,20 +325,29 @@ async def _send_all(
                         _note(bar, echo, f"#{i} {mask_phone(phone)} failover: {row.attempts}")
                 row.latency_ms = (time.perf_counter() - t0) * 1000
                 outcome.rows.append(row)
-                for name, health in notifier.health().items():
-                    state = health.get("state")
-                    if state != last_state.get(name):
-                        if state == "open":
-                            outcome.breaker_opened.append(name)
-                        _note(
-                            bar,
-                            echo,
-                            f"#{i}: breaker of {name}: {last_state.get(name)} -> {state}"
-                            + (f" ({health['reason']})" if health.get("reason") else ""),
-                        )
-                        last_state[name] = state
+                for text in _breaker_changes(notifier, last_state, outcome):
+                    _note(bar, echo, f"#{i}: {text}")
                 bar.update(1)
+                if i < len(numbers):
+                    await asyncio.sleep(settings.pace)
         await _wait_for_receipts(notifier, outcome, settings.receipt_timeout)
+
+
+def _breaker_changes(
+    notifier: AsyncNotifier, last: dict[str, tuple[Any, Any]], outcome: DemoOutcome
+) -> list[str]:
+    """What changed in each instance's breaker (state or reason) since the last call."""
+    changes = []
+    for name, health in notifier.health().items():
+        now = (health.get("state"), health.get("reason"))
+        before = last.get(name, (now[0], None) if name not in last else (None, None))
+        if name in last and now != before:
+            if now[0] == "open":
+                outcome.breaker_opened.append(name)
+            reason = f" ({now[1]})" if now[1] else ""
+            changes.append(f"breaker of {name}: {before[0]} -> {now[0]}{reason}")
+        last[name] = now
+    return changes
 
 
 def _note(bar: Any, echo: Callable[[str], None], text: str) -> None:
@@ -412,14 +424,7 @@ def render(outcome: DemoOutcome, echo: Callable[[str], None] = click.echo) -> No
         + ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
         + "; via "
         + ", ".join(f"{name} {n}" for name, n in sorted(by_provider.items()))
-        + f"; {outcome.failovers} failovers; breaker opened: {', '.join(outcome.breaker_opened) or 'none'}"
+        + f"; {outcome.failovers} routed past a failing provider"
+        + f"; breaker opened {len(outcome.breaker_opened)}x"
         + f"; {outcome.receipts} receipts, {outcome.replies} replies; {outcome.elapsed:.1f} s"
     )
-
-
-def check_reachable(url: str) -> bool:  # pragma: no cover - diagnostics helper
-    try:
-        httpx.get(url, timeout=1.0)
-    except httpx.HTTPError:
-        return False
-    return True

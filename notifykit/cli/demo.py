@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import click
@@ -29,6 +30,11 @@ __all__ = ["register"]
 def demo(keep: Path | None, count: int) -> None:
     """Send verification codes through local Veesing sandboxes, with failover and receipts."""
     from notifykit.demo import DemoSettings, render, run_demo
+
+    # The demo narrates what happens itself; per-attempt warnings would repeat it (-v shows them).
+    notifykit_logger = logging.getLogger("notifykit")
+    if notifykit_logger.level == logging.WARNING:
+        notifykit_logger.setLevel(logging.ERROR)
 
     try:
         outcome = run_demo(DemoSettings(count=count, keep=keep))

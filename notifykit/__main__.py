@@ -1,0 +1,5 @@
+"""``python -m notifykit``: the same as the ``notifykit`` script."""
+
+from notifykit.cli import main
+
+main()

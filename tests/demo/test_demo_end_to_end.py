@@ -1,0 +1,58 @@
+"""`notifykit demo` end to end over loopback sockets: exit 0, every message accounted for."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from notifykit.cli import cli
+from notifykit.demo import DemoSettings, run_demo
+
+SUMMARY = re.compile(r"^(\d+) messages: (.*?); via ", re.MULTILINE)
+
+
+def test_demo_command_exits_zero_and_accounts_for_every_message(tmp_path: Path) -> None:
+    env = {**os.environ, "NOTIFYKIT_CONFIG": str(tmp_path / "absent.toml")}
+    env.pop("NOTIFYKIT_LOAD_PLUGINS", None)
+    proc = subprocess.run(
+        [sys.executable, "-m", "notifykit", "demo"],
+        capture_output=True, text=True, timeout=60, env=env, cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    match = SUMMARY.search(proc.stdout)
+    assert match is not None, proc.stdout
+    total = int(match.group(1))
+    counted = sum(int(part.split()[0]) for part in match.group(2).split(", "))
+    assert total == counted >= 20
+    assert "failover" in proc.stdout and "breaker of primary: closed -> open" in proc.stdout
+    # Every row of the table ends in a final delivery status, none left pending.
+    rows = [line for line in proc.stdout.splitlines() if re.match(r"^\s+\d+\s+\+", line)]
+    assert len(rows) == total
+    assert all(re.search(r"\b(delivered|undelivered)\b", row) for row in rows), rows
+
+
+def test_demo_in_process_leaves_nothing_running_and_keep_shows_history(tmp_path: Path) -> None:
+    before = {t.ident for t in threading.enumerate()}
+    lines: list[str] = []
+    outcome = run_demo(DemoSettings(count=8, keep=tmp_path, echo=lines.append, progress=False, pace=0.0))
+    leftover = [t for t in threading.enumerate() if t.ident not in before and t.is_alive()]
+    assert leftover == [], leftover
+    assert len(outcome.rows) >= 8
+    assert {row.provider for row in outcome.rows[:5]} == {"primary"}
+    assert outcome.rows[5].provider == "backup" and "InsufficientBalance" in outcome.rows[5].attempts
+    assert all(row.status in {"delivered", "undelivered"} for row in outcome.rows)
+    # The kept store and configuration answer `notifykit log`.
+    config = tmp_path / "notifykit.toml"
+    assert config.is_file()
+    token_line = next(line for line in config.read_text().splitlines() if line.startswith("token"))
+    token = token_line.split('"')[1]
+    result = CliRunner().invoke(cli, ["log", "--config", str(config), "--json"])
+    assert result.exit_code == 0, result.output
+    assert token not in result.output and all(token not in line for line in lines)
+    assert result.output.count('"message_id"') >= len(outcome.rows)
