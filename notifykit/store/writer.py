@@ -14,6 +14,7 @@ import contextlib
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -33,6 +34,8 @@ MAX_BATCH = 256
 class _Job(Generic[T]):
     fn: Callable[[sqlite3.Connection], T]
     write: bool
+    deadline: float
+    """``time.monotonic()`` after which the caller has given up: the job is skipped."""
     future: Future[T] = field(default_factory=Future)
 
 
@@ -43,7 +46,9 @@ class SQLiteWriter:
     """The thread that runs every statement of one store, in submission order.
 
     ``connect`` is called in the thread to make its connection; ``timeout`` bounds how long
-    a caller waits for its job (queueing, lock waits and the commit included).
+    a caller waits for its job (queueing, lock waits and the commit included). A job whose
+    caller has given up is skipped, so a write reported as timed out does not land later;
+    the one exception is a deadline passing during the job's own commit (milliseconds).
     """
 
     def __init__(
@@ -90,15 +95,18 @@ class SQLiteWriter:
         """Run ``fn(connection)`` in the thread; writes commit before this returns."""
         if not self.running:
             raise StoreError("the store is not open")
-        job: _Job[T] = _Job(fn, write)
+        job: _Job[T] = _Job(fn, write, time.monotonic() + self.timeout)
         self._queue.put(job)
         try:
             # A job whose caller gave up is cancelled, and skipped unless already running.
             return await asyncio.wait_for(asyncio.wrap_future(job.future), self.timeout)
         except TimeoutError:
-            raise StoreError(f"store operation timed out after {self.timeout:g}s") from None
+            raise self._late() from None
 
     # -- in the thread ------------------------------------------------------------------------
+
+    def _late(self) -> StoreError:
+        return StoreError(f"store operation timed out after {self.timeout:g}s")
 
     def _run(self, ready: Future[None]) -> None:
         try:
@@ -134,6 +142,9 @@ class SQLiteWriter:
         reads = [job for job in live if not job.write]
         writes = [job for job in live if job.write]
         for job in reads:
+            if time.monotonic() > job.deadline:
+                job.future.set_exception(self._late())
+                continue
             try:
                 job.future.set_result(job.fn(conn))
             except BaseException as exc:
@@ -152,6 +163,11 @@ class SQLiteWriter:
             return
         try:
             for job in jobs:
+                # Waiting for another process's lock may have outlasted the caller: a write
+                # it was told failed must not land behind its back.
+                if time.monotonic() > job.deadline:
+                    outcomes.append((False, self._late()))
+                    continue
                 conn.execute("SAVEPOINT job")
                 try:
                     result = job.fn(conn)
