@@ -20,8 +20,10 @@ from pydantic import (
     ConfigDict,
     Field,
     SecretStr,
+    SerializerFunctionWrapHandler,
     ValidationError,
     field_validator,
+    model_serializer,
     model_validator,
 )
 
@@ -73,7 +75,11 @@ class _Section(BaseModel):
 
 
 class ProviderConfig(BaseModel):
-    """``[providers.<instance>]``: ``type`` plus the provider type's own options."""
+    """``[providers.<instance>]``: ``type`` plus the provider type's own options.
+
+    The options stay raw until the provider type validates them (into ``SecretStr`` and
+    friends), so neither the repr nor a dump of this section shows their values.
+    """
 
     model_config = ConfigDict(extra="allow", frozen=True, hide_input_in_errors=True)
 
@@ -82,6 +88,12 @@ class ProviderConfig(BaseModel):
     @property
     def options(self) -> dict[str, Any]:
         return dict(self.model_extra or {})
+
+    @model_serializer(mode="wrap")
+    def _hide_options(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # Which options are secrets only the provider type knows: dump none of the values.
+        data: dict[str, Any] = handler(self)
+        return {k: (v if k == "type" else "**********") for k, v in data.items()}
 
     def __repr_args__(self) -> Any:
         # The options are raw until the provider type validates them into SecretStr and
