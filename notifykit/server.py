@@ -29,6 +29,8 @@ class ServerThread:
         config.setdefault("log_level", "warning")
         config.setdefault("access_log", False)
         config.setdefault("lifespan", "off")
+        # A client holding a request open (a sandbox hang) must not keep stop() waiting.
+        config.setdefault("timeout_graceful_shutdown", 1)
         self._server = uvicorn.Server(uvicorn.Config(app, **config))
         self._thread = threading.Thread(
             target=self._run, name=f"notifykit-server-{self.port}", daemon=True
