@@ -16,6 +16,8 @@ __all__ = ["mask_phone", "parse_phone", "region_of"]
 # extensions, which an SMS cannot reach.
 _ALLOWED = re.compile(r"^\+?[0-9 ().\-/\u00a0]+$")
 
+_MASKED = re.compile(r"\+?\d{0,6}\*+\d{0,4}")
+
 _REASONS = {
     ValidationResult.INVALID_COUNTRY_CODE: "unknown country code",
     ValidationResult.TOO_SHORT: "too short",
@@ -34,6 +36,8 @@ def mask_phone(value: str | None) -> str:
     if not value:
         return "<none>"
     text = value.strip()
+    if _MASKED.fullmatch(text):
+        return text  # already masked: masking twice would hide the country code
     plus = "+" if text.startswith("+") else ""
     digits = "".join(c for c in text if c.isdigit())
     try:

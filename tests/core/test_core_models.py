@@ -214,3 +214,11 @@ def test_events_round_trip_through_the_discriminated_union() -> None:
         assert type(again) is type(event) and again == event
     assert make_event_id("primary", "t1", "DELIVRD") == receipt.event_id
     assert make_event_id("backup", "t1", "DELIVRD") != receipt.event_id
+
+
+def test_masking_is_idempotent() -> None:
+    assert mask_phone(mask_phone(NUMBER)) == "+86156****1090"
+
+
+def test_stars_do_not_smuggle_a_number_past_masking() -> None:
+    assert mask_phone("*8615612341090") == "861****1090"
