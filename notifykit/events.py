@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
 
 from notifykit.models import DeliveryStatus, utcnow
 
@@ -39,6 +39,14 @@ class _BaseEvent(BaseModel):
     raw: dict[str, Any] = Field(default_factory=dict)
     message_id: str | None = None
     """notifykit's own message id, once the event is tied to its message."""
+
+    @field_validator("occurred_at", "received_at")
+    @classmethod
+    def _utc(cls, value: datetime) -> datetime:
+        # A naive time is ambiguous (the vendor's zone or ours?): the plugin must say.
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError("must be timezone-aware (convert the vendor's local time)")
+        return value.astimezone(UTC)
 
 
 class DeliveryReceipt(_BaseEvent):

@@ -30,7 +30,8 @@ def mask_phone(value: str | None) -> str:
     """Mask a number for logs and messages: ``+8615612341090`` -> ``+86156****1090``.
 
     Keeps the country code, the first three national digits and the last four; anything
-    with fewer than eight digits shows only its last two characters. Separators are
+    with fewer than eight digits shows only its last two digits, and text without digits
+    shows nothing of itself. Separators are
     dropped first, so ``+86 156 1234 1090`` hides as much as its E.164 form.
     """
     if not value:
@@ -50,7 +51,9 @@ def mask_phone(value: str | None) -> str:
             return f"+{parsed.country_code}{national[:3]}****{national[-4:]}"
     if len(digits) >= 8:
         return f"{plus}{digits[:3]}****{digits[-4:]}"
-    compact = plus + digits if digits else text
+    if not digits:
+        return "***"  # not a number at all: echo nothing of it
+    compact = plus + digits
     return "*" * max(len(compact) - 2, 0) + compact[-2:]
 
 

@@ -222,3 +222,25 @@ def test_masking_is_idempotent() -> None:
 
 def test_stars_do_not_smuggle_a_number_past_masking() -> None:
     assert mask_phone("*8615612341090") == "861****1090"
+
+
+def test_event_times_are_aware_and_converted_to_utc() -> None:
+    from datetime import timedelta, timezone
+
+    from pydantic import ValidationError
+
+    shanghai = timezone(timedelta(hours=8))
+    reply = InboundMessage(
+        event_id="e",
+        provider="p",
+        occurred_at=datetime(2024, 5, 1, 16, 0, tzinfo=shanghai),
+        text="",
+    )
+    assert reply.occurred_at == datetime(2024, 5, 1, 8, 0, tzinfo=UTC)
+    assert reply.occurred_at.utcoffset() == timedelta(0)
+    with pytest.raises(ValidationError, match="must be timezone-aware"):
+        InboundMessage(event_id="e", provider="p", occurred_at=datetime(2024, 5, 1), text="")
+
+
+def test_text_without_digits_is_not_echoed_by_masking() -> None:
+    assert mask_phone("call me\nmaybe") == "***"
