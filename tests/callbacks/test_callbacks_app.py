@@ -283,13 +283,16 @@ def test_token_never_stored_logged_or_echoed(
     server = serve(create_app(config(db)))
     query = "?sig=abc"
     ok = httpx.post(
-        f"{server.url}/callbacks/vs/{TOKEN}{query}", content=DOC_RECEIPT.encode(), headers=FORM
+        f"{server.url}/callbacks/vs/{TOKEN}{query}",
+        content=DOC_RECEIPT.encode(),
+        headers={**FORM, "authorization": "Basic dmVuZG9yOnB3", "x-vendor": "kept"},
     )
     bad = push(server.url, "garbage=1")
     assert ok.status_code == 200 and bad.status_code == 400
     server.stop()
     inbox = stored(db, lambda s: s.list_inbox())
     assert [e.path for e in inbox] == ["/callbacks/vs/***?sig=abc"]
+    assert inbox[0].headers["authorization"] == "***" and inbox[0].headers["x-vendor"] == "kept"
     quarantined = stored(db, lambda s: s.list_quarantine())
     # The receiver's own log lines (the test's HTTP client logs the URL it calls).
     logged = [
