@@ -61,6 +61,9 @@ def get_logger(name: str = "notifykit") -> structlog.stdlib.BoundLogger:
     return structlog.wrap_logger(  # type: ignore[no-any-return]
         logging.getLogger(name),
         processors=[
+            # First, so that a level the host does not log costs no processing (masking
+            # parses phone numbers): the standard logger's own check, made early.
+            structlog.stdlib.filter_by_level,
             mask_phone_fields,
             structlog.stdlib.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),

@@ -70,7 +70,8 @@ def check_pending(pm: pluggy.PluginManager) -> None:
 
 
 def _label(plugin: object) -> str:
-    return _DISTRIBUTIONS.get(id(plugin)) or getattr(plugin, "__name__", type(plugin).__name__)
+    known = _DISTRIBUTIONS.get(id(plugin))
+    return known if known is not None else str(getattr(plugin, "__name__", type(plugin).__name__))
 
 
 def _register(pm: pluggy.PluginManager, plugin: object, name: str, distribution: str) -> None:

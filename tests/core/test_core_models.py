@@ -143,6 +143,7 @@ def test_sms_message_errors_are_invalid_message_with_the_number_masked(
         ({"template": "t", "params": {"": "x"}}, "params: parameter names must be non-empty"),
         ({"template": "t", "params": ["code"]}, "params: expected a mapping"),
         ({"template": "t", "tags": "urgent"}, "tags: expected a list of tags"),
+        ({"template": "t", "tags": ["ok", 3]}, "tags: every tag must be a non-empty string"),
         ({"template": "t", "idempotency_key": ""}, "idempotency_key: expected a non-empty"),
     ],
 )
