@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import pytest
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 
@@ -66,3 +69,9 @@ def section_map(name: str) -> dict[str, Section]:
         )
         found[section.title] = section
     return found
+
+
+@pytest.fixture
+def sections() -> Callable[[str], dict[str, Section]]:
+    """``sections("cli.md")``: that document's sections by heading title."""
+    return section_map
