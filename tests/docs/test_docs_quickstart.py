@@ -1,0 +1,48 @@
+"""docs/quickstart.md: every ```python block runs as written, with no configuration file
+(the built-in console default), and prints what the text says it does."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "quickstart.md"
+BLOCKS = re.findall(r"^```python\n(.*?)^```$", DOC.read_text(encoding="utf-8"), re.S | re.M)
+
+
+@pytest.fixture
+def no_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("NOTIFYKIT_CONFIG", raising=False)
+
+
+def run(source: str) -> None:
+    exec(compile(source, str(DOC), "exec"), {"__name__": "__main__"})
+
+
+def test_there_are_three_examples() -> None:
+    assert len(BLOCKS) == 3
+
+
+@pytest.mark.usefixtures("no_config")
+def test_sync_send(capsys: pytest.CaptureFixture[str]) -> None:
+    run(BLOCKS[0])
+    out = capsys.readouterr().out
+    assert "[console] SMS to +86156****1090: verify_code code=1234" in out
+    assert "console " in out and "['accepted']" in out
+
+
+@pytest.mark.usefixtures("no_config")
+def test_async_send(capsys: pytest.CaptureFixture[str]) -> None:
+    run(BLOCKS[1])
+    assert capsys.readouterr().out.splitlines()[-1] == "accepted"
+
+
+@pytest.mark.usefixtures("no_config")
+def test_failures(capsys: pytest.CaptureFixture[str]) -> None:
+    run(BLOCKS[2])
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("bad input: to: recipient") and "12345" not in out[0]
+    assert out[1] == "sms failed InsufficientBalance"
