@@ -7,6 +7,7 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
+import pluggy
 import pytest
 
 from notifykit import hookspecs
@@ -42,7 +43,9 @@ def test_hook_is_documented(name: str, sections: Any) -> None:
 
 def test_firstresult_is_stated(sections: Any) -> None:
     hooks = sections(DOC)["Hooks"].text
-    firstresult = sorted(n for n, fn in SPECS.items() if getattr(fn, "notifykit_spec")["firstresult"])
+    pm = pluggy.PluginManager("notifykit")
+    pm.add_hookspecs(hookspecs)
+    firstresult = sorted(n for n in SPECS if getattr(pm.hook, n).spec.opts["firstresult"])
     if firstresult:
         for name in firstresult:
             assert f"`{name}` is `firstresult`" in hooks, name
