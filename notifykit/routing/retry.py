@@ -1,4 +1,4 @@
-"""Retrying the same provider, with stamina: only where the request never reached the vendor.
+"""Retrying the same provider, with tenacity: only where the request never reached the vendor.
 
 A try is repeated only when it raised :class:`~notifykit.errors.ProviderUnavailable` with
 ``retryable`` set (refused connection, connect timeout, HTTP 429/502/503/504), and only while
@@ -7,6 +7,10 @@ absorb the longest backoff, so that no backoff sleep ever ends after the deadlin
 Backoff is exponential from ``initial_delay``, doubled per try, capped at ``max_delay``, plus
 a random jitter of up to ``initial_delay``; ``attempts`` counts every try, the first
 included.
+
+tenacity rather than stamina: stamina's retry instrumentation is process-global and, with
+structlog installed but unconfigured, prints every scheduled retry to stdout, which a
+library must not do to its host (it corrupted ``notifykit send --json``).
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-import stamina
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
 from notifykit.config import RetryConfig
 from notifykit.routing.policy import is_retryable
@@ -41,7 +45,7 @@ class RetryPolicy:
 
     @property
     def longest_wait(self) -> float:
-        """The longest backoff stamina can choose between two tries."""
+        """The longest backoff tenacity can choose between two tries (jitter included)."""
         return self.max_delay
 
     async def call(
@@ -49,14 +53,23 @@ class RetryPolicy:
     ) -> T:
         """Await ``try_once()``, trying again under this policy; the last error propagates."""
 
-        def retry_on(exc: Exception) -> bool:
-            return is_retryable(exc) and may_retry()
+        def retry_on(exc: BaseException) -> bool:
+            return isinstance(exc, Exception) and is_retryable(exc) and may_retry()
 
-        caller = stamina.AsyncRetryingCaller(
-            attempts=self.attempts,
-            timeout=None,  # the router's deadline bounds the tries, through may_retry
-            wait_initial=self.initial_delay,
-            wait_max=self.max_delay,
-            wait_jitter=self.initial_delay,
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self.attempts),
+            # the router's deadline bounds the tries, through may_retry
+            wait=wait_exponential_jitter(
+                multiplier=self.initial_delay,
+                max=self.max_delay,
+                jitter=self.initial_delay,
+            ),
+            retry=retry_if_exception(retry_on),
+            reraise=True,
         )
-        return await caller(retry_on, try_once)
+        async for attempt in retrying:
+            with attempt:
+                result = await try_once()
+            if not attempt.retry_state.outcome or not attempt.retry_state.outcome.failed:
+                return result
+        raise AssertionError("tenacity stopped without an outcome")  # pragma: no cover

@@ -8,7 +8,6 @@ import os
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
@@ -153,18 +152,22 @@ async def test_key_left_by_a_dead_failed_send_is_taken_back(make_router) -> None
 
 SCRIPT = textwrap.dedent(
     """
-    import asyncio, json, sys, time
+    import asyncio, json, os, pathlib, sys, time
     from notifykit import AsyncNotifier, Config
     from notifykit.errors import NotifyKitError
 
-    async def main(db, key, start):
+    async def main(db, key, barrier):
         config = Config.from_dict({
             "providers": {"fake": {"type": "memory", "delay": 0.2}},
             "routing": {"recipient_min_interval": "60s", "deadline": 10},
             "store": {"url": "sqlite:///" + db},
         })
         async with AsyncNotifier(config) as notifier:
-            while time.time() < start:
+            # A file barrier: both processes are up, with the store open, before either sends.
+            barrier = pathlib.Path(barrier)
+            (barrier / f"ready-{os.getpid()}").touch()
+            give_up = time.monotonic() + 20
+            while len(list(barrier.glob("ready-*"))) < 2 and time.monotonic() < give_up:
                 await asyncio.sleep(0.005)
             try:
                 result = await notifier.send(
@@ -177,7 +180,7 @@ SCRIPT = textwrap.dedent(
             out["calls"] = notifier.providers["fake"].calls
             print(json.dumps(out))
 
-    asyncio.run(main(sys.argv[1], sys.argv[2], float(sys.argv[3])))
+    asyncio.run(main(sys.argv[1], sys.argv[2], sys.argv[3]))
     """
 )
 
@@ -187,10 +190,11 @@ def run_two(tmp_path: Path, key: str) -> list[dict[str, object]]:
     script.write_text(SCRIPT)
     db = tmp_path / "shared.sqlite3"
     env = {**os.environ, "NOTIFYKIT_LOAD_PLUGINS": ""}
-    start = time.time() + 1.5  # both processes are up and open before either sends
+    barrier = tmp_path / "barrier"
+    barrier.mkdir()
     procs = [
         subprocess.Popen(
-            [sys.executable, str(script), str(db), key, str(start)],
+            [sys.executable, str(script), str(db), key, str(barrier)],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             env=env,
