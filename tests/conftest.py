@@ -1,0 +1,169 @@
+"""The secrets scan: every log record of the whole test session is checked for the
+canary secrets the tests configure; any occurrence fails the session.
+
+How it works: at start-up (this conftest is loaded for the ``tests`` and ``plugins`` test
+paths), :class:`SecretsScan` is registered as a pytest plugin, sets the root logger to
+DEBUG and wraps ``logging.Logger.handle``. That is the one method every record passes
+through once its logger's level lets it be made, whichever handler (caplog's, the CLI's
+stderr handler, none) receives it and whether or not it propagates, so even loggers with
+``propagate = False`` are seen. Each record's message, arguments, extra fields (structlog
+puts the event dict there) and exception text are searched for every :data:`CANARIES`
+string (except httpx's request line of a push *to* the receiver, see
+:func:`is_push_to_receiver`); hits are reported with the test that logged them (the secret itself masked) and
+the session exits with status 1. Records made in other processes (``notifykit serve``
+subprocesses) are not seen.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import traceback
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+CANARIES: tuple[str, ...] = (
+    # Configured as provider app keys, auth tokens and callback tokens across the suite
+    # (grep the tests for app_key / auth_token / token). Short or generic values ("k",
+    # "key") are left out: they would match ordinary text.
+    "WVNA4A0SECRETKEY",
+    "PRIMARY-APP-KEY-0042",
+    "BACKUP-APP-KEY-0043",
+    "TOPSECRET",
+    "key-do-not-show",
+    "s3cret-t0ken",
+    "s3cr3t-Zq9-config",
+    "crash-test-token",
+    "cli-secret-token",
+    "cb-token-7Hx-leak-canary",
+    "twilio-auth-token-not-real",
+    "auth-token-never-shown-0042",
+    "api-key-secret-never-shown-0042",
+    "auth-token-0042",
+    # The reliability suite's own.
+    "RELIABILITY-APP-KEY-5150",
+    "RELIABILITY-BACKUP-KEY-5151",
+    "RELIABILITY-CB-TOKEN-7734",
+)
+
+PLUGIN_NAME = "notifykit-secrets-scan"
+
+
+@dataclass(frozen=True)
+class Leak:
+    test: str
+    logger: str
+    canary: str
+
+    def __str__(self) -> str:
+        shown = self.canary[:3] + "***"
+        return f"{self.test}: logger {self.logger!r} logged secret {shown}"
+
+
+def record_text(record: logging.LogRecord) -> str:
+    """Everything a handler could render from ``record``."""
+    parts = [str(value) for value in vars(record).values()]
+    # A malformed record cannot render; its raw parts above are still searched.
+    with contextlib.suppress(Exception):
+        parts.append(record.getMessage())
+    if record.exc_info and record.exc_info[1] is not None:
+        parts.append("".join(traceback.format_exception(record.exc_info[1])))
+    return "\n".join(parts)
+
+
+def is_push_to_receiver(record: logging.LogRecord) -> bool:
+    """httpx's request line for a POST *to* the callback receiver, made by a test playing the
+    vendor (or by a sandbox's pusher): the vendor is configured with the token in the URL,
+    so its own HTTP client logging that URL is the vendor's business. notifykit itself never
+    calls a ``/callbacks/`` URL, so this exempts no record of notifykit's own requests."""
+    if record.name != "httpx" or record.msg != 'HTTP Request: %s %s "%s %d %s"':
+        return False
+    args = record.args if isinstance(record.args, tuple) else ()
+    return len(args) >= 2 and "/callbacks/" in str(args[1])
+
+
+class SecretsScan:
+    """The session-wide scanner (a pytest plugin, see the module docstring)."""
+
+    def __init__(self, canaries: tuple[str, ...] = CANARIES) -> None:
+        self.canaries = canaries
+        self.leaks: list[Leak] = []
+        self.records_scanned = 0
+        self.current_test = "<collection>"
+        self._diverted: list[Leak] | None = None
+        self._original: Callable[[logging.Logger, logging.LogRecord], Any] | None = None
+        self._root_level = logging.WARNING
+
+    def scan(self, record: logging.LogRecord) -> None:
+        self.records_scanned += 1
+        if is_push_to_receiver(record):
+            return
+        text = record_text(record)
+        for canary in self.canaries:
+            if canary in text:
+                leak = Leak(self.current_test, record.name, canary)
+                (self._diverted if self._diverted is not None else self.leaks).append(leak)
+
+    @contextmanager
+    def diverted(self) -> Iterator[list[Leak]]:
+        """Collect hits into the yielded list instead of failing the session (for the
+        test that proves the scanner sees a leak)."""
+        self._diverted = []
+        try:
+            yield self._diverted
+        finally:
+            self._diverted = None
+
+    # -- pytest hooks ------------------------------------------------------------------------
+
+    def install(self) -> None:
+        original = logging.Logger.handle
+        scanner = self
+
+        def handle(logger: logging.Logger, record: logging.LogRecord) -> None:
+            scanner.scan(record)
+            original(logger, record)
+
+        self._original = original
+        logging.Logger.handle = handle  # type: ignore[method-assign]
+        root = logging.getLogger()
+        self._root_level = root.level
+        root.setLevel(logging.DEBUG)
+
+    def uninstall(self) -> None:
+        if self._original is not None:
+            logging.Logger.handle = self._original  # type: ignore[method-assign]
+            self._original = None
+        logging.getLogger().setLevel(self._root_level)
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_logstart(self, nodeid: str) -> None:
+        self.current_test = nodeid
+
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        self.uninstall()
+        if self.leaks and session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if self.leaks:
+            terminalreporter.section("secrets found in captured logs", red=True)
+            for leak in dict.fromkeys(self.leaks):
+                terminalreporter.line(str(leak))
+        else:
+            terminalreporter.line(
+                f"secrets scan: {self.records_scanned} log records, "
+                f"{len(self.canaries)} canary secrets, 0 occurrences"
+            )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if config.pluginmanager.has_plugin(PLUGIN_NAME):
+        return
+    scanner = SecretsScan()
+    scanner.install()
+    config.pluginmanager.register(scanner, PLUGIN_NAME)
