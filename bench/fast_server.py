@@ -9,6 +9,7 @@ Prints ``PORT <n>`` on its first line, then serves until killed.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import socket
 import sys
@@ -18,11 +19,12 @@ SUCCESS = json.dumps(
         "returnStatus": "1",
         "message": "成功",
         "remainPoint": "1000",
-        "taskId": "9400001",
+        "taskId": "TASKID00",
         "successCounts": "1",
     },
     ensure_ascii=False,
 ).encode()
+"""A success; ``TASKID00`` is replaced by a fresh id per answer, as a real vendor gives."""
 
 
 def _response(body: bytes, content_type: bytes) -> bytes:
@@ -40,6 +42,7 @@ ANSWERS = {
     "ok": _response(SUCCESS, b"application/json;charset=UTF-8"),
     "discard": _response(b"ok", b"text/plain"),
 }
+_task_ids = itertools.count(10_000_000)
 
 
 class KeepAlive(asyncio.Protocol):
@@ -70,7 +73,8 @@ class KeepAlive(asyncio.Protocol):
                 return
             self.buffer = self.buffer[total:]
             if self.answer is not None and self.transport is not None:
-                self.transport.write(self.answer)
+                # Same length for every id, so content-length stays right.
+                self.transport.write(self.answer.replace(b"TASKID00", b"%d" % next(_task_ids), 1))
 
 
 async def serve(mode: str) -> None:
