@@ -322,4 +322,17 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{found}: not valid TOML: {exc}") from None
-    return Config.from_dict(data, source=str(found))
+    return _relative_to(Config.from_dict(data, source=str(found)), found.parent)
+
+
+def _relative_to(config: Config, directory: Path) -> Config:
+    """Resolve a relative ``sqlite:///`` path against the configuration file's directory, so
+    that ``notifykit log --config DIR/notifykit.toml`` reads the same store from anywhere."""
+    prefix = "sqlite:///"
+    if not config.store.url.startswith(prefix):
+        return config
+    path = Path(config.store.url.removeprefix(prefix))
+    if path.is_absolute():
+        return config
+    store = config.store.model_copy(update={"url": prefix + str((directory / path).resolve())})
+    return config.model_copy(update={"store": store})

@@ -182,6 +182,7 @@ def _write_config(
         "",
     ]
     path.write_text("\n".join(lines), encoding="utf-8")
+    path.chmod(0o600)  # it holds the callback token
 
 
 @contextmanager

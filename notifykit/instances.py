@@ -84,7 +84,9 @@ def _transport_for(
     config: Config, instance: str, transport: httpx.AsyncBaseTransport | TransportFactory | None
 ) -> httpx.AsyncBaseTransport | None:
     if isinstance(transport, httpx.AsyncBaseTransport):
-        return transport
+        # One transport handed to every instance: closing one provider must not close it
+        # under the others; it stays its owner's to close.
+        return _Borrowed(transport)
     if transport is not None:
         return transport(instance)
     if config.http.transport == "httpx":
@@ -92,3 +94,16 @@ def _transport_for(
             limits=httpx.Limits(max_connections=100, max_keepalive_connections=100)
         )
     return None
+
+
+class _Borrowed(httpx.AsyncBaseTransport):
+    """A transport shared by several providers, which none of them closes."""
+
+    def __init__(self, transport: httpx.AsyncBaseTransport) -> None:
+        self._transport = transport
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        return await self._transport.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        """Leave the shared transport open."""

@@ -153,11 +153,22 @@ class SendResult(BaseModel):
 
 
 class Balance(BaseModel):
-    """What is left on a vendor account: credits, or money in an ISO 4217 currency."""
+    """What is left on a vendor account: credits, or money in an ISO 4217 currency.
+
+    ``unit`` is required: ``"credits"``, or a currency code such as ``"USD"``, so that money
+    is never read as a message count.
+    """
 
     provider: str
     remaining: Decimal
-    unit: str = "credits"
+    unit: str
+
+    @field_validator("unit")
+    @classmethod
+    def _unit(cls, value: str) -> str:
+        if value != "credits" and not (len(value) == 3 and value.isascii() and value.isupper()):
+            raise ValueError('unit must be "credits" or an ISO 4217 currency code such as "USD"')
+        return value
 
 
 class StatusChange(BaseModel):

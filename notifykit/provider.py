@@ -81,7 +81,13 @@ class CallbackRequest:
                 f"body is not valid {encoding}: {exc.reason} at byte {exc.start}"
             ) from None
         try:
-            return parse_qsl(text, keep_blank_values=True, strict_parsing=False, errors="strict")
+            return parse_qsl(
+                text,
+                keep_blank_values=True,
+                strict_parsing=False,
+                encoding=encoding,
+                errors="strict",
+            )
         except (ValueError, UnicodeDecodeError) as exc:
             raise CallbackError(f"body is not form-encoded: {exc}") from None
 

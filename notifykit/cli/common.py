@@ -114,7 +114,39 @@ def _usage_failure(exc: click.UsageError) -> _Failure:
 
 
 class NotifyKitGroup(click.Group):
-    """A click group whose every error, click's usage errors included, is one line."""
+    """A click group whose every error, click's usage errors included, is one line.
+
+    Commands that plugins add through the ``register_commands`` hook are loaded the first
+    time a name is not a built-in one (or the commands are listed), never at import.
+    """
+
+    _plugin_commands: dict[str, click.Command] | None = None
+
+    def _plugins(self) -> dict[str, click.Command]:
+        if self._plugin_commands is None:
+            from notifykit.plugins import get_plugin_manager
+
+            collector = click.Group(self.name)
+            try:
+                get_plugin_manager().hook.register_commands(cli=collector)
+            except Exception as exc:  # a broken plugin must not take the built-in commands down
+                click.echo(f"Warning: plugin commands not loaded: {describe_error(exc)}", err=True)
+            self._plugin_commands = {}
+            for name, command in collector.commands.items():
+                if name in self.commands:
+                    click.echo(
+                        f"Warning: a plugin's command {name!r} clashes with a built-in one; ignored",
+                        err=True,
+                    )
+                    continue
+                self._plugin_commands[name] = command
+        return self._plugin_commands
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self._plugins()})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        return super().get_command(ctx, cmd_name) or self._plugins().get(cmd_name)
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         try:

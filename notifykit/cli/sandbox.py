@@ -45,14 +45,11 @@ def _option(name: str, field: FieldInfo) -> click.Option:
     else:
         kind = {int: click.INT, float: click.FLOAT}.get(inner, click.STRING)
     default = field.get_default(call_default_factory=True)
-    shown = ",".join(map(str, default)) if isinstance(default, list) else default
-    return click.Option(
-        [flag, name],
-        type=kind,
-        default=None,
-        show_default=str(shown) if shown is not None else False,
-        help=help_text,
-    )
+    if isinstance(default, list):
+        default = ",".join(map(str, default))
+    if default not in (None, ""):
+        help_text += f"  [default: {default}]"
+    return click.Option([flag, name], type=kind, default=None, help=help_text)
 
 
 def settings_options(settings: type[SandboxSettings]) -> list[click.Option]:
