@@ -1,0 +1,141 @@
+"""Restart: the receiver (``notifykit serve``, SQLite store) is killed with SIGKILL twice
+while 16 clients stream receipts, and restarted on the same port each time. The clients
+behave as a vendor does: a push not acknowledged is sent again until it is. Afterwards
+every acknowledged push is stored, every push was eventually acknowledged, and retries
+of pushes the dead process had stored did not duplicate any event."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+from urllib.parse import urlencode
+
+import httpx
+import pytest
+
+from .conftest import APP_ID, APP_KEY, CB_TOKEN
+
+pytestmark = [
+    pytest.mark.anyio,
+    pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX"),
+]
+
+PUSHES = 600
+WORKERS = 16
+KILL_AFTER = (150, 350)
+"""Acknowledged pushes after which the running receiver is killed."""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start(config: Path, port: int) -> subprocess.Popen[str]:
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "from notifykit.cli import main; main()",
+            "serve",
+            "--config",
+            str(config),
+            "--port",
+            str(port),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env={**os.environ, "NOTIFYKIT_LOAD_PLUGINS": "veesing"},
+    )
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    assert f"127.0.0.1:{port}" in line and CB_TOKEN not in line, line
+    return process
+
+
+def receipt(n: int) -> bytes:
+    return urlencode(
+        {
+            "mobile": f"150{n:08d}",
+            "taskid": f"restart-{n}",
+            "status": "1",
+            "receivetime": "2024-05-01 17:00:00",
+        }
+    ).encode()
+
+
+async def test_sigkill_twice_while_streaming_loses_no_acknowledged_push(tmp_path: Path) -> None:
+    db = tmp_path / "restart.sqlite3"
+    config = tmp_path / "notifykit.toml"
+    config.write_text(
+        f'[providers.vs]\ntype = "veesing"\napp_id = "{APP_ID}"\napp_key = "{APP_KEY}"\n\n'
+        f'[store]\nurl = "sqlite:///{db}"\n\n[callbacks]\ntoken = "{CB_TOKEN}"\n',
+        encoding="utf-8",
+    )
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/callbacks/vs/{CB_TOKEN}"
+    processes = [start(config, port)]
+    acked: set[int] = set()
+    attempts = 0
+    kills = list(KILL_AFTER)
+    restarting = asyncio.Lock()
+    todo = iter(range(PUSHES))
+
+    async def kill_and_restart() -> None:
+        async with restarting:
+            old = processes[-1]
+            if old.poll() is None:
+                old.send_signal(signal.SIGKILL)
+                await asyncio.to_thread(old.wait, 10)
+                assert old.returncode == -signal.SIGKILL
+                processes.append(await asyncio.to_thread(start, config, port))
+
+    async def worker(client: httpx.AsyncClient) -> None:
+        nonlocal attempts
+        for n in todo:
+            while n not in acked:  # a vendor retries until it is acknowledged
+                attempts += 1
+                try:
+                    answer = await client.post(url, content=receipt(n))
+                except httpx.TransportError:
+                    await asyncio.sleep(0.05)  # the receiver is down or restarting
+                    continue
+                if answer.status_code == 200:
+                    acked.add(n)
+                else:
+                    assert answer.status_code == 503, answer.status_code
+                    await asyncio.sleep(0.05)
+                if kills and len(acked) >= kills[0]:
+                    kills.pop(0)
+                    await kill_and_restart()
+
+    try:
+        async with httpx.AsyncClient(timeout=5) as client:
+            await asyncio.wait_for(asyncio.gather(*(worker(client) for _ in range(WORKERS))), 45)
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+            await asyncio.to_thread(process.wait, 20)
+            if process.stdout is not None:
+                process.stdout.close()
+
+    assert len(processes) == 3 and not kills  # killed twice, mid-stream
+    assert acked == set(range(PUSHES))
+    with sqlite3.connect(db) as conn:
+        stored = [row[0] for row in conn.execute("SELECT provider_message_id FROM events")]
+        inbox = conn.execute("SELECT count(*) FROM inbox").fetchone()[0]
+        undispatched = conn.execute("SELECT count(*) FROM events WHERE dispatched = 0")
+        left = undispatched.fetchone()[0]
+    assert sorted(stored) == sorted(f"restart-{n}" for n in range(PUSHES))  # each once
+    assert inbox >= PUSHES  # a retried push is kept again in the inbox (an audit log)
+    assert left == 0  # the last receiver dispatched what the killed ones had not
+    print(f"\nrestart: {PUSHES} pushes, {attempts} requests, 2 SIGKILLs, inbox rows {inbox}")
