@@ -167,6 +167,19 @@ class StoreConfig(_Section):
 class CallbacksConfig(_Section):
     token: SecretStr | None = None
     max_body_bytes: int = Field(default=65536, ge=1)
+    public_url: str | None = None
+    """The receiver's externally visible base URL (``https://sms.example.com``), behind any
+    proxy. Each instance's callback URL is ``public_url`` + ``/callbacks/<instance>`` (+
+    ``/<token>``): vendors that sign over the URL (Twilio) verify against it."""
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not value.startswith(("http://", "https://")) or "?" in value or "#" in value:
+            raise ValueError("must be an http(s) URL without query or fragment")
+        return value.rstrip("/")
 
 
 class HttpConfig(_Section):

@@ -61,9 +61,12 @@ def build_providers(
                 raise ConfigError(
                     format_validation_error(exc, config.source, f"templates.{template}.{instance}")
                 ) from None
+        path = callback_path(config, instance)
+        public = config.callbacks.public_url
         context = ProviderContext(
             instance=instance,
-            callback_path=callback_path(config, instance),
+            callback_path=path,
+            callback_url=None if public is None else SecretStr(public + path.get_secret_value()),
             transport=_transport_for(config, instance, transport),
         )
         try:

@@ -54,6 +54,9 @@ class ProviderContext:
     instance: str
     callback_path: SecretStr = field(default_factory=lambda: SecretStr(""))
     transport: httpx.AsyncBaseTransport | None = None
+    callback_url: SecretStr | None = None
+    """``[callbacks] public_url`` + ``callback_path``: the URL vendors call for this instance,
+    or None when no public URL is configured. A secret, like the path."""
 
 
 @dataclass(frozen=True)

@@ -74,7 +74,7 @@ class TwilioOptions(ProviderOptions):
     public_url: str | None = Field(
         default=None,
         description="The externally visible base URL of the callback receiver; the receiver "
-        "URL of this instance is public_url + /callbacks/<instance>[/<token>].",
+        "URL of this instance is public_url + /callbacks/<instance>[/<token>] (default: [callbacks] public_url).",
     )
 
     @field_validator("account_sid")
@@ -175,10 +175,13 @@ class TwilioProvider(SmsProvider[TwilioOptions]):
 
     @property
     def receiver_url(self) -> str | None:
-        """This instance's public callback URL (a secret: it may hold the callbacks token)."""
-        if self.options.public_url is None:
-            return None
-        return self.options.public_url + self.context.callback_path.get_secret_value()
+        """This instance's public callback URL (a secret: it may hold the callbacks token):
+        its own ``public_url`` if set, else the core's ``[callbacks] public_url``."""
+        if self.options.public_url is not None:
+            return self.options.public_url + self.context.callback_path.get_secret_value()
+        if self.context.callback_url is not None:
+            return self.context.callback_url.get_secret_value()
+        return None
 
     def config_warnings(self) -> list[str]:
         warnings = []
@@ -187,9 +190,10 @@ class TwilioProvider(SmsProvider[TwilioOptions]):
                 f"providers.{self.instance}: no auth_token: callbacks cannot be verified "
                 "(an API key cannot check X-Twilio-Signature), so every callback is refused"
             )
-        if self.options.public_url is None:
+        if self.receiver_url is None:
             warnings.append(
-                f"providers.{self.instance}: no public_url: no StatusCallback is sent with "
+                f"providers.{self.instance}: no public_url (here or in [callbacks]): "
+                "no StatusCallback is sent with "
                 "messages and callback signatures cannot be checked, so every callback is refused"
             )
         return warnings
@@ -200,9 +204,9 @@ class TwilioProvider(SmsProvider[TwilioOptions]):
             "sender": self.options.from_number or self.options.messaging_service_sid,
             "auth": "api_key" if self.options.api_key_sid else "auth_token",
             "base_url": self.options.base_url,
-            "status_callbacks": self.options.public_url is not None,
+            "status_callbacks": self.receiver_url is not None,
             "callbacks_verifiable": self.options.auth_token is not None
-            and self.options.public_url is not None,
+            and self.receiver_url is not None,
         }
 
     # -- templates -----------------------------------------------------------------------
