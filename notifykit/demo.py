@@ -1,7 +1,8 @@
 """``notifykit demo``: the main job on the embedded default, with no account and no setup.
 
 Starts two Veesing sandboxes (a primary that runs out of balance after a few sends and then
-stops answering, and a healthy backup), a Twilio sandbox for non-Chinese numbers when the
+stops answering — its one request in flight then ends ``unknown`` and is never sent twice —
+and a healthy backup), a Twilio sandbox for non-Chinese numbers when the
 Twilio plugin is installed, and the callback receiver, all on free loopback ports; writes a
 configuration with a SQLite store; sends verification codes through the router; waits for
 the pushed receipts and replies; prints what happened to each message.
@@ -20,9 +21,10 @@ from pathlib import Path
 from typing import Any
 
 import click
+import httpx
 
 from notifykit.config import load_config
-from notifykit.errors import ConfigError, NotifyKitError
+from notifykit.errors import ConfigError, NotifyKitError, UnknownOutcome
 from notifykit.events import InboundMessage
 from notifykit.models import DeliveryStatus, MessageRecord
 from notifykit.notifier import AsyncNotifier
@@ -240,6 +242,7 @@ def run_demo(settings: DemoSettings) -> DemoOutcome:
         backup = ServerThread(backup_box.app(), lifespan="on")
         stack.callback(backup.stop)
         stack.callback(primary.stop)
+        stack.callback(primary_box.release_hangs)  # runs first: nothing waits on a hang
         twilio_url = None
         if twilio_sandbox is not None:
             twilio_box = twilio_sandbox.cls(
@@ -300,12 +303,10 @@ async def _send_all(
         ) as bar:
             for i, phone in enumerate(numbers, 1):
                 if i == PRIMARY_DOWN_AFTER:
-                    primary.stop()
-                    _note(
-                        bar,
-                        echo,
-                        f"#{i}: primary sandbox stops answering (connection refused from now on)",
-                    )
+                    # Through the sandbox's admin endpoint, as a test would break a vendor.
+                    async with httpx.AsyncClient() as admin:
+                        await admin.post(f"{primary.url}/_sandbox/admin", json={"hang_rate": 1.0})
+                    _note(bar, echo, f"#{i}: the primary sandbox stops answering from now on")
                 row = Row(index=i, phone=phone)
                 t0 = time.perf_counter()
                 try:
@@ -313,6 +314,16 @@ async def _send_all(
                         phone,
                         template="verify_code",
                         params={"code": f"{secrets.randbelow(10**6):06d}"},
+                    )
+                except UnknownOutcome as exc:
+                    row.error = f"{type(exc).__name__}: {exc.message}"
+                    row.attempts = _attempts(exc.attempts)
+                    _note(
+                        bar,
+                        echo,
+                        f"#{i} {mask_phone(phone)} {exc.provider} took the request and never "
+                        "answered: it may have sent the code, so no second one goes out "
+                        '(routing.on_unknown_outcome = "stop")',
                     )
                 except NotifyKitError as exc:
                     row.error = f"{type(exc).__name__}: {exc.message}"
@@ -346,7 +357,10 @@ def _breaker_changes(
             if now[0] == "open":
                 outcome.breaker_opened.append(name)
             reason = f" ({now[1]})" if now[1] else ""
-            changes.append(f"breaker of {name}: {before[0]} -> {now[0]}{reason}")
+            if before[0] == now[0] == "open":
+                changes.append(f"breaker of {name}: its probe failed, open again{reason}")
+            else:
+                changes.append(f"breaker of {name}: {before[0]} -> {now[0]}{reason}")
         last[name] = now
     return changes
 
