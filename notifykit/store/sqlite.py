@@ -19,6 +19,7 @@ import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from notifykit.errors import StoreError
 from notifykit.events import DeliveryReceipt, EventAdapter
@@ -285,22 +286,9 @@ class SQLiteStore(Store):
 
     async def list_quarantine(self, *, limit: int | None = None) -> list[QuarantineEntry]:
         def read(conn: sqlite3.Connection) -> list[QuarantineEntry]:
-            rows = conn.execute(
-                "SELECT provider, method, path, headers, body, received_at, reason"
-                " FROM quarantine ORDER BY id DESC LIMIT ?",
-                (-1 if limit is None else limit,),
-            ).fetchall()
             return [
-                QuarantineEntry(
-                    provider=provider,
-                    method=method,
-                    path=path,
-                    headers=json.loads(headers),
-                    body=bytes(body),
-                    received_at=_dt(received_at),
-                    reason=reason,
-                )
-                for provider, method, path, headers, body, received_at, reason in rows
+                QuarantineEntry(**fields, reason=reason)
+                for fields, reason in _raw_requests(conn, "quarantine", "reason", limit)
             ]
 
         return await self._writer.run(read, write=False)
@@ -313,22 +301,9 @@ class SQLiteStore(Store):
 
     async def list_inbox(self, *, limit: int | None = None) -> list[InboxEntry]:
         def read(conn: sqlite3.Connection) -> list[InboxEntry]:
-            rows = conn.execute(
-                "SELECT provider, method, path, headers, body, received_at, event_ids"
-                " FROM inbox ORDER BY id DESC LIMIT ?",
-                (-1 if limit is None else limit,),
-            ).fetchall()
             return [
-                InboxEntry(
-                    provider=provider,
-                    method=method,
-                    path=path,
-                    headers=json.loads(headers),
-                    body=bytes(body),
-                    received_at=_dt(received_at),
-                    event_ids=json.loads(event_ids),
-                )
-                for provider, method, path, headers, body, received_at, event_ids in rows
+                InboxEntry(**fields, event_ids=json.loads(event_ids))
+                for fields, event_ids in _raw_requests(conn, "inbox", "event_ids", limit)
             ]
 
         return await self._writer.run(read, write=False)
@@ -437,3 +412,29 @@ def _apply(record: MessageRecord, event: AnyEvent) -> bool:
 
 def _event(payload: str, message_id: str | None) -> AnyEvent:
     return EventAdapter.validate_json(payload).model_copy(update={"message_id": message_id})
+
+
+def _raw_requests(
+    conn: sqlite3.Connection, table: str, extra: str, limit: int | None
+) -> list[tuple[dict[str, Any], Any]]:
+    """Stored raw requests of ``table`` (inbox or quarantine), newest first: the common
+    fields as keyword arguments, plus the table's own ``extra`` column."""
+    rows = conn.execute(
+        f"SELECT provider, method, path, headers, body, received_at, {extra}"  # constants only
+        f" FROM {table} ORDER BY id DESC LIMIT ?",
+        (-1 if limit is None else limit,),
+    ).fetchall()
+    return [
+        (
+            {
+                "provider": provider,
+                "method": method,
+                "path": path,
+                "headers": json.loads(headers),
+                "body": bytes(body),
+                "received_at": _dt(received_at),
+            },
+            last,
+        )
+        for provider, method, path, headers, body, received_at, last in rows
+    ]
