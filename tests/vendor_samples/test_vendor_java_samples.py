@@ -79,26 +79,34 @@ def _run_java(tmp_path: Path, sources: dict[str, str], classpath: str, main: str
     return proc.stdout.decode("utf-8", errors="replace")
 
 
+def _edit(sample: str, url: str, *, credentials: bool) -> str:
+    """What a user edits in the vendor's sample: the host, the phone and (or not) the
+    account's appId and appKey."""
+    edited = sample.replace("https://vip.veesing.com", url).replace("156xxxx1090", "15612341090")
+    if credentials:
+        edited = edited.replace("2RYN7CQHL1M*****", "JAVA-APP-ID").replace(
+            "WVNA4A0*****", "JAVA-APP-KEY"
+        )
+    assert edited.count(url) == 1
+    return edited
+
+
+def _run_send_sample(tmp_path: Path, classpath: str, url: str, *, credentials: bool) -> str:
+    sample = (HERE / "SmsCodeTest.java").read_text(encoding="utf-8")
+    shim = (HERE / "com/alibaba/fastjson/JSONObject.java").read_text(encoding="utf-8")
+    sources = {
+        "SmsCodeTest.java": _edit(sample, url, credentials=credentials),
+        "com/alibaba/fastjson/JSONObject.java": shim,
+    }
+    return _run_java(tmp_path, sources, classpath, "SmsCodeTest")
+
+
 def test_vendor_send_sample_succeeds_against_the_sandbox(
     tmp_path: Path, sandbox: tuple[str, VeesingSandbox]
 ) -> None:
     url, box = sandbox
     classpath = _classpath(SEND_JARS + JSON_JARS)
-    sample = (HERE / "SmsCodeTest.java").read_text(encoding="utf-8")
-    edited = (
-        sample.replace("https://vip.veesing.com", url)
-        .replace("2RYN7CQHL1M*****", "JAVA-APP-ID")
-        .replace("WVNA4A0*****", "JAVA-APP-KEY")
-        .replace("156xxxx1090", "15612341090")
-    )
-    assert edited.count(url) == 1 and "JAVA-APP-KEY" in edited
-    shim = (HERE / "com/alibaba/fastjson/JSONObject.java").read_text(encoding="utf-8")
-    stdout = _run_java(
-        tmp_path,
-        {"SmsCodeTest.java": edited, "com/alibaba/fastjson/JSONObject.java": shim},
-        classpath,
-        "SmsCodeTest",
-    )
+    stdout = _run_send_sample(tmp_path, classpath, url, credentials=True)
     answer = json.loads(next(line for line in stdout.splitlines() if line.startswith("{")))
     assert answer["returnStatus"] == "1"  # what the sample's equals("1") needs
     assert "成功!" in stdout and "失败!" not in stdout
@@ -110,15 +118,7 @@ def test_vendor_sample_reports_failure_for_wrong_credentials(
 ) -> None:
     url, box = sandbox
     classpath = _classpath(SEND_JARS + JSON_JARS)
-    sample = (HERE / "SmsCodeTest.java").read_text(encoding="utf-8")
-    edited = sample.replace("https://vip.veesing.com", url).replace("156xxxx1090", "15612341090")
-    shim = (HERE / "com/alibaba/fastjson/JSONObject.java").read_text(encoding="utf-8")
-    stdout = _run_java(
-        tmp_path,
-        {"SmsCodeTest.java": edited, "com/alibaba/fastjson/JSONObject.java": shim},
-        classpath,
-        "SmsCodeTest",
-    )
+    stdout = _run_send_sample(tmp_path, classpath, url, credentials=False)
     assert "账号或密码错误" in stdout and "失败!" in stdout
     assert box.state.accepted == 0
 
@@ -129,11 +129,7 @@ def test_vendor_okhttp_balance_fragment_gets_remain_point(
     url, _ = sandbox
     classpath = _classpath(BALANCE_JARS)
     fragment = (HERE / "balance-fragment.txt").read_text(encoding="utf-8")
-    fragment = (
-        fragment.replace("https://vip.veesing.com", url)
-        .replace("2RYN7CQHL1M*****", "JAVA-APP-ID")
-        .replace("WVNA4A0*****", "JAVA-APP-KEY")
-    )
+    fragment = _edit(fragment, url, credentials=True)
     source = (
         "import okhttp3.*;\n\npublic class GetBalance {\n"
         "    public static void main(String[] args) throws Exception {\n"
