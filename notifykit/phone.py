@@ -68,26 +68,30 @@ def parse_phone(value: object, default_region: str | None = None) -> str:
     text = value.strip()
     if not text:
         raise InvalidMessage("to: the recipient number is empty")
-    masked = mask_phone(text)
+    # Masking parses the number too: only an error message pays for it.
     if not _ALLOWED.fullmatch(text):
         raise InvalidMessage(
-            f"to: recipient {masked} holds characters other than digits, spaces, + - ( ) . /"
+            f"to: recipient {mask_phone(text)} holds characters other than digits, spaces, + - ( ) . /"
         )
     if not text.startswith("+") and default_region is None:
         raise InvalidMessage(
-            f"to: recipient {masked} has no country code (write it as +<country code><number>)"
+            f"to: recipient {mask_phone(text)} has no country code (write it as +<country code><number>)"
         )
     try:
         parsed = phonenumbers.parse(text, None if text.startswith("+") else default_region)
     except phonenumbers.NumberParseException as exc:
         reason = exc.args[0] if exc.args else type(exc).__name__
-        raise InvalidMessage(f"to: recipient {masked} is not a phone number: {reason}") from None
+        raise InvalidMessage(
+            f"to: recipient {mask_phone(text)} is not a phone number: {reason}"
+        ) from None
     if not phonenumbers.is_valid_number(parsed):
         why = _REASONS.get(phonenumbers.is_possible_number_with_reason(parsed))
         region = phonenumbers.region_code_for_country_code(parsed.country_code or 0)
         where = f" for {region}" if region and region != "ZZ" else ""
         detail = f" ({why})" if why else ""
-        raise InvalidMessage(f"to: recipient {masked} is not a valid number{where}{detail}")
+        raise InvalidMessage(
+            f"to: recipient {mask_phone(text)} is not a valid number{where}{detail}"
+        )
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 
