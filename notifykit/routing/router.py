@@ -278,8 +278,12 @@ class Router:
         return result
 
     async def _finish(self, run: SendRun, exc: NotifyKitError | None) -> None:
-        """Write the final status of a send that did not succeed (``exc`` None: cancelled)."""
-        stopped_unknown = isinstance(exc, UnknownOutcome) or (exc is None and run.maybe_accepted)
+        """Write the final status of a send that did not succeed (``exc`` None: cancelled).
+
+        ``unknown`` whenever any attempt may have reached a vendor that took the message
+        (an UnknownOutcome, even one followed by failover and other failures): ``failed``
+        would claim that nothing went out."""
+        stopped_unknown = isinstance(exc, UnknownOutcome) or run.maybe_accepted
         status = DeliveryStatus.UNKNOWN if stopped_unknown else DeliveryStatus.FAILED
         try:
             await self.store.update_message(run.message_id, attempts=run.attempts, status=status)
