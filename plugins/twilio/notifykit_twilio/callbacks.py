@@ -39,7 +39,7 @@ STATUS_MAP: dict[str, DeliveryStatus] = {
 
 EMPTY_TWIML = b'<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
 
-_MESSAGE_SID = re.compile(r"^[A-Z]{2}[0-9a-fA-F]{32}$")
+_MESSAGE_SID = re.compile(r"^(SM|MM)[0-9a-fA-F]{32}$")
 # Fields whose repetition would make the push ambiguous.
 _SINGLE = ("MessageSid", "MessageStatus", "ErrorCode", "SmsStatus", "To", "From", "AccountSid")
 
@@ -95,7 +95,7 @@ def _message_sid(fields: dict[str, str]) -> str:
     if not sid:
         raise CallbackError("MessageSid is missing")
     if not _MESSAGE_SID.match(sid):
-        raise CallbackError("MessageSid is not a Twilio message SID (two letters + 32 hex)")
+        raise CallbackError("MessageSid is not a Twilio message SID (SM or MM + 32 hex)")
     return sid
 
 
