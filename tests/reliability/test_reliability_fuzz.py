@@ -119,13 +119,21 @@ def test_receiver_never_fails_and_stores_every_request_within_the_limit(
 ) -> None:
     before = receiver.stored()
     headers = {"content-type": content_type} if content_type.isprintable() else {}
+    if len(body) > LIMIT:
+        # The receiver answers 413 and reads no further, then closes: with the rest of the
+        # body unread, the kernel may reset the connection before the client reads the 413.
+        try:
+            answer = receiver.client.post(receiver.url, content=body, headers=headers)
+        except (httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError):
+            pass
+        else:
+            assert answer.status_code == 413
+        assert receiver.stored() == before
+        return
     answer = receiver.client.post(receiver.url, content=body, headers=headers)
     after = receiver.stored()
     assert answer.status_code < 500, answer.text
-    if len(body) > LIMIT:
-        assert answer.status_code == 413
-        assert after == before
-    elif answer.status_code == 200:
+    if answer.status_code == 200:
         assert after == (before[0] + 1, before[1])  # acknowledged: in the inbox
     else:
         assert answer.status_code == 400, answer.status_code
