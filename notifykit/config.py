@@ -184,7 +184,7 @@ class CallbacksConfig(_Section):
 
 class HttpConfig(_Section):
     transport: Literal["aiohttp", "httpx"] = "aiohttp"
-    """``aiohttp`` (the default, through httpx-aiohttp) or httpx's own pool."""
+    """``aiohttp`` (the default: notifykit.http.AiohttpTransport) or httpx's own pool."""
 
 
 class Config(_Section):

@@ -1,10 +1,19 @@
 """The HTTP edge shared by provider plugins: client construction and fault classification.
 
-The default transport is aiohttp's, through ``httpx-aiohttp``: httpx's own connection pool
-spends quadratic time assigning requests to connections at concurrency 50 and above (see
-docs/benchmarks.md), while the httpx API stays what plugins and tests use. Tests inject any
-``httpx.AsyncBaseTransport`` (``httpx.MockTransport``, a respx router, or
-``httpx.AsyncHTTPTransport()`` under ``respx.mock``) through :class:`ProviderContext`.
+The default transport is notifykit's own :class:`AiohttpTransport`: aiohttp's connection
+pool behind the httpx transport API. httpx's own connection pool spends quadratic time
+assigning requests to connections at concurrency 50 and above, and the generic
+``httpx-aiohttp`` bridge costs more than aiohttp itself (see docs/benchmarks.md). Plugins
+and tests keep the httpx API: tests inject any ``httpx.AsyncBaseTransport``
+(``httpx.MockTransport``, a respx router, or ``httpx.AsyncHTTPTransport()`` under
+``respx.mock``) through :class:`ProviderContext`.
+
+:func:`request` sends a request from a client made by :func:`create_client` straight to its
+transport (one ``httpx.Request``, the client's default headers, timeout and basic auth
+applied), without ``AsyncClient``'s per-request machinery (cookie jar, event hooks,
+redirect loop), which cost more than the transport itself. Anything that needs that
+machinery (other ``AsyncClient``\\ s, query params, cookies, other auth schemes, event
+hooks) goes through ``client.request`` as before.
 
 Transport faults are classified by whether the request may have reached the vendor:
 no connection made (refused, DNS failure, connect timeout, pool timeout) is
@@ -17,13 +26,16 @@ from __future__ import annotations
 
 from typing import Any
 
+import aiohttp
 import httpx
+import yarl
 
 from notifykit.errors import ProviderError, ProviderUnavailable, UnknownOutcome
 from notifykit.provider import ProviderContext
 
 __all__ = [
     "RETRYABLE_STATUS",
+    "AiohttpTransport",
     "classify_transport_error",
     "create_client",
     "default_transport",
@@ -33,27 +45,163 @@ __all__ = [
 
 RETRYABLE_STATUS = frozenset({429, 502, 503, 504})
 
-try:  # aiohttp is a dependency of httpx-aiohttp; imported here only to read its exceptions.
-    import aiohttp
-    from httpx_aiohttp import AiohttpTransport
-except ImportError:  # pragma: no cover - both are declared dependencies
-    aiohttp = None  # type: ignore[assignment]
-    AiohttpTransport = None  # type: ignore[assignment,misc]
+# What a transport may let through unmapped: an aiohttp error (another transport built on
+# aiohttp), OS errors and bare timeouts.
+_UNMAPPED: tuple[type[Exception], ...] = (OSError, TimeoutError, aiohttp.ClientError)
 
-
-# What a transport may let through unmapped: httpx-aiohttp re-raises an aiohttp error it has
-# no httpx equivalent for (e.g. a malformed HTTP answer); OS errors and bare timeouts.
-_UNMAPPED: tuple[type[Exception], ...] = (OSError, TimeoutError) + (
-    (aiohttp.ClientError,) if aiohttp is not None else ()
+# aiohttp's errors as httpx's, most specific first; the original stays the ``__cause__``,
+# which classify_transport_error reads.
+_AIOHTTP_ERRORS: tuple[tuple[type[Exception], type[httpx.TransportError]], ...] = (
+    (aiohttp.ConnectionTimeoutError, httpx.ConnectTimeout),
+    (aiohttp.ClientConnectorError, httpx.ConnectError),
+    (aiohttp.SocketTimeoutError, httpx.ReadTimeout),
+    (aiohttp.ServerTimeoutError, httpx.ReadTimeout),
+    (aiohttp.NonHttpUrlClientError, httpx.UnsupportedProtocol),
+    (aiohttp.InvalidURL, httpx.UnsupportedProtocol),
+    (aiohttp.ServerDisconnectedError, httpx.RemoteProtocolError),
+    (aiohttp.ClientResponseError, httpx.RemoteProtocolError),
+    (aiohttp.ClientPayloadError, httpx.ReadError),
+    (aiohttp.ClientError, httpx.ReadError),
 )
+
+_URL_CACHE_SIZE = 256
+
+
+class AiohttpTransport(httpx.AsyncBaseTransport):
+    """An httpx transport on one ``aiohttp.ClientSession`` (its pool is made on first use).
+
+    The answer is read whole before it is returned (vendor answers are small), so the
+    connection goes back to the pool at once. ``content-encoding`` is left to httpx to
+    decode. No cookie jar, no proxy from the environment, no redirects: a vendor API is
+    called as configured. aiohttp errors are raised as their httpx equivalents, the
+    original as ``__cause__``.
+    """
+
+    def __init__(self, *, max_connections: int = 100, keepalive_expiry: float = 30.0) -> None:
+        self._max_connections = max_connections
+        self._keepalive_expiry = keepalive_expiry
+        self._session: aiohttp.ClientSession | None = None
+        self._timeouts: dict[tuple[float | None, ...], aiohttp.ClientTimeout] = {}
+        self._urls: dict[str, yarl.URL] = {}
+
+    def _open(self) -> aiohttp.ClientSession:
+        connector = aiohttp.TCPConnector(
+            limit=self._max_connections,
+            keepalive_timeout=self._keepalive_expiry,
+            ssl=httpx.create_ssl_context(trust_env=False),
+        )
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            cookie_jar=aiohttp.DummyCookieJar(),
+            auto_decompress=False,
+            trust_env=False,
+        )
+        return self._session
+
+    def _timeout(self, timeout: Any) -> aiohttp.ClientTimeout:
+        """httpx's timeout extension as aiohttp's: connect, read, and pool (aiohttp's
+        ``connect`` bounds the wait for a pooled connection)."""
+        if not isinstance(timeout, dict):
+            timeout = {}
+        key = (timeout.get("connect"), timeout.get("read"), timeout.get("pool"))
+        found = self._timeouts.get(key)
+        if found is None:
+            if len(self._timeouts) >= _URL_CACHE_SIZE:
+                self._timeouts.clear()
+            found = self._timeouts[key] = aiohttp.ClientTimeout(
+                total=None, sock_connect=key[0], sock_read=key[1], connect=key[2]
+            )
+        return found
+
+    def _url(self, url: httpx.URL) -> yarl.URL:
+        text = str(url)
+        found = self._urls.get(text)
+        if found is None:
+            if len(self._urls) >= _URL_CACHE_SIZE:
+                self._urls.clear()
+            found = self._urls[text] = yarl.URL(text)
+        return found
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        session = self._session if self._session is not None else self._open()
+        try:
+            body: bytes | None = request.content
+        except httpx.RequestNotRead:
+            body = await request.aread()
+        try:
+            answer = await session.request(
+                request.method,
+                self._url(request.url),
+                headers=request.headers.multi_items(),
+                data=body or None,
+                allow_redirects=False,
+                timeout=self._timeout(request.extensions.get("timeout")),
+                server_hostname=request.extensions.get("sni_hostname"),
+            )
+            try:
+                content = await answer.read()
+            finally:
+                answer.release()
+        except aiohttp.ClientError as exc:
+            for aiohttp_error, httpx_error in _AIOHTTP_ERRORS:
+                if isinstance(exc, aiohttp_error):
+                    raise httpx_error(str(exc), request=request) from exc
+            raise  # pragma: no cover - the last entry catches every ClientError
+        extensions: dict[str, Any] = {"http_version": b"HTTP/1.1"}
+        if answer.reason:
+            extensions["reason_phrase"] = answer.reason.encode("latin-1", "replace")
+        return httpx.Response(
+            answer.status,
+            headers=answer.raw_headers,
+            content=content,
+            request=request,
+            extensions=extensions,
+        )
+
+    async def aclose(self) -> None:
+        session, self._session = self._session, None
+        if session is not None:
+            await session.close()
 
 
 def default_transport() -> httpx.AsyncBaseTransport:
     """notifykit's default transport: aiohttp's connection pool behind the httpx API."""
-    limits = httpx.Limits(max_connections=100, max_keepalive_connections=100, keepalive_expiry=30)
-    if AiohttpTransport is None:  # pragma: no cover
-        return httpx.AsyncHTTPTransport(limits=limits)
-    return AiohttpTransport(limits=limits, trust_env=False)
+    return AiohttpTransport(max_connections=100, keepalive_expiry=30)
+
+
+class _Client(httpx.AsyncClient):
+    """The ``AsyncClient`` :func:`create_client` makes; :func:`request` sends its plain
+    requests straight to ``transport``."""
+
+    def __init__(self, *, transport: httpx.AsyncBaseTransport, **kwargs: Any) -> None:
+        super().__init__(transport=transport, **kwargs)
+        self.direct_transport = transport
+        self._urls: dict[str, httpx.URL] = {}
+
+    def direct_url(self, url: str) -> httpx.URL:
+        """``url`` joined to ``base_url`` (cached: a provider calls a handful of URLs)."""
+        found = self._urls.get(url)
+        if found is None:
+            if len(self._urls) >= _URL_CACHE_SIZE:
+                self._urls.clear()
+            found = self._urls[url] = self._merge_url(url)
+        return found
+
+    def can_send_directly(self, kwargs: dict[str, Any]) -> bool:
+        """True when ``AsyncClient.request`` would do nothing more than :func:`request`'s
+        direct path: no cookies, hooks, redirects or auth flow beyond basic auth."""
+        auth = self.auth
+        return (
+            _DIRECT_KWARGS.issuperset(kwargs)
+            and (auth is None or type(auth) is httpx.BasicAuth)
+            and not self.follow_redirects
+            and not self.cookies
+            and not self.event_hooks["request"]
+            and not self.event_hooks["response"]
+        )
+
+
+_DIRECT_KWARGS = frozenset({"content", "data", "json", "headers"})
 
 
 def create_client(
@@ -62,7 +210,7 @@ def create_client(
     """One pooled client for one provider instance; ``timeout`` (seconds) bounds connect and
     read alike."""
     transport = context.transport if context.transport is not None else default_transport()
-    return httpx.AsyncClient(
+    return _Client(
         transport=transport,
         timeout=httpx.Timeout(timeout),
         base_url=base_url,
@@ -74,10 +222,17 @@ def create_client(
 def _never_connected(exc: BaseException) -> bool:
     """True when the fault provably happened before any request byte left."""
     cause = exc.__cause__
-    if aiohttp is not None and isinstance(cause, aiohttp.ClientError):
-        # httpx-aiohttp maps every aiohttp connection error to ConnectTimeout, including a
-        # server that closed without answering; read the original to tell them apart.
-        return isinstance(cause, aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError)
+    if isinstance(cause, aiohttp.ClientError):
+        # Read the original: httpx-aiohttp, for one, maps every aiohttp connection error to
+        # ConnectTimeout, including a server that closed without answering.
+        # A URL aiohttp refuses (not http, unparsable) was never sent either.
+        return isinstance(
+            cause,
+            aiohttp.ClientConnectorError
+            | aiohttp.ConnectionTimeoutError
+            | aiohttp.InvalidURL
+            | aiohttp.NonHttpUrlClientError,
+        )
     return isinstance(
         exc,
         httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout | httpx.UnsupportedProtocol,
@@ -108,6 +263,36 @@ def status_error(response: httpx.Response, provider: str) -> ProviderUnavailable
     )
 
 
+async def _send_directly(
+    client: _Client, method: str, url: str, kwargs: dict[str, Any]
+) -> httpx.Response:
+    """What ``client.request`` does for a plain request, in one step: the request built
+    with the client's headers, timeout and basic auth, sent to the transport, read."""
+    headers = client.headers
+    extra = kwargs.pop("headers", None)
+    if extra:
+        headers = httpx.Headers(headers)
+        headers.update(extra)
+    built = httpx.Request(
+        method,
+        client.direct_url(url),
+        headers=headers,
+        extensions={"timeout": client.timeout.as_dict()},
+        **kwargs,
+    )
+    auth = client.auth
+    if auth is not None:
+        built = next(auth.auth_flow(built))  # basic auth: sets the header, nothing more
+    response = await client.direct_transport.handle_async_request(built)
+    response.request = built
+    response.default_encoding = client._default_encoding
+    try:
+        await response.aread()
+    finally:
+        await response.aclose()
+    return response
+
+
 async def request(
     client: httpx.AsyncClient, method: str, url: str, *, provider: str, **kwargs: Any
 ) -> httpx.Response:
@@ -119,6 +304,8 @@ async def request(
     request may have left.
     """
     try:
+        if isinstance(client, _Client) and client.can_send_directly(kwargs):
+            return await _send_directly(client, method, url, kwargs)
         return await client.request(method, url, **kwargs)
     except httpx.HTTPError as exc:
         raise classify_transport_error(exc, provider) from exc

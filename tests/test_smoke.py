@@ -10,7 +10,9 @@ pytestmark = pytest.mark.anyio
 async def test_send_through_memory_provider() -> None:
     config = Config.from_dict({"providers": {"fake": {"type": "memory"}}})
     async with AsyncNotifier(config) as notifier:
-        result = await notifier.send("+8615612341090", template="verify_code", params={"code": "1234"})
+        result = await notifier.send(
+            "+8615612341090", template="verify_code", params={"code": "1234"}
+        )
         assert result.provider == "fake"
         record = await notifier.get_message(result.message_id)
         assert record is not None and record.status is DeliveryStatus.ACCEPTED
