@@ -56,10 +56,40 @@ def protect_record_fields(
     return event_dict
 
 
+class _LevelCheckedLogger(structlog.stdlib.BoundLogger):
+    """A stdlib BoundLogger that asks the standard logger whether the level is enabled
+    before building anything: a send logs one event per attempt at INFO, which must cost
+    next to nothing when INFO is off."""
+
+    def _proxy_to_logger(
+        self, method_name: str, event: str | None = None, *event_args: str, **event_kw: Any
+    ) -> Any:
+        level = _LEVELS.get(method_name)
+        if level is not None and not self._logger.isEnabledFor(level):
+            return None
+        return super()._proxy_to_logger(method_name, event, *event_args, **event_kw)
+
+
+_LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warning": logging.WARNING,
+    "warn": logging.WARNING,
+    "error": logging.ERROR,
+    "exception": logging.ERROR,
+    "critical": logging.CRITICAL,
+    "fatal": logging.CRITICAL,
+}
+
+
 def get_logger(name: str = "notifykit") -> structlog.stdlib.BoundLogger:
-    """A structlog logger over the standard logger ``name``; configures nothing globally."""
-    return structlog.wrap_logger(  # type: ignore[no-any-return]
+    """A structlog logger over the standard logger ``name``; configures nothing globally.
+
+    Bound once, here (no lazy proxy re-binding on every call), and checking the level
+    before any processing."""
+    return _LevelCheckedLogger(
         logging.getLogger(name),
+        context={},
         processors=[
             # First, so that a level the host does not log costs no processing (masking
             # parses phone numbers): the standard logger's own check, made early.
@@ -70,7 +100,6 @@ def get_logger(name: str = "notifykit") -> structlog.stdlib.BoundLogger:
             protect_record_fields,
             structlog.stdlib.render_to_log_kwargs,
         ],
-        wrapper_class=structlog.stdlib.BoundLogger,
     )
 
 

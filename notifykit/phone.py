@@ -9,7 +9,7 @@ from phonenumbers import ValidationResult
 
 from notifykit.errors import InvalidMessage
 
-__all__ = ["mask_phone", "parse_phone", "region_of"]
+__all__ = ["mask_phone", "parse_phone", "parsed_number", "region_of"]
 
 # What a typed number may hold besides digits: a leading +, spaces and the usual separators.
 # Letters are refused (phonenumbers would read "1-800-FLOWERS" as digits), and so are
@@ -17,6 +17,11 @@ __all__ = ["mask_phone", "parse_phone", "region_of"]
 _ALLOWED = re.compile(r"^\+?[0-9 ().\-/\u00a0]+$")
 
 _MASKED = re.compile(r"\+?\d{0,6}\*+\d{0,4}")
+
+# E.164 number -> its parsed form, filled by parse_phone, so that a provider reading the
+# number of a message again (to check the region, the line type) does not parse it again.
+_PARSED: dict[str, phonenumbers.PhoneNumber] = {}
+_PARSED_MAX = 4096
 
 _REASONS = {
     ValidationResult.INVALID_COUNTRY_CODE: "unknown country code",
@@ -92,12 +97,35 @@ def parse_phone(value: object, default_region: str | None = None) -> str:
         raise InvalidMessage(
             f"to: recipient {mask_phone(text)} is not a valid number{where}{detail}"
         )
-    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+    e164 = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+    _remember(e164, parsed)
+    return e164
+
+
+def _remember(e164: str, parsed: phonenumbers.PhoneNumber) -> None:
+    if len(_PARSED) >= _PARSED_MAX:
+        _PARSED.clear()
+    _PARSED[e164] = parsed
+
+
+def parsed_number(e164: str) -> phonenumbers.PhoneNumber | None:
+    """The parsed form of an E.164 number, or None when it does not parse.
+
+    Cached and shared (numbers that :func:`parse_phone` returned are already there): use
+    it with phonenumbers' functions, never modify it. It is not validated: check
+    ``phonenumbers.is_valid_number`` where that matters.
+    """
+    found = _PARSED.get(e164)
+    if found is None:
+        try:
+            found = phonenumbers.parse(e164, None)
+        except phonenumbers.NumberParseException:
+            return None
+        _remember(e164, found)
+    return found
 
 
 def region_of(e164: str) -> str | None:
     """The ISO 3166 region of an E.164 number (``"CN"``), or None when unknown."""
-    try:
-        return phonenumbers.region_code_for_number(phonenumbers.parse(e164, None)) or None
-    except phonenumbers.NumberParseException:
-        return None
+    parsed = parsed_number(e164)
+    return None if parsed is None else phonenumbers.region_code_for_number(parsed) or None

