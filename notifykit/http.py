@@ -132,7 +132,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             answer = await session.request(
                 request.method,
                 self._url(request.url),
-                headers=request.headers.multi_items(),
+                headers=_headers(request.headers),
                 data=body or None,
                 allow_redirects=False,
                 timeout=self._timeout(request.extensions.get("timeout")),
@@ -150,18 +150,38 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         extensions: dict[str, Any] = {"http_version": b"HTTP/1.1"}
         if answer.reason:
             extensions["reason_phrase"] = answer.reason.encode("latin-1", "replace")
-        return httpx.Response(
+        if "Content-Encoding" in answer.headers:  # httpx decodes it, as it reads
+            return httpx.Response(
+                answer.status,
+                headers=answer.raw_headers,
+                content=content,
+                request=request,
+                extensions=extensions,
+            )
+        response = httpx.Response(
             answer.status,
             headers=answer.raw_headers,
-            content=content,
+            stream=httpx.ByteStream(content),
             request=request,
             extensions=extensions,
         )
+        # Read already, and nothing to decode: what response.read() would end with.
+        response._content = content
+        return response
 
     async def aclose(self) -> None:
         session, self._session = self._session, None
         if session is not None:
             await session.close()
+
+
+def _headers(headers: httpx.Headers) -> list[tuple[str, str]]:
+    """The headers as aiohttp takes them: text that it encodes back to the same bytes
+    (UTF-8, of which ASCII is a part)."""
+    try:
+        return [(name.decode(), value.decode()) for name, value in headers.raw]
+    except UnicodeDecodeError:
+        return headers.multi_items()
 
 
 def default_transport() -> httpx.AsyncBaseTransport:
@@ -176,16 +196,9 @@ class _Client(httpx.AsyncClient):
     def __init__(self, *, transport: httpx.AsyncBaseTransport, **kwargs: Any) -> None:
         super().__init__(transport=transport, **kwargs)
         self.direct_transport = transport
-        self._urls: dict[str, httpx.URL] = {}
-
-    def direct_url(self, url: str) -> httpx.URL:
-        """``url`` joined to ``base_url`` (cached: a provider calls a handful of URLs)."""
-        found = self._urls.get(url)
-        if found is None:
-            if len(self._urls) >= _URL_CACHE_SIZE:
-                self._urls.clear()
-            found = self._urls[url] = self._merge_url(url)
-        return found
+        self._prototypes: dict[
+            tuple[Any, ...], tuple[httpx.URL, list[tuple[bytes, bytes]], int]
+        ] = {}
 
     def can_send_directly(self, kwargs: dict[str, Any]) -> bool:
         """True when ``AsyncClient.request`` would do nothing more than :func:`request`'s
@@ -199,6 +212,77 @@ class _Client(httpx.AsyncClient):
             and not self.event_hooks["request"]
             and not self.event_hooks["response"]
         )
+
+    def build_direct(self, method: str, url: str, kwargs: dict[str, Any]) -> httpx.Request:
+        """The request ``AsyncClient.build_request`` would build, plus basic auth."""
+        extensions = {"timeout": self.timeout.as_dict()}
+        content = kwargs.get("content")
+        extra = kwargs.get("headers")
+        if (
+            len(kwargs) == (2 if extra is not None else 1)
+            and type(content) is bytes
+            and content
+            and (extra is None or type(extra) is dict)
+        ):
+            # A bytes body (a provider's form or JSON, encoded by itself): everything but
+            # the body and its length is the same from one call to the next, so the
+            # headers are built and normalised once per (method, URL, headers).
+            key = (
+                method,
+                url,
+                tuple(extra.items()) if extra else (),
+                tuple(self.headers.raw),
+                self.auth,
+            )
+            prototype = self._prototypes.get(key)
+            if prototype is None:
+                prototype = self._prototype(key, method, url, extra)
+            if prototype is not None:
+                target, headers, length_at = prototype
+                headers = headers.copy()
+                headers[length_at] = (headers[length_at][0], b"%d" % len(content))
+                built = httpx.Request(
+                    method,
+                    target,
+                    headers=headers,
+                    stream=httpx.ByteStream(content),
+                    extensions=extensions,
+                )
+                built.read()
+                return built
+        built = httpx.Request(
+            method,
+            self._merge_url(url),
+            headers=self._merge_headers(extra),
+            extensions=extensions,
+            **{k: v for k, v in kwargs.items() if k != "headers"},
+        )
+        if self.auth is not None:
+            built = next(self.auth.auth_flow(built))  # basic auth: sets the header, no more
+        return built
+
+    def _prototype(
+        self, key: tuple[Any, ...], method: str, url: str, extra: dict[str, Any] | None
+    ) -> tuple[httpx.URL, list[tuple[bytes, bytes]], int] | None:
+        """httpx's own request for a one-byte body: its URL, its headers, and where its
+        content-length sits; None when the caller set the length or encoding itself."""
+        if extra and any(k.lower() in ("content-length", "transfer-encoding") for k in extra):
+            return None
+        sample = httpx.Request(
+            method, self._merge_url(url), headers=self._merge_headers(extra), content=b"-"
+        )
+        if self.auth is not None:
+            sample = next(self.auth.auth_flow(sample))
+        headers = sample.headers.raw
+        length_at = next(
+            (i for i, (name, _) in enumerate(headers) if name.lower() == b"content-length"), None
+        )
+        if length_at is None:  # pragma: no cover - httpx always sets it for a bytes body
+            return None
+        if len(self._prototypes) >= _URL_CACHE_SIZE:
+            self._prototypes.clear()
+        found = self._prototypes[key] = (sample.url, headers, length_at)
+        return found
 
 
 _DIRECT_KWARGS = frozenset({"content", "data", "json", "headers"})
@@ -268,21 +352,7 @@ async def _send_directly(
 ) -> httpx.Response:
     """What ``client.request`` does for a plain request, in one step: the request built
     with the client's headers, timeout and basic auth, sent to the transport, read."""
-    headers = client.headers
-    extra = kwargs.pop("headers", None)
-    if extra:
-        headers = httpx.Headers(headers)
-        headers.update(extra)
-    built = httpx.Request(
-        method,
-        client.direct_url(url),
-        headers=headers,
-        extensions={"timeout": client.timeout.as_dict()},
-        **kwargs,
-    )
-    auth = client.auth
-    if auth is not None:
-        built = next(auth.auth_flow(built))  # basic auth: sets the header, nothing more
+    built = client.build_direct(method, url, kwargs)
     response = await client.direct_transport.handle_async_request(built)
     response.request = built
     response.default_encoding = client._default_encoding

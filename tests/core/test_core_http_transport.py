@@ -180,3 +180,64 @@ async def test_the_direct_path_applies_the_clients_settings() -> None:
     assert str(queried.url) == "https://vendor.test/api/balance?q=2"
     assert queried.headers["authorization"] == sent.headers["authorization"]
     assert "x-a" not in queried.headers
+
+
+async def test_bytes_bodies_of_any_length_get_their_own_length_and_the_same_headers() -> None:
+    captured: list[httpx.Request] = []
+
+    def handler(req: httpx.Request) -> httpx.Response:
+        captured.append(req)
+        return httpx.Response(200)
+
+    context = ProviderContext(instance="vs", transport=httpx.MockTransport(handler))
+    form = {"content-type": "application/x-www-form-urlencoded", "accept": "application/json"}
+    async with create_client(context, timeout=2.0, auth=httpx.BasicAuth("u", "p")) as client:
+        for body in (b"a=1", b"a=12345", b"a=1"):
+            await request(
+                client,
+                "POST",
+                "http://vendor.test:8080/send",
+                provider="vs",
+                content=body,
+                headers=form,
+            )
+        # a length set by the caller is left alone (AsyncClient's own rules)
+        await request(
+            client,
+            "POST",
+            "http://vendor.test:8080/send",
+            provider="vs",
+            content=b"abc",
+            headers={"content-length": "3"},
+        )
+    expected = httpx.Request(
+        "POST",
+        "http://vendor.test:8080/send",
+        headers={**client.headers, **form},
+        content=b"a=12345",
+    )
+    for req, body in zip(captured, (b"a=1", b"a=12345", b"a=1", b"abc"), strict=True):
+        assert req.content == body
+        assert req.headers["content-length"] == str(len(body))
+        assert req.headers["host"] == "vendor.test:8080"
+        assert req.headers["authorization"] == httpx.BasicAuth("u", "p")._auth_header
+    assert sorted(captured[1].headers.multi_items()) == sorted(
+        [*expected.headers.multi_items(), ("authorization", captured[1].headers["authorization"])]
+    )
+
+
+async def test_a_utf8_header_reaches_the_server_unchanged() -> None:
+    def answer(raw: bytes) -> bytes:
+        return _http("200 OK", b"ok")
+
+    context = ProviderContext(instance="vs")
+    async with _server(answer) as (url, seen), create_client(context, timeout=2.0) as client:
+        await request(
+            client,
+            "POST",
+            url + "/",
+            provider="vs",
+            content=b"x",
+            headers={"x-name": "张三".encode()},
+        )
+    assert "x-name: 张三".encode() in seen[0]
