@@ -54,10 +54,12 @@ def national_mobile(e164: str) -> str | None:
     ``parse_phone`` has filled).
     """
     parsed = parsed_number(e164)  # parsed once per number, by parse_phone
-    if parsed is None or parsed.country_code != 86 or not phonenumbers.is_valid_number(parsed):
+    if parsed is None or parsed.country_code != 86:
         return None
     if phonenumbers.region_code_for_number(parsed) != "CN":
         return None
+    # A mobile type implies a valid number for CN (is_valid_number asks the same type
+    # helper whether the type is known), so validity needs no check of its own.
     if phonenumbers.number_type(parsed) not in _MOBILE_TYPES:
         return None
     national = str(parsed.national_number)
