@@ -24,6 +24,8 @@ have left (read or write timeout, reset, server closed without answering) is
 
 from __future__ import annotations
 
+import functools
+import ssl
 from typing import Any
 
 import aiohttp
@@ -67,6 +69,13 @@ _AIOHTTP_ERRORS: tuple[tuple[type[Exception], type[httpx.TransportError]], ...] 
 _URL_CACHE_SIZE = 256
 
 
+@functools.cache
+def _ssl_context() -> ssl.SSLContext:
+    """httpx's verifying context (certifi's CAs), made once per process: loading the CA
+    bundle takes about 17 ms, which would stall every send in flight on the loop."""
+    return httpx.create_ssl_context(trust_env=False)
+
+
 class AiohttpTransport(httpx.AsyncBaseTransport):
     """An httpx transport on one ``aiohttp.ClientSession`` (its pool is made on first use).
 
@@ -78,6 +87,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
     """
 
     def __init__(self, *, max_connections: int = 100, keepalive_expiry: float = 30.0) -> None:
+        self._ssl = _ssl_context()  # now, not inside the first request on the event loop
         self._max_connections = max_connections
         self._keepalive_expiry = keepalive_expiry
         self._session: aiohttp.ClientSession | None = None
@@ -88,7 +98,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         connector = aiohttp.TCPConnector(
             limit=self._max_connections,
             keepalive_timeout=self._keepalive_expiry,
-            ssl=httpx.create_ssl_context(trust_env=False),
+            ssl=self._ssl,
         )
         self._session = aiohttp.ClientSession(
             connector=connector,
