@@ -16,6 +16,9 @@ from bench.report import write_report
 
 
 def main(argv: list[str]) -> None:
+    if "-h" in argv or "--help" in argv:
+        print(__doc__)
+        return
     quiet_logs()
     quick = "--quick" in argv
     send = bench_send.main(rounds=1 if quick else bench_send.ROUNDS)

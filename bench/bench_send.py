@@ -23,7 +23,8 @@ from notifykit_veesing.provider import FORM_CONTENT_TYPE, SEND_PATH
 
 from bench.common import code, emit, fast_server, form, median, percentile, phone, veesing_config
 from notifykit import AsyncNotifier, Notifier
-from notifykit.http import default_transport
+from notifykit.http import create_client, default_transport, request
+from notifykit.provider import ProviderContext
 
 SENDS = 2000
 CONCURRENCY = 50
@@ -93,8 +94,11 @@ async def measure(base_url: str, rounds: int = ROUNDS, tmp: Path | None = None) 
     raw_httpx = httpx.AsyncClient(
         limits=httpx.Limits(max_connections=100, max_keepalive_connections=100), timeout=10
     )
-    # The transport notifykit uses by default, without notifykit: the floor of its cost.
+    # The transport notifykit uses by default, under a bare httpx.AsyncClient.
     bridged = httpx.AsyncClient(transport=default_transport(), timeout=10)
+    # notifykit's HTTP edge alone (create_client + request), as the Veesing plugin uses it:
+    # the floor of notifykit's cost.
+    edge = create_client(ProviderContext(instance="vs"), timeout=10)
 
     async def aiohttp_send(i: int) -> None:
         async with session.post(url, data=urlencode(form(i)).encode()) as answer:
@@ -109,6 +113,12 @@ async def measure(base_url: str, rounds: int = ROUNDS, tmp: Path | None = None) 
         answer = await bridged.post(url, content=urlencode(form(i)).encode(), headers=HEADERS)
         assert answer.status_code == 200
 
+    async def edge_send(i: int) -> None:
+        answer = await request(
+            edge, "POST", url, provider="vs", content=urlencode(form(i)).encode(), headers=HEADERS
+        )
+        assert answer.status_code == 200
+
     memory = AsyncNotifier(veesing_config({"vs": base_url}))
     sqlite = AsyncNotifier(
         veesing_config({"vs": base_url}, store=f"sqlite:///{tmp / 'send.sqlite3'}")
@@ -119,6 +129,7 @@ async def measure(base_url: str, rounds: int = ROUNDS, tmp: Path | None = None) 
         "notifykit": notifykit_sender(memory),
         "raw_httpx": httpx_send,
         "httpx_over_aiohttp": bridged_send,
+        "notifykit_http_edge": edge_send,
         "notifykit_sqlite": notifykit_sender(sqlite),
         "notifykit_sync_8_threads": None,
     }
@@ -142,6 +153,7 @@ async def measure(base_url: str, rounds: int = ROUNDS, tmp: Path | None = None) 
         await session.close()
         await raw_httpx.aclose()
         await bridged.aclose()
+        await edge.aclose()
         await memory.close()
         await sqlite.close()
         await asyncio.to_thread(sync.close)

@@ -42,27 +42,68 @@ def plot(send: dict[str, Any], failover: dict[str, Any], path: Path = PNG) -> No
 
 PROFILE = """## What the profile showed, and what was fixed
 
-Profiled with pyinstrument and cProfile (send benchmark, notifykit kind). Client CPU per
-send, median of 5 x 2,000 sends at concurrency 50 in one process (the fast server in
-another): **989 us before, 733 us after** (-26%); the first full-shape run gave 544
-sends/s before the fixes.
+Profiled with pyinstrument, cProfile and ablation (a component replaced by a no-op, the
+CPU difference measured), with `bench/profile_send.py`: client CPU per send, median of 5 x
+2,000 sends at concurrency 50, the fast server in another process. Raw aiohttp costs
+about 84 us a send on this machine, so 0.4x means about 210 us for the whole notifykit send.
 
-| fix | commit |
-|---|---|
-| structlog drops a level the host does not log before any processor runs (masking parsed the number for every DEBUG line, logged or not) | b37b8a0 (`notifykit/log.py`) |
-| `build_message` builds the already-checked `SmsMessage` with `model_construct` instead of validating it, and the number, again | b37b8a0 (`notifykit/notifier.py`) |
-| Veesing's `national_mobile` is cached (the router's `decline` and `send` each parsed the number) | 435a194 |
-| `parse_phone` masks the number only for an error message (masking parses it again) | see `git log -- notifykit/phone.py` |
+| change | notifykit CPU per send | commit |
+|---|---:|---|
+| first full-shape run | 989 us | |
+| structlog level check first, `build_message` without re-validation, Veesing's `national_mobile` cached, `parse_phone` masks only for errors | 733 us | b37b8a0, 435a194, 390f77e |
+| (re-measured at the start of this round) | 688 us | |
+| notifykit's own `AiohttpTransport` (replaces httpx-aiohttp), and `request()` sends a `create_client` request straight to the transport, without `AsyncClient`'s per-request machinery | 546 us | 2e02a6c |
+| loggers bound once and level-checked before any processing; tenacity built only after a first retryable failure; `MemoryStore` copies records two levels down instead of `model_copy(deep=True)`; the parsed number shared between `parse_phone` and Veesing; Veesing's form, headers and charset done once or with a regex | 330 us | c0f3ed7 |
+| request headers built once per (method, URL, headers), the body and its length per call; an answer without content-encoding handed back already read | 287 us | 52ec036 |
+| Veesing asks phonenumbers for the line type only (a mobile type implies a valid number) | ~280 us | b452073 |
+| the TLS context (certifi's CA bundle, ~17 ms to load) made once per process, when a transport is built, not inside its first request on the loop | (latency) | see `git log -- notifykit/http.py` |
 
-Not fixed, in order of cost: the transport bridge itself (`httpx_over_aiohttp` above is
-already under 0.4x raw aiohttp on this machine); httpx's `AsyncClient` per-request work
-(`build_request`, cookie-jar extraction of every response, about 0.17 ms a send);
-stamina/tenacity's retry machinery built for every send, even one that never retries;
-`MemoryStore` deep-copying each record. Reaching 0.4x here would mean sending through the
-transport without `AsyncClient` (keeping `httpx.Request`/`Response` and transport
-injection, so respx and `MockTransport` still work), and a retry loop that costs nothing
-until a first retryable failure.
+Why the transport changed: the `httpx-aiohttp` bridge wrapped every answer in a streaming
+body, mapped exceptions through a generic table and built an aiohttp `ClientTimeout` per
+request; under `AsyncClient` it cost 253 us a send against raw aiohttp's 81 us. notifykit's
+`AiohttpTransport` (in `notifykit/http.py`, about 130 lines) reads the answer whole (vendor
+answers are small), caches timeouts and URLs, keeps no cookie jar, and raises httpx
+exceptions with the aiohttp error as `__cause__`, so fault classification is unchanged.
+With `request()`'s direct path the HTTP edge alone costs about 109 us a send
+(`notifykit_http_edge` above). Tests still inject `httpx.MockTransport`, respx routers or
+`httpx.AsyncHTTPTransport()` under `respx.mock`; any other `AsyncClient`, and requests
+that need its machinery (query params, cookies, auth other than basic), take
+`AsyncClient.request` as before.
+
+Where the remaining time goes (ablation, us per send, at ~280 in all): the HTTP edge about
+109 (raw aiohttp 84 of it; the rest is the httpx request and response objects and the
+header hand-over); the memory store about 40 (copying the record in, updating it, and
+the garbage collector walking every record it keeps); `build_message` about 24, of which
+phonenumbers' parse and validation 17; the deadline's `asyncio.timeout_at` 6 to 20;
+Veesing's own work (line type, form, JSON answer) about 20; the router's bookkeeping
+(ids, attempts, breaker, result models) the rest. The garbage collector accounts for
+about 25 in all. Reaching 0.4x would need roughly another 70 us: a store that keeps less
+per message, a cheaper deadline than one timer per send, and no phone parsing beyond one
+parse per number.
+
+Failover (benchmark 2): the breaker and routing behave as before (the p99 after the
+breaker opened fell from about 90-100 ms to about 40 ms), but the healthy p99 fell from
+97 ms to about 17 ms, so the 1.5x target became a stricter one. Traced with gc callbacks:
+the sends over the ratio are those in flight during one full (generation 2) garbage
+collection of about 26 ms, which walks the whole process heap (phonenumbers' metadata,
+pydantic's schemas, every record the memory store keeps); it falls inside an outage batch
+and, by chance of timing, not inside a healthy one. A full collection stalls every send on
+the loop alike; it is not failover's cost, but it is what the figure shows. Fewer
+long-lived objects per stored record (the memory store keeps about 15 GC-tracked objects a
+message) would make these collections rarer.
+
+Memory (benchmark 4): the 10,000 queued sends held 27.6 KiB each before this round (httpx
+`AsyncClient` and httpx-aiohttp objects per waiting request, deep copies). tracemalloc now
+shows, per waiting send (17.8 KiB traced): aiohttp's own request state and coroutine
+frames about 5.7 KiB; notifykit's coroutine chain (notifier, router, retry, provider, HTTP
+edge) about 5.4 KiB; the stored record and its copies about 2.5 KiB; the `httpx.Request`
+with its headers about 1.2 KiB; the rest is asyncio tasks, timers and futures.
 """
+
+
+def _verdict(ratio: float, target: float, who: str, against: str) -> str:
+    met = "met" if ratio >= target else "not met"
+    return f"**Target {met}**: {who} at {ratio}x {against} (target {target}x)."
 
 
 def _row(*cells: object) -> str:
@@ -95,9 +136,12 @@ def write_report(
         f"{send['concurrency']}, {send['rounds']} rounds, to a minimal asyncio keep-alive "
         "server answering Veesing's success JSON (`bench/fast_server.py`). `notifykit` is "
         "`AsyncNotifier` + the Veesing plugin with a `memory://` store; `httpx_over_aiohttp` "
-        "is a bare `httpx.AsyncClient` on notifykit's default transport (aiohttp through "
-        "httpx-aiohttp), the floor of notifykit's cost; the sync `Notifier` is driven from 8 "
-        "threads. Target: notifykit >= 0.4x raw aiohttp.",
+        "is a bare `httpx.AsyncClient` on notifykit's default transport "
+        "(`notifykit.http.AiohttpTransport`); `notifykit_http_edge` is `create_client` + "
+        "`request()` alone, as the Veesing plugin calls them, the floor of notifykit's cost; "
+        "the sync `Notifier` is driven from 8 threads. Target: notifykit >= 0.4x raw aiohttp.",
+        "",
+        _verdict(send["ratio_to_raw_aiohttp"]["notifykit"], 0.4, "notifykit", "raw aiohttp"),
         "",
         _row("client", "sends/s", "x raw aiohttp", "p50 ms", "p99 ms"),
         _row("---", "---:", "---:", "---:", "---:"),
@@ -125,6 +169,15 @@ def write_report(
         "that never answers ends in UnknownOutcome), default breaker (5 failures). Targets: "
         "p99 after the breaker opened <= 1.5x the healthy p99; batch <= 1.3x healthy + one "
         "timeout.",
+        "",
+        (
+            "**Targets met** in both outage scenarios."
+            if all(
+                failover[n]["p99_target_met"] and failover[n]["batch_target_met"]
+                for n in ("primary_refuses", "primary_hangs")
+            )
+            else "**Targets not met** in at least one outage scenario (see `targets met`)."
+        ),
         "",
         _row(
             "scenario",
@@ -169,6 +222,13 @@ def write_report(
         "`[store] fsync` off and on, against a bare ASGI app on the same uvicorn settings "
         "that discards the body (`bench/bare_asgi.py`). Target >= 0.7x.",
         "",
+        _verdict(
+            min(v for k, v in callbacks["ratio_to_bare"].items() if k != "bare_asgi"),
+            0.7,
+            "the slower `notifykit serve` setting",
+            "the bare ASGI app",
+        ),
+        "",
         _row(
             "receiver", "receipts/s", "x bare", "p99 ms", "acknowledged", "events stored", "exact"
         ),
@@ -192,7 +252,8 @@ def write_report(
         "## 4. Memory",
         "",
         f"Peak RSS of a process holding {memory['concurrent_sends']:,} concurrent sends in one "
-        "`AsyncNotifier` (memory store; the connection pool holds 100, the rest wait).",
+        "`AsyncNotifier` (memory store; the connection pool holds 100, the rest wait). No "
+        "target; 27.6 KiB per queued send before the changes below.",
         "",
         _row(
             "RSS before MiB",
