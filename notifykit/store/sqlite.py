@@ -70,7 +70,7 @@ class SQLiteStore(Store):
         # SQLite's busy timeout: how long to wait for another process's lock.
         conn = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None)
         try:
-            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            mode = self._switch_to_wal(conn)
             if self.path != ":memory:" and str(mode).lower() != "wal":
                 raise StoreError(f"cannot switch {self.path} to WAL mode (got {mode!r})")
             conn.execute(f"PRAGMA synchronous = {'FULL' if self.fsync else 'NORMAL'}")
@@ -80,6 +80,19 @@ class SQLiteStore(Store):
             conn.close()
             raise
         return conn
+
+    def _switch_to_wal(self, conn: sqlite3.Connection) -> str:
+        """``PRAGMA journal_mode = WAL``, retried while another process holds the lock:
+        switching a new file to WAL needs an exclusive lock, and SQLite may answer "database
+        is locked" at once instead of waiting out the busy timeout."""
+        give_up = time.monotonic() + self.timeout
+        while True:
+            try:
+                return str(conn.execute("PRAGMA journal_mode = WAL").fetchone()[0])
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > give_up:
+                    raise
+                time.sleep(0.01)
 
     async def open(self) -> None:
         await self._writer.start()
