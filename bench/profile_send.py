@@ -1,7 +1,7 @@
 """Client CPU per send, for profiling the send path (not part of ``python -m bench``).
 
 ``.venv/bin/python -m bench.profile_send [notifykit|raw_aiohttp|httpx_over_aiohttp]
-[--rounds N] [--pyinstrument]``: rounds of 2,000 sends at concurrency 50 against the fast
+[--rounds N] [--pyinstrument] [--cprofile]``: rounds of 2,000 sends at concurrency 50 against the fast
 server (in another process); prints the median client CPU time per send in microseconds
 and sends per second, and with ``--pyinstrument`` the profile of one more round.
 """
@@ -24,7 +24,7 @@ from notifykit.http import create_client, default_transport, request
 from notifykit.provider import ProviderContext
 
 
-async def _measure(url: str, kind: str, rounds: int, profile: bool) -> None:
+async def _measure(url: str, kind: str, rounds: int, profile: bool, cprofile: bool = False) -> None:
     closers = []
     sender: Sender
     if kind == "notifykit":
@@ -78,6 +78,15 @@ async def _measure(url: str, kind: str, rounds: int, profile: bool) -> None:
             await run_round(sender)
             profiler.stop()
             print(profiler.output_text(unicode=False, color=False, show_all=False))
+        if cprofile:
+            import cProfile
+            import pstats
+
+            profiler_c = cProfile.Profile()
+            profiler_c.enable()
+            await run_round(sender)
+            profiler_c.disable()
+            pstats.Stats(profiler_c).sort_stats("tottime").print_stats(45)
     finally:
         for close in closers:
             await close()
@@ -88,11 +97,12 @@ def main() -> None:
     parser.add_argument("kind", nargs="?", default="notifykit")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--pyinstrument", action="store_true")
+    parser.add_argument("--cprofile", action="store_true", help="cProfile one more round")
     args = parser.parse_args()
     quiet_logs()
     server = fast_server("ok")
     try:
-        asyncio.run(_measure(server.url, args.kind, args.rounds, args.pyinstrument))
+        asyncio.run(_measure(server.url, args.kind, args.rounds, args.pyinstrument, args.cprofile))
     finally:
         server.stop()
 
