@@ -9,7 +9,7 @@ from phonenumbers import ValidationResult
 
 from notifykit.errors import InvalidMessage
 
-__all__ = ["mask_phone", "parse_phone", "parsed_number", "region_of"]
+__all__ = ["mask_phone", "number_type_of", "parse_phone", "parsed_number", "region_of"]
 
 # What a typed number may hold besides digits: a leading +, spaces and the usual separators.
 # Letters are refused (phonenumbers would read "1-800-FLOWERS" as digits), and so are
@@ -18,10 +18,13 @@ _ALLOWED = re.compile(r"^\+?[0-9 ().\-/\u00a0]+$")
 
 _MASKED = re.compile(r"\+?\d{0,6}\*+\d{0,4}")
 
-# E.164 number -> its parsed form, filled by parse_phone, so that a provider reading the
-# number of a message again (to check the region, the line type) does not parse it again.
-_PARSED: dict[str, phonenumbers.PhoneNumber] = {}
+# E.164 number -> its parsed form and its line type, filled by parse_phone, so that a
+# provider reading the number of a message again (to check the region, the line type)
+# does not parse or classify it again. The type is None where only parsed_number has
+# parsed the number (not validated); PhoneNumberType.UNKNOWN means invalid.
+_PARSED: dict[str, tuple[phonenumbers.PhoneNumber, int | None]] = {}
 _PARSED_MAX = 4096
+_UNKNOWN = phonenumbers.PhoneNumberType.UNKNOWN
 
 _REASONS = {
     ValidationResult.INVALID_COUNTRY_CODE: "unknown country code",
@@ -46,8 +49,9 @@ def mask_phone(value: str | None) -> str:
         return text  # already masked: masking twice would hide the country code
     plus = "+" if text.startswith("+") else ""
     digits = "".join(c for c in text if c.isdigit())
+    known = _PARSED.get(text)  # a number parse_phone returned: not parsed again
     try:
-        parsed = phonenumbers.parse(text, None) if plus else None
+        parsed = known[0] if known is not None else phonenumbers.parse(text, None) if plus else None
     except phonenumbers.NumberParseException:
         parsed = None
     if parsed is not None:
@@ -71,6 +75,9 @@ def parse_phone(value: object, default_region: str | None = None) -> str:
     if not isinstance(value, str):
         raise InvalidMessage(f"to: expected the number as a string, got {type(value).__name__}")
     text = value.strip()
+    known = _PARSED.get(text)
+    if known is not None and known[1] is not None and known[1] != _UNKNOWN:
+        return text  # this very E.164 string was parsed and validated before
     if not text:
         raise InvalidMessage("to: the recipient number is empty")
     # Masking parses the number too: only an error message pays for it.
@@ -89,7 +96,10 @@ def parse_phone(value: object, default_region: str | None = None) -> str:
         raise InvalidMessage(
             f"to: recipient {mask_phone(text)} is not a phone number: {reason}"
         ) from None
-    if not phonenumbers.is_valid_number(parsed):
+    # The line type, kept for providers that ask (Veesing serves mobiles only), is the
+    # validity test too: is_valid_number is number_type(...) != UNKNOWN, the same work.
+    kind = phonenumbers.number_type(parsed)
+    if kind == _UNKNOWN:
         why = _REASONS.get(phonenumbers.is_possible_number_with_reason(parsed))
         region = phonenumbers.region_code_for_country_code(parsed.country_code or 0)
         where = f" for {region}" if region and region != "ZZ" else ""
@@ -98,14 +108,14 @@ def parse_phone(value: object, default_region: str | None = None) -> str:
             f"to: recipient {mask_phone(text)} is not a valid number{where}{detail}"
         )
     e164 = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
-    _remember(e164, parsed)
+    _remember(e164, parsed, kind)
     return e164
 
 
-def _remember(e164: str, parsed: phonenumbers.PhoneNumber) -> None:
+def _remember(e164: str, parsed: phonenumbers.PhoneNumber, kind: int | None) -> None:
     if len(_PARSED) >= _PARSED_MAX:
         _PARSED.clear()
-    _PARSED[e164] = parsed
+    _PARSED[e164] = (parsed, kind)
 
 
 def parsed_number(e164: str) -> phonenumbers.PhoneNumber | None:
@@ -113,16 +123,35 @@ def parsed_number(e164: str) -> phonenumbers.PhoneNumber | None:
 
     Cached and shared (numbers that :func:`parse_phone` returned are already there): use
     it with phonenumbers' functions, never modify it. It is not validated: check
-    ``phonenumbers.is_valid_number`` where that matters.
+    :func:`number_type_of` (UNKNOWN for an invalid number) where that matters.
     """
     found = _PARSED.get(e164)
-    if found is None:
-        try:
-            found = phonenumbers.parse(e164, None)
-        except phonenumbers.NumberParseException:
-            return None
-        _remember(e164, found)
-    return found
+    if found is not None:
+        return found[0]
+    try:
+        parsed = phonenumbers.parse(e164, None)
+    except phonenumbers.NumberParseException:
+        return None
+    _remember(e164, parsed, None)
+    return parsed
+
+
+def number_type_of(e164: str) -> int | None:
+    """The line type of an E.164 number (a ``phonenumbers.PhoneNumberType`` value;
+    ``UNKNOWN`` for a number that is not valid), or None when it does not parse.
+
+    Cached with the parsed form: for a number :func:`parse_phone` returned, neither
+    parsed nor classified again.
+    """
+    found = _PARSED.get(e164)
+    if found is not None and found[1] is not None:
+        return found[1]
+    parsed = parsed_number(e164)
+    if parsed is None:
+        return None
+    kind = phonenumbers.number_type(parsed)
+    _remember(e164, parsed, kind)
+    return kind
 
 
 def region_of(e164: str) -> str | None:

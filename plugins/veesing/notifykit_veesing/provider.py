@@ -16,7 +16,7 @@ from notifykit.errors import InvalidMessage, ProviderError, ProviderUnavailable
 from notifykit.http import create_client, request, status_error
 from notifykit.log import get_logger
 from notifykit.models import Balance, SendReceipt, SmsMessage
-from notifykit.phone import mask_phone, parsed_number
+from notifykit.phone import mask_phone, number_type_of, parsed_number
 from notifykit.provider import (
     CallbackRequest,
     CallbackResult,
@@ -48,19 +48,17 @@ _MOBILE_TYPES = frozenset(
 def national_mobile(e164: str) -> str | None:
     """The 11-digit national form of a Chinese mobile number, or None when it is not one.
 
-    Cached: a send asks twice (the router's ``decline`` and ``send``), and parsing with
-    phonenumbers is the costliest step of a send after the HTTP request itself (the
-    parsed form itself comes from :func:`notifykit.phone.parsed_number`, which
-    ``parse_phone`` has filled).
+    Cached: a send asks twice (the router's ``decline`` and ``send``). The parsed form and
+    the line type come from :mod:`notifykit.phone`'s cache, which ``parse_phone`` filled
+    when the message was built: a send parses and classifies its number once.
     """
-    parsed = parsed_number(e164)  # parsed once per number, by parse_phone
+    parsed = parsed_number(e164)
     if parsed is None or parsed.country_code != 86:
         return None
     if phonenumbers.region_code_for_number(parsed) != "CN":
         return None
-    # A mobile type implies a valid number for CN (is_valid_number asks the same type
-    # helper whether the type is known), so validity needs no check of its own.
-    if phonenumbers.number_type(parsed) not in _MOBILE_TYPES:
+    # A mobile type implies a valid number (UNKNOWN is what an invalid one gets).
+    if number_type_of(e164) not in _MOBILE_TYPES:
         return None
     national = str(parsed.national_number)
     return national if len(national) == 11 else None
