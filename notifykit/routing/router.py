@@ -56,6 +56,7 @@ from notifykit.models import (
 )
 from notifykit.provider import SmsProvider
 from notifykit.routing.breaker import Admission, Breaker, CircuitBreaker, Clock
+from notifykit.routing.deadline import DeadlineWatch
 from notifykit.routing.guard import Idempotency, RecipientGuard
 from notifykit.routing.policy import Decision, FailoverPolicy, breaker_effect
 from notifykit.routing.retry import RetryPolicy
@@ -100,6 +101,7 @@ class Router:
         self.guard = RecipientGuard(store, routing.recipient_min_interval)
         self.idempotency = Idempotency(store, routing.idempotency_ttl)
         self.rng = rng if rng is not None else random.Random()
+        self._watch: DeadlineWatch | None = None
 
     def route(self, message: SmsMessage) -> list[str]:
         """The instances this message would be tried on, first to last (drawn anew per call
@@ -143,12 +145,17 @@ class Router:
             raise
 
     async def _deliver(self, run: SendRun) -> SendResult:
+        loop = asyncio.get_running_loop()
+        watch = self._watch
+        if watch is None or watch.loop is not loop:
+            # One per loop: a watch left on another loop keeps serving its own sends.
+            watch = self._watch = DeadlineWatch(loop)
+        watch.add(run)
         try:
             await self.guard.check(run.message.to)
             order = self.route(run.message)
             if not order:
                 raise ConfigError("routing: no provider instance is configured")
-            loop = asyncio.get_running_loop()
             for name in order:
                 if loop.time() >= run.deadline:
                     raise run.last_error or ProviderUnavailable(
@@ -169,6 +176,9 @@ class Router:
         except asyncio.CancelledError:
             await self._finish(run, None)
             raise
+        finally:
+            if run.watch is not None:
+                run.watch.discard(run)
 
     async def _visit(self, run: SendRun, name: str) -> SendReceipt | None:
         """Try one instance; its receipt, None to go on, or raise to stop the send."""
@@ -211,10 +221,23 @@ class Router:
     ) -> SendReceipt:
         """One request to one provider, recorded and reported to its breaker."""
         started = time.perf_counter()
-        timeout = asyncio.timeout_at(run.deadline)
+        timeout = None
+        if run.watch is None or run.watch.loop.time() >= run.deadline:
+            # Not watched (any more), or already late: asyncio's own timer, due at once.
+            timeout = asyncio.timeout_at(run.deadline)
         try:
-            async with timeout:
-                receipt = await provider.send(run.message)
+            if timeout is None:
+                run.enter_call()
+                try:
+                    receipt = await provider.send(run.message)
+                except BaseException as exc:
+                    if run.leave_call(isinstance(exc, asyncio.CancelledError)):
+                        raise TimeoutError from exc
+                    raise
+                run.leave_call(False)
+            else:
+                async with timeout:
+                    receipt = await provider.send(run.message)
         except asyncio.CancelledError:
             breaker.release(admission)
             run.failed(
@@ -228,7 +251,8 @@ class Router:
             )
             raise
         except Exception as exc:
-            error = self._translate(name, exc, expired=timeout.expired())
+            expired = run.call_expired if timeout is None else timeout.expired()
+            error = self._translate(name, exc, expired=expired)
             breaker.record(admission, breaker_effect(error), type(error).__name__)
             run.failed(name, error, started)
             await self.store.update_message(run.message_id, attempts=run.attempts)

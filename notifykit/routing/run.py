@@ -2,22 +2,34 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from notifykit.errors import NotifyKitError
 from notifykit.log import get_logger
 from notifykit.models import Attempt, SmsMessage
 from notifykit.routing.policy import may_have_been_accepted
 
+if TYPE_CHECKING:
+    from notifykit.routing.deadline import DeadlineWatch
+
 __all__ = ["SendRun"]
 
 log = get_logger("notifykit.routing")
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class SendRun:
-    """The bookkeeping of one ``Router.send``; ``deadline`` is on the event loop's clock."""
+    """The bookkeeping of one ``Router.send``; ``deadline`` is on the event loop's clock.
+
+    While a :class:`~notifykit.routing.deadline.DeadlineWatch` watches it (``watch``), a
+    vendor call is bracketed by :meth:`enter_call` and :meth:`leave_call`, which follow
+    ``asyncio.Timeout``: the watch's :meth:`expire` cancels the task waiting for the vendor,
+    and ``leave_call`` takes that cancellation back (``Task.uncancel``) and says whether the
+    call must end as ``TimeoutError`` (no other cancellation was requested meanwhile).
+    """
 
     message: SmsMessage
     message_id: str
@@ -27,6 +39,37 @@ class SendRun:
     last_error: NotifyKitError | None = None
     maybe_accepted: bool = False
     """True once any attempt may have reached a vendor that took the message."""
+    watch: DeadlineWatch | None = None
+    calling: asyncio.Task[Any] | None = None
+    """The task waiting for a vendor call, while it waits."""
+    cancelling: int = 0
+    expiring: bool = False
+    call_expired: bool = False
+    """True when the deadline passed during the current (or last) vendor call."""
+
+    def enter_call(self) -> None:
+        task = asyncio.current_task()
+        if task is None:
+            raise RuntimeError("a send's deadline needs to run inside a task")
+        self.calling = task
+        self.cancelling = task.cancelling()
+        self.call_expired = False
+
+    def leave_call(self, cancelled: bool) -> bool:
+        """End the vendor call (``cancelled``: it ended in CancelledError); True when that
+        cancellation was the deadline's alone, to be raised as TimeoutError."""
+        task, self.calling = self.calling, None
+        if not self.expiring or task is None:
+            return False
+        self.expiring = False
+        return task.uncancel() <= self.cancelling and cancelled
+
+    def expire(self) -> None:
+        """The deadline passed: cancel the vendor call in progress, if any."""
+        if self.calling is not None and not self.expiring:
+            self.calling.cancel()
+            self.expiring = True
+            self.call_expired = True
 
     def skipped(self, provider: str, reason: str, *, declined: bool = False) -> None:
         self._add(Attempt(provider=provider, outcome="skipped", error_message=reason))
