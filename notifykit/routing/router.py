@@ -27,9 +27,9 @@ is given back on failure unless an attempt may have reached a vendor.
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import time
-import uuid
 from collections.abc import Mapping
 from typing import Any
 
@@ -67,6 +67,15 @@ from notifykit.store.base import Store
 __all__ = ["Router"]
 
 log = get_logger("notifykit.routing")
+
+# A random (version 4) UUID's bits, as uuid.uuid4().hex spells them, at half its cost.
+_UUID4_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))
+_UUID4_SET = (0x4000 << 64) | (0x8000 << 48)
+
+
+def _new_message_id() -> str:
+    """A message id: a random UUID (version 4) in hex, as ``uuid.uuid4().hex``."""
+    return f"{int.from_bytes(os.urandom(16), 'big') & _UUID4_CLEAR | _UUID4_SET:032x}"
 
 
 class Router:
@@ -118,7 +127,7 @@ class Router:
         Every error raised carries ``.attempts``.
         """
         loop = asyncio.get_running_loop()
-        run = SendRun(message, uuid.uuid4().hex, loop.time() + self.deadline)
+        run = SendRun(message, _new_message_id(), loop.time() + self.deadline)
         key = message.idempotency_key
         if key is not None:
             earlier = await self.idempotency.claim(message, run.message_id, run.deadline)

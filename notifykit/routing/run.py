@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
 __all__ = ["SendRun"]
 
 log = get_logger("notifykit.routing")
+_std_log = logging.getLogger("notifykit.routing")
 
 
 @dataclass(slots=True, eq=False)
@@ -100,7 +102,11 @@ class SendRun:
 
     def _add(self, attempt: Attempt) -> None:
         self.attempts.append(attempt)
-        log_method = log.warning if attempt.outcome == "failed" else log.info
+        failed = attempt.outcome == "failed"
+        # Asked first: when the level is off (INFO, usually) nothing is built at all.
+        if not _std_log.isEnabledFor(logging.WARNING if failed else logging.INFO):
+            return
+        log_method = log.warning if failed else log.info
         log_method(
             "attempt",
             message_id=self.message_id,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import re
 from decimal import Decimal
 from typing import Any, ClassVar
@@ -31,6 +32,7 @@ from notifykit_veesing.options import VeesingOptions, VeesingTemplateOptions
 __all__ = ["BALANCE_PATH", "SEND_PATH", "VeesingProvider", "national_mobile"]
 
 log = get_logger("notifykit.veesing")
+_std_log = logging.getLogger("notifykit.veesing")
 
 SEND_PATH = "/smsApi/verifyCode"
 BALANCE_PATH = "/smsApi/verifyCode/getBalance"
@@ -105,9 +107,10 @@ class VeesingProvider(SmsProvider[VeesingOptions]):
             f"&templateId={quote_plus(template.template_id)}"
             f"&variables={quote_plus(message.params[self.options.variables_param])}"
         )
-        log.debug(
-            "veesing_send", provider=self.instance, phone=message.to, template=message.template
-        )
+        if _std_log.isEnabledFor(logging.DEBUG):  # nothing built when DEBUG is off
+            log.debug(
+                "veesing_send", provider=self.instance, phone=message.to, template=message.template
+            )
         body = await self._post(SEND_PATH, form, action="send")
         task_id = _text(body.get("taskId"))
         if task_id is None:
@@ -173,7 +176,7 @@ class VeesingProvider(SmsProvider[VeesingOptions]):
         """The answer as a JSON object, or ProviderUnavailable (an HTML page, garbage)."""
         content_type = response.headers.get("content-type", "<none>")
         try:
-            text = _decode(response)
+            text = _decode(response, content_type)
             data = json.loads(text)
         except (ValueError, RecursionError):
             data = None
@@ -231,12 +234,12 @@ class VeesingProvider(SmsProvider[VeesingOptions]):
             await client.aclose()
 
 
-def _decode(response: httpx.Response) -> str:
+def _decode(response: httpx.Response, content_type: str) -> str:
     """The body as text: the declared charset, else UTF-8, else GB18030 (a Chinese vendor's
     other usual encoding)."""
     # The charset parameter of content-type, read directly (httpx's charset_encoding goes
     # through the email package, which costs as much as the JSON parse).
-    found = _CHARSET.search(response.headers.get("content-type", ""))
+    found = _CHARSET.search(content_type)
     declared = found.group(1) if found else None
     for encoding in dict.fromkeys([declared or "utf-8", "utf-8", "gb18030"]):
         try:
