@@ -18,11 +18,15 @@ _ALLOWED = re.compile(r"^\+?[0-9 ().\-/\u00a0]+$")
 
 _MASKED = re.compile(r"\+?\d{0,6}\*+\d{0,4}")
 
-# E.164 number -> its parsed form and its line type, filled by parse_phone, so that a
-# provider reading the number of a message again (to check the region, the line type)
-# does not parse or classify it again. The type is None where only parsed_number has
-# parsed the number (not validated); PhoneNumberType.UNKNOWN means invalid.
-_PARSED: dict[str, tuple[phonenumbers.PhoneNumber, int | None]] = {}
+# E.164 number -> its parsed form's fields and its line type, filled by parse_phone, so
+# that a provider reading the number of a message again (to check the region, the line
+# type) neither parses nor classifies it again. Plain values (see _Parsed), not
+# PhoneNumber objects: the collector stops tracking such tuples, where thousands of
+# cached PhoneNumbers would live long enough to trigger full collections (which stall
+# every send on the loop). The type is None where only parsed_number has parsed the
+# number (not validated); PhoneNumberType.UNKNOWN means invalid.
+_Parsed = tuple[int | None, int | None, str | None, bool | None, int | None, int | None]
+_PARSED: dict[str, _Parsed] = {}
 _PARSED_MAX = 4096
 _UNKNOWN = phonenumbers.PhoneNumberType.UNKNOWN
 
@@ -51,7 +55,13 @@ def mask_phone(value: str | None) -> str:
     digits = "".join(c for c in text if c.isdigit())
     known = _PARSED.get(text)  # a number parse_phone returned: not parsed again
     try:
-        parsed = known[0] if known is not None else phonenumbers.parse(text, None) if plus else None
+        parsed = (
+            _number(known)
+            if known is not None
+            else phonenumbers.parse(text, None)
+            if plus
+            else None
+        )
     except phonenumbers.NumberParseException:
         parsed = None
     if parsed is not None:
@@ -76,7 +86,7 @@ def parse_phone(value: object, default_region: str | None = None) -> str:
         raise InvalidMessage(f"to: expected the number as a string, got {type(value).__name__}")
     text = value.strip()
     known = _PARSED.get(text)
-    if known is not None and known[1] is not None and known[1] != _UNKNOWN:
+    if known is not None and known[5] is not None and known[5] != _UNKNOWN:
         return text  # this very E.164 string was parsed and validated before
     if not text:
         raise InvalidMessage("to: the recipient number is empty")
@@ -115,19 +125,38 @@ def parse_phone(value: object, default_region: str | None = None) -> str:
 def _remember(e164: str, parsed: phonenumbers.PhoneNumber, kind: int | None) -> None:
     if len(_PARSED) >= _PARSED_MAX:
         _PARSED.clear()
-    _PARSED[e164] = (parsed, kind)
+    _PARSED[e164] = (
+        parsed.country_code,
+        parsed.national_number,
+        parsed.extension,
+        parsed.italian_leading_zero,
+        parsed.number_of_leading_zeros,
+        kind,
+    )
+
+
+def _number(known: _Parsed) -> phonenumbers.PhoneNumber:
+    """The PhoneNumber ``phonenumbers.parse`` made (without ``keep_raw_input``), again."""
+    return phonenumbers.PhoneNumber(
+        country_code=known[0],
+        national_number=known[1],
+        extension=known[2],
+        italian_leading_zero=known[3],
+        number_of_leading_zeros=known[4],
+    )
 
 
 def parsed_number(e164: str) -> phonenumbers.PhoneNumber | None:
     """The parsed form of an E.164 number, or None when it does not parse.
 
-    Cached and shared (numbers that :func:`parse_phone` returned are already there): use
-    it with phonenumbers' functions, never modify it. It is not validated: check
-    :func:`number_type_of` (UNKNOWN for an invalid number) where that matters.
+    Cached (numbers that :func:`parse_phone` returned are already there): a new
+    PhoneNumber equal to what ``phonenumbers.parse`` returns, made from the cached fields.
+    It is not validated: check :func:`number_type_of` (UNKNOWN for an invalid number)
+    where that matters.
     """
     found = _PARSED.get(e164)
     if found is not None:
-        return found[0]
+        return _number(found)
     try:
         parsed = phonenumbers.parse(e164, None)
     except phonenumbers.NumberParseException:
@@ -144,8 +173,8 @@ def number_type_of(e164: str) -> int | None:
     parsed nor classified again.
     """
     found = _PARSED.get(e164)
-    if found is not None and found[1] is not None:
-        return found[1]
+    if found is not None and found[5] is not None:
+        return found[5]
     parsed = parsed_number(e164)
     if parsed is None:
         return None

@@ -1,11 +1,12 @@
 """``memory://``: a store private to one Notifier, for tests and the console default.
 
-Messages are kept as plain tuples of immutable values (strings, numbers, datetimes and
-tuples of them), not as models: the garbage collector stops tracking such tuples after
-their first collection, so a long-lived store costs full collections nothing per message
-(a ``MessageRecord`` with its history and attempts is about 15 tracked objects). Records
-are built on read; every read returns a new record that shares nothing mutable with the
-store.
+Each message is kept as one flat tuple of immutable values (strings, numbers, datetimes),
+its status history and attempts included, not as models: the collector stops tracking
+such a tuple after its first collection, and a message costs one tracked allocation per
+write (a ``MessageRecord`` with its history and attempts is about 15 tracked objects,
+whose allocations bring on collections that promote every in-flight send's objects, and
+so full collections that stall the loop). Records are built on read; every read returns
+a new record that shares nothing mutable with the store.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Final
+from typing import Any, Final
 
 from notifykit.errors import StoreError
 from notifykit.events import DeliveryReceipt
@@ -22,72 +23,62 @@ from notifykit.store.base import AnyEvent, InboxEntry, QuarantineEntry, Store, c
 
 __all__ = ["MemoryStore"]
 
-# One stored message: a tuple indexed by these positions.
+# A stored message: these fields, then ``_HISTORY_LEN`` status changes of 3 values
+# (status value, at, source), then its attempts, 5 values each (provider, outcome,
+# error_type, error_message, duration_ms).
 _ID: Final = 0
 _TO: Final = 1
 _TEMPLATE: Final = 2
 _TAGS: Final = 3
 _KEY: Final = 4
 _STATUS: Final = 5
-_HISTORY: Final = 6
-_PROVIDER: Final = 7
-_VENDOR_ID: Final = 8
-_CREDITS: Final = 9
-_ATTEMPTS: Final = 10
-_CREATED: Final = 11
-_UPDATED: Final = 12
+_PROVIDER: Final = 6
+_VENDOR_ID: Final = 7
+_CREDITS: Final = 8
+_CREATED: Final = 9
+_UPDATED: Final = 10
+_HISTORY_LEN: Final = 11
+_HEAD: Final = 12
+_CHANGE: Final = 3
+_TRY: Final = 5
 
-# A status change is (status value, at, source); an attempt is (provider, outcome,
-# error_type, error_message, duration_ms).
-_Change = tuple[str, datetime, str]
-_Try = tuple[str, str, str | None, str | None, float]
-_Row = tuple[
-    str,  # message_id
-    str,  # to
-    str,  # template
-    tuple[str, ...],  # tags
-    str | None,  # idempotency_key
-    str,  # status value
-    tuple[_Change, ...],  # history
-    str | None,  # provider
-    str | None,  # provider_message_id
-    int | None,  # remaining_credits
-    tuple[_Try, ...],  # attempts
-    datetime,  # created_at
-    datetime,  # updated_at
-]
+_Row = tuple[Any, ...]
 
 _STATUSES = {status.value: status for status in DeliveryStatus}
 
 
 def _row(record: MessageRecord) -> _Row:
-    return (
+    values: list[Any] = [
         record.message_id,
         record.to,
         record.template,
         tuple(record.tags),
         record.idempotency_key,
         record.status.value,
-        tuple([(c.status.value, c.at, c.source) for c in record.history]),
         record.provider,
         record.provider_message_id,
         record.remaining_credits,
-        _tries(record.attempts),
         record.created_at,
         record.updated_at,
-    )
+        len(record.history),
+    ]
+    for change in record.history:
+        values += (change.status.value, change.at, change.source)
+    _add_tries(values, record.attempts)
+    return tuple(values)
 
 
-def _tries(attempts: Sequence[Attempt]) -> tuple[_Try, ...]:
-    # From a list, not a generator: tuple(generator) allocates the outer tuple before the
-    # inner ones, and the collector, which untracks a tuple only once everything in it is
-    # untracked, walks them in that order (one more collection before it lets go).
-    return tuple(
-        [(a.provider, a.outcome, a.error_type, a.error_message, a.duration_ms) for a in attempts]
-    )
+def _add_tries(values: list[Any], attempts: Sequence[Attempt]) -> None:
+    for a in attempts:
+        values += (a.provider, a.outcome, a.error_type, a.error_message, a.duration_ms)
+
+
+def _tries_at(row: _Row) -> int:
+    return _HEAD + _CHANGE * int(row[_HISTORY_LEN])
 
 
 def _record(row: _Row) -> MessageRecord:
+    tries = _tries_at(row)
     return MessageRecord(
         message_id=row[_ID],
         to=row[_TO],
@@ -96,36 +87,44 @@ def _record(row: _Row) -> MessageRecord:
         idempotency_key=row[_KEY],
         status=_STATUSES[row[_STATUS]],
         history=[
-            StatusChange(status=_STATUSES[status], at=at, source=source)
-            for status, at, source in row[_HISTORY]
+            StatusChange(status=_STATUSES[row[i]], at=row[i + 1], source=row[i + 2])
+            for i in range(_HEAD, tries, _CHANGE)
         ],
         provider=row[_PROVIDER],
         provider_message_id=row[_VENDOR_ID],
         remaining_credits=row[_CREDITS],
         attempts=[
             Attempt(
-                provider=provider,
-                outcome=outcome,  # type: ignore[arg-type]  # stored from an Attempt
-                error_type=error_type,
-                error_message=error_message,
-                duration_ms=duration_ms,
+                provider=row[i],
+                outcome=row[i + 1],
+                error_type=row[i + 2],
+                error_message=row[i + 3],
+                duration_ms=row[i + 4],
             )
-            for provider, outcome, error_type, error_message, duration_ms in row[_ATTEMPTS]
+            for i in range(tries, len(row), _TRY)
         ],
         created_at=row[_CREATED],
         updated_at=row[_UPDATED],
     )
 
 
-def _moved(fields: list[object], status: DeliveryStatus, at: datetime, source: str) -> None:
-    """:func:`notifykit.models.apply_status` on a row's fields (as a list): forward only,
-    every accepted change appended to the history."""
-    current = _STATUSES[fields[_STATUS]]  # type: ignore[index]
+def _moved(
+    row: _Row,
+    head: list[Any],
+    status: DeliveryStatus,
+    at: datetime,
+    source: str,
+) -> tuple[Any, ...]:
+    """:func:`notifykit.models.apply_status` on a row (``head``, its first fields, to
+    update in place): forward only; the history to keep, with any accepted change."""
+    history = row[_HEAD : _tries_at(row)]
+    current = _STATUSES[head[_STATUS]]
     if status == current or status.rank < current.rank or current.is_final:
-        return
-    fields[_STATUS] = status.value
-    fields[_HISTORY] = (*fields[_HISTORY], (status.value, at, source))  # type: ignore[misc]
-    fields[_UPDATED] = utcnow()
+        return history
+    head[_STATUS] = status.value
+    head[_HISTORY_LEN] += 1
+    head[_UPDATED] = utcnow()
+    return (*history, status.value, at, source)
 
 
 class MemoryStore(Store):
@@ -134,11 +133,12 @@ class MemoryStore(Store):
 
     def __init__(self) -> None:
         self._messages: dict[str, _Row] = {}
-        # (provider instance, vendor id) -> the messages sharing it, oldest first
-        self._by_vendor_id: dict[tuple[str, str], tuple[str, ...]] = {}
+        # provider instance -> vendor id -> the message sharing it (a str), or the messages
+        # sharing it oldest first (a tuple, for a batch id): no tracked object per message
+        self._by_vendor_id: dict[str, dict[str, str | tuple[str, ...]]] = {}
         self._events: dict[str, AnyEvent] = {}
-        # (provider instance, vendor id) -> ids of stored events not tied to a message yet
-        self._orphans: dict[tuple[str, str], list[str]] = {}
+        # provider instance -> vendor id -> ids of stored events not tied to a message yet
+        self._orphans: dict[str, dict[str, list[str]]] = {}
         self._undispatched: dict[str, None] = {}
         self._inbox: list[InboxEntry] = []
         self._quarantine: list[QuarantineEntry] = []
@@ -162,40 +162,53 @@ class MemoryStore(Store):
         row = self._messages.get(message_id)
         if row is None:
             raise StoreError(f"unknown message {message_id!r}")
-        fields: list[object] = list(row)
-        fields[_ATTEMPTS] = _tries(attempts)
+        head = list(row[:_HEAD])
         if provider is not None:
-            fields[_PROVIDER] = provider
+            head[_PROVIDER] = provider
         if remaining_credits is not None:
-            fields[_CREDITS] = remaining_credits
-        if status is not None:
-            _moved(fields, status, utcnow(), source)
+            head[_CREDITS] = remaining_credits
         if provider_message_id is not None:
-            fields[_VENDOR_ID] = provider_message_id
-        self._messages[message_id] = tuple(fields)  # type: ignore[assignment]
-        owner = fields[_PROVIDER]
+            head[_VENDOR_ID] = provider_message_id
+        if status is not None:
+            head += _moved(row, head, status, utcnow(), source)
+        else:
+            head += row[_HEAD : _tries_at(row)]
+        _add_tries(head, attempts)
+        self._messages[message_id] = tuple(head)
+        owner = head[_PROVIDER]
         if provider_message_id is None or owner is None:
             return []
-        key = (str(owner), provider_message_id)
-        sharing = self._by_vendor_id.get(key, ())
-        if message_id not in sharing:
-            sharing = (*sharing, message_id)
-            self._by_vendor_id[key] = sharing
-        waiting = self._orphans.get(key)
-        if not waiting:
+        ids = self._by_vendor_id.setdefault(owner, {})
+        sharing = ids.get(provider_message_id)
+        if sharing is None:
+            ids[provider_message_id] = message_id
+        elif sharing != message_id and (type(sharing) is str or message_id not in sharing):
+            ids[provider_message_id] = (
+                (sharing, message_id) if type(sharing) is str else (*sharing, message_id)
+            )
+        waiting_here = self._orphans.get(owner)
+        waiting = waiting_here.get(provider_message_id) if waiting_here else None
+        if not waiting or waiting_here is None:
             return []
+        candidates = self._sharing(owner, provider_message_id)
         linked: list[AnyEvent] = []
         for event_id in list(waiting):
             event = self._events[event_id]
-            if self._match(event, sharing) == message_id:
+            if self._match(event, candidates) == message_id:
                 event = event.model_copy(update={"message_id": message_id})
                 self._events[event_id] = event
                 waiting.remove(event_id)
                 self._apply(event)
                 linked.append(event)
         if not waiting:
-            del self._orphans[key]
+            del waiting_here[provider_message_id]
         return linked
+
+    def _sharing(self, provider: str, vendor_id: str) -> tuple[str, ...]:
+        found = self._by_vendor_id.get(provider, {}).get(vendor_id)
+        if found is None:
+            return ()
+        return (found,) if type(found) is str else found  # type: ignore[return-value]
 
     async def get_message(self, message_id: str) -> MessageRecord | None:
         row = self._messages.get(message_id)
@@ -223,9 +236,13 @@ class MemoryStore(Store):
 
     def _apply(self, event: AnyEvent) -> None:
         if isinstance(event, DeliveryReceipt) and event.message_id is not None:
-            fields: list[object] = list(self._messages[event.message_id])
-            _moved(fields, event.status, event.occurred_at, f"{event.kind}:{event.event_id}")
-            self._messages[event.message_id] = tuple(fields)  # type: ignore[assignment]
+            row = self._messages[event.message_id]
+            head = list(row[:_HEAD])
+            head += _moved(
+                row, head, event.status, event.occurred_at, f"{event.kind}:{event.event_id}"
+            )
+            head += row[_tries_at(row) :]
+            self._messages[event.message_id] = tuple(head)
 
     async def ingest(self, entry: InboxEntry, events: Sequence[AnyEvent]) -> list[AnyEvent]:
         self._inbox.append(
@@ -235,14 +252,15 @@ class MemoryStore(Store):
         for event in events:
             if event.event_id in self._events:
                 continue
-            if event.message_id is None and event.provider_message_id is not None:
-                key = (event.provider, event.provider_message_id)
-                candidates = self._by_vendor_id.get(key, ())
+            vendor_id = event.provider_message_id
+            if event.message_id is None and vendor_id is not None:
+                candidates = self._sharing(event.provider, vendor_id)
                 message_id = self._match(event, candidates) if candidates else None
                 if message_id is not None:
                     event = event.model_copy(update={"message_id": message_id})
                 else:
-                    self._orphans.setdefault(key, []).append(event.event_id)
+                    waiting = self._orphans.setdefault(event.provider, {})
+                    waiting.setdefault(vendor_id, []).append(event.event_id)
             self._events[event.event_id] = event
             self._undispatched[event.event_id] = None
             self._apply(event)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from typing import Any
 
 import httpx
@@ -87,6 +88,15 @@ def test_validity_and_line_type_match_phonenumbers(cc: int, digits: str) -> None
     assert e164 == phonenumbers.format_number(expected, phonenumbers.PhoneNumberFormat.E164)
     assert phone.number_type_of(e164) == phonenumbers.number_type(expected)
     assert phone.parse_phone(e164) == e164  # the cached answer is a fresh parse's answer
+    assert vars(phone.parsed_number(e164)) == vars(phonenumbers.parse(e164, None))
+
+
+def test_the_cache_keeps_nothing_for_the_collector_to_walk() -> None:
+    e164 = phone.parse_phone("+86 156 1234 5678")
+    for _ in range(2):
+        gc.collect()
+    # A cached PhoneNumber per number would live long enough to bring on full collections.
+    assert not gc.is_tracked(phone._PARSED[e164])
 
 
 def test_a_number_only_parsed_before_is_still_validated() -> None:
