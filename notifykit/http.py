@@ -206,9 +206,7 @@ class _Client(httpx.AsyncClient):
     def __init__(self, *, transport: httpx.AsyncBaseTransport, **kwargs: Any) -> None:
         super().__init__(transport=transport, **kwargs)
         self.direct_transport = transport
-        self._prototypes: dict[
-            tuple[Any, ...], tuple[httpx.URL, list[tuple[bytes, bytes]], int]
-        ] = {}
+        self._prototypes: dict[tuple[Any, ...], tuple[httpx.URL, httpx.Headers, int]] = {}
 
     def can_send_directly(self, kwargs: dict[str, Any]) -> bool:
         """True when ``AsyncClient.request`` would do nothing more than :func:`request`'s
@@ -249,8 +247,8 @@ class _Client(httpx.AsyncClient):
                 prototype = self._prototype(key, method, url, extra)
             if prototype is not None:
                 target, headers, length_at = prototype
-                headers = headers.copy()
-                headers[length_at] = (headers[length_at][0], b"%d" % len(content))
+                # httpx copies a Headers' normalised list as it is: no per-header
+                # normalisation per send; then only the length is this body's own.
                 built = httpx.Request(
                     method,
                     target,
@@ -258,7 +256,10 @@ class _Client(httpx.AsyncClient):
                     stream=httpx.ByteStream(content),
                     extensions=extensions,
                 )
-                built.read()
+                items = built.headers._list
+                name, lower, _ = items[length_at]
+                items[length_at] = (name, lower, b"%d" % len(content))
+                built._content = content  # what built.read() would keep
                 return built
         built = httpx.Request(
             method,
@@ -273,7 +274,7 @@ class _Client(httpx.AsyncClient):
 
     def _prototype(
         self, key: tuple[Any, ...], method: str, url: str, extra: dict[str, Any] | None
-    ) -> tuple[httpx.URL, list[tuple[bytes, bytes]], int] | None:
+    ) -> tuple[httpx.URL, httpx.Headers, int] | None:
         """httpx's own request for a one-byte body: its URL, its headers, and where its
         content-length sits; None when the caller set the length or encoding itself."""
         if extra and any(k.lower() in ("content-length", "transfer-encoding") for k in extra):
@@ -283,9 +284,10 @@ class _Client(httpx.AsyncClient):
         )
         if self.auth is not None:
             sample = next(self.auth.auth_flow(sample))
-        headers = sample.headers.raw
+        headers = sample.headers
         length_at = next(
-            (i for i, (name, _) in enumerate(headers) if name.lower() == b"content-length"), None
+            (i for i, (name, _) in enumerate(headers.raw) if name.lower() == b"content-length"),
+            None,
         )
         if length_at is None:  # pragma: no cover - httpx always sets it for a bytes body
             return None
@@ -366,6 +368,16 @@ async def _send_directly(
     response = await client.direct_transport.handle_async_request(built)
     response.request = built
     response.default_encoding = client._default_encoding
+    if (
+        type(client.direct_transport) is AiohttpTransport
+        and type(response.stream) is httpx.ByteStream
+        and hasattr(response, "_content")
+    ):
+        # Read whole by the transport, and a ByteStream has nothing to release: what
+        # aread() and aclose() would end with, without two more awaits.
+        response.is_stream_consumed = True
+        response.is_closed = True
+        return response
     try:
         await response.aread()
     finally:
