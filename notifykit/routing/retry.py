@@ -57,15 +57,28 @@ class RetryPolicy:
         failed in a way that may be retried (the send path pays nothing for it otherwise).
         """
 
-        def retry_on(exc: BaseException) -> bool:
-            return isinstance(exc, Exception) and is_retryable(exc) and may_retry()
-
         try:
             return await try_once()
         except Exception as exc:
-            if self.attempts <= 1 or not retry_on(exc):
-                raise
-            first: Exception | None = exc
+            return await self.after_first(exc, try_once, may_retry=may_retry)
+
+    async def after_first(
+        self,
+        failed: Exception,
+        try_once: Callable[[], Awaitable[T]],
+        *,
+        may_retry: Callable[[], bool],
+    ) -> T:
+        """Go on from a first try that raised ``failed`` (run bare by the caller, with no
+        wrapper coroutine on the success path): raise it when it may not be retried, else
+        retry as :meth:`call` would."""
+
+        def retry_on(exc: BaseException) -> bool:
+            return isinstance(exc, Exception) and is_retryable(exc) and may_retry()
+
+        if self.attempts <= 1 or not retry_on(failed):
+            raise failed
+        first: Exception | None = failed
 
         async def replay_then_try() -> T:
             # tenacity's first attempt is the try that already failed: the same count,

@@ -204,15 +204,23 @@ class Router:
         if isinstance(admission, str):
             run.skipped(name, admission)
             return None
-        loop = asyncio.get_running_loop()
-
-        def may_retry() -> bool:
-            return breaker.is_closed() and loop.time() + self.retry.longest_wait < run.deadline
-
         try:
-            return await self.retry.call(
-                lambda: self._try(run, name, provider, breaker, admission), may_retry=may_retry
-            )
+            try:
+                # The first try bare; the retry policy's closures only after a failure.
+                return await self._try(run, name, provider, breaker, admission)
+            except Exception as first:
+                loop = asyncio.get_running_loop()
+
+                def may_retry() -> bool:
+                    return (
+                        breaker.is_closed() and loop.time() + self.retry.longest_wait < run.deadline
+                    )
+
+                return await self.retry.after_first(
+                    first,
+                    lambda: self._try(run, name, provider, breaker, admission),
+                    may_retry=may_retry,
+                )
         except StoreError:
             raise
         except NotifyKitError as exc:
