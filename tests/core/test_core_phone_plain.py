@@ -109,3 +109,22 @@ def test_what_phonenumbers_refuses_is_left_to_phonenumbers(text: str) -> None:
 def test_parse_phone_takes_the_fast_path_to_the_same_e164() -> None:
     assert parse_phone("+8615612341090") == "+8615612341090"
     assert parse_phone("+86 156 1234 1091") == "+8615612341091"  # punctuation: phonenumbers
+
+
+def test_the_fast_path_is_on_with_the_pinned_phonenumbers() -> None:
+    from notifykit import phone
+
+    assert phone._FAST_PATH
+
+
+def test_without_the_fast_path_every_number_takes_phonenumbers_parse(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from notifykit import errors, phone
+
+    monkeypatch.setattr(phone, "_FAST_PATH", False)
+    monkeypatch.setattr(phone, "_parse_plain", lambda text: pytest.fail("fast path taken"))
+    phone._PARSED.clear()
+    assert parse_phone("+8615612341092") == "+8615612341092"
+    with pytest.raises(errors.InvalidMessage, match="not a valid"):
+        parse_phone("+86156123")
