@@ -130,7 +130,7 @@ class VeesingProvider(SmsProvider[VeesingOptions]):
                 f"{self.instance}: Veesing's balance answer has no usable remainPoint",
                 provider=self.instance,
                 vendor_code=_text(body.get("returnStatus")),
-                vendor_message=_text(body.get("message")),
+                vendor_message=self._vendor_text(body),
             )
         return Balance(provider=self.instance, remaining=Decimal(remaining), unit="credits")
 
@@ -161,7 +161,7 @@ class VeesingProvider(SmsProvider[VeesingOptions]):
         if status == "1" and response.is_success:
             return body
         if status == "0":
-            raise error_for(_text(body.get("message")), provider=self.instance, action=action)
+            raise error_for(self._vendor_text(body), provider=self.instance, action=action)
         if not response.is_success:
             raise status_error(response, self.instance)
         shown = "absent" if status is None else repr(status[:20])
@@ -169,8 +169,17 @@ class VeesingProvider(SmsProvider[VeesingOptions]):
             f"{self.instance}: Veesing answered the {action} with returnStatus {shown}",
             provider=self.instance,
             vendor_code=status,
-            vendor_message=_text(body.get("message")),
+            vendor_message=self._vendor_text(body),
         )
+
+    def _vendor_text(self, body: dict[str, Any]) -> str | None:
+        """The vendor's ``message``, kept for the error, with this account's key blanked out
+        should the vendor ever echo the request back."""
+        text = _text(body.get("message"))
+        key = self.options.app_key.get_secret_value()
+        if text is not None and key and key in text:
+            text = text.replace(key, "***")
+        return text
 
     def _json(self, response: httpx.Response) -> dict[str, Any]:
         """The answer as a JSON object, or ProviderUnavailable (an HTML page, garbage)."""

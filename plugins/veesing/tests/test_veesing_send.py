@@ -179,6 +179,17 @@ async def test_every_documented_message(router, make_provider, message, cls) -> 
     assert message in caught.value.message
 
 
+async def test_a_vendor_message_echoing_the_key_never_shows_it(router, make_provider) -> None:
+    echoed = f"参数错误: appKey={APP_KEY}"
+    router.post(SEND_URL).mock(return_value=httpx.Response(200, json=failure(echoed)))
+    provider = make_provider(transport(router))
+    with pytest.raises(errors.ProviderError) as caught:
+        await provider.send(MESSAGE)
+    await provider.aclose()
+    assert APP_KEY not in str(caught.value) and APP_KEY not in repr(caught.value)
+    assert caught.value.vendor_message == "参数错误: appKey=***"
+
+
 @pytest.mark.parametrize(
     "variant",
     [
