@@ -213,19 +213,9 @@ class SQLiteStore(Store):
         events = list(events)
 
         def write(conn: sqlite3.Connection) -> list[AnyEvent]:
-            inbox_id = conn.execute(
-                "INSERT INTO inbox (provider, method, path, headers, body, received_at,"
-                " event_ids) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (
-                    entry.provider,
-                    entry.method,
-                    entry.path,
-                    json.dumps(entry.headers, ensure_ascii=False),
-                    entry.body,
-                    _ts(entry.received_at),
-                    json.dumps([e.event_id for e in events]),
-                ),
-            ).lastrowid
+            inbox_id = _insert_raw_request(
+                conn, "inbox", entry, "event_ids", json.dumps([e.event_id for e in events])
+            )
             new: list[AnyEvent] = []
             for event in events:
                 seen = conn.execute(
@@ -265,19 +255,7 @@ class SQLiteStore(Store):
 
     async def quarantine(self, entry: QuarantineEntry) -> None:
         def write(conn: sqlite3.Connection) -> None:
-            conn.execute(
-                "INSERT INTO quarantine (provider, method, path, headers, body, received_at,"
-                " reason) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (
-                    entry.provider,
-                    entry.method,
-                    entry.path,
-                    json.dumps(entry.headers, ensure_ascii=False),
-                    entry.body,
-                    _ts(entry.received_at),
-                    entry.reason,
-                ),
-            )
+            _insert_raw_request(conn, "quarantine", entry, "reason", entry.reason)
 
         await self._writer.run(write, write=True)
 
@@ -425,6 +403,26 @@ def _apply(record: MessageRecord, event: AnyEvent) -> bool:
 
 def _event(payload: str, message_id: str | None) -> AnyEvent:
     return EventAdapter.validate_json(payload).model_copy(update={"message_id": message_id})
+
+
+def _insert_raw_request(
+    conn: sqlite3.Connection, table: str, entry: InboxEntry, extra: str, value: str
+) -> int | None:
+    """Store one raw request in ``table`` (inbox or quarantine), with the table's own
+    ``extra`` column; the twin of :func:`_raw_requests`. Returns the row id."""
+    return conn.execute(
+        f"INSERT INTO {table} (provider, method, path, headers, body, received_at, {extra})"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)",  # table and column names are constants
+        (
+            entry.provider,
+            entry.method,
+            entry.path,
+            json.dumps(entry.headers, ensure_ascii=False),
+            entry.body,
+            _ts(entry.received_at),
+            value,
+        ),
+    ).lastrowid
 
 
 def _raw_requests(
