@@ -8,6 +8,7 @@ local time without an offset: it is read in the instance's ``callback_timezone``
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import parse_qsl
 from zoneinfo import ZoneInfo
 
@@ -83,7 +84,13 @@ def parse_callback(request: CallbackRequest, *, instance: str, zone: ZoneInfo) -
         raise CallbackError(
             "both status and content are present: a push is a receipt or a reply, not both"
         )
-    phone = phone_from(mobile)
+    common: dict[str, Any] = {
+        "provider": instance,
+        "provider_message_id": task_id,
+        "phone": phone_from(mobile),
+        "occurred_at": occurred_at,
+        "raw": dict(fields),
+    }
     event: DeliveryReceipt | InboundMessage
     try:
         if status_given:
@@ -97,11 +104,7 @@ def parse_callback(request: CallbackRequest, *, instance: str, zone: ZoneInfo) -
                 event_id=make_event_id(
                     instance, "receipt", task_id, mobile.strip(), vendor_status, received
                 ),
-                provider=instance,
-                provider_message_id=task_id,
-                phone=phone,
-                occurred_at=occurred_at,
-                raw=dict(fields),
+                **common,
                 status=status,
                 vendor_status=vendor_status,
             )
@@ -110,11 +113,7 @@ def parse_callback(request: CallbackRequest, *, instance: str, zone: ZoneInfo) -
                 event_id=make_event_id(
                     instance, "reply", task_id, mobile.strip(), content, received
                 ),
-                provider=instance,
-                provider_message_id=task_id,
-                phone=phone,
-                occurred_at=occurred_at,
-                raw=dict(fields),
+                **common,
                 text=content,
             )
         elif "status" in fields:
