@@ -167,6 +167,9 @@ class StoreConfig(_Section):
 class CallbacksConfig(_Section):
     token: SecretStr | None = None
     max_body_bytes: int = Field(default=65536, ge=1)
+    dispatch_lease: Duration = Field(default=30.0, gt=0)
+    """Seconds a receiver holds the events it hands to observers before another receiver
+    sharing the store may take them over (after a crash: how long until they are retried)."""
     public_url: str | None = None
     """The receiver's externally visible base URL (``https://sms.example.com``), behind any
     proxy. Each instance's callback URL is ``public_url`` + ``/callbacks/<instance>`` (+

@@ -30,6 +30,7 @@ __all__ = [
     "SmsMessage",
     "StatusChange",
     "apply_status",
+    "status_advances",
     "utcnow",
 ]
 
@@ -197,12 +198,22 @@ class MessageRecord(BaseModel):
     updated_at: datetime = Field(default_factory=utcnow)
 
 
-def apply_status(record: MessageRecord, status: DeliveryStatus, at: datetime, source: str) -> bool:
-    """Move ``record`` forward to ``status`` (never back); True when it changed.
+def status_advances(current: DeliveryStatus, new: DeliveryStatus) -> bool:
+    """Whether a message at ``current`` moves to ``new``: the one forward-only rule.
 
-    Every accepted change is appended to the history. A final status never changes again.
+    True only when ``new`` ranks above ``current`` and ``current`` is not final (so the
+    first final status wins, and the same status twice is no change). Every store backend
+    calls this (through :func:`apply_status` or directly, looked up on this module at call
+    time): the contract suite swaps it out and checks that every backend follows.
     """
-    if status == record.status or status.rank < record.status.rank or record.status.is_final:
+    return new.rank > current.rank and not current.is_final
+
+
+def apply_status(record: MessageRecord, status: DeliveryStatus, at: datetime, source: str) -> bool:
+    """Move ``record`` forward to ``status`` (never back, by :func:`status_advances`); True
+    when it changed. Every accepted change is appended to the history.
+    """
+    if not status_advances(record.status, status):
         return False
     record.status = status
     record.history.append(StatusChange(status=status, at=at, source=source))

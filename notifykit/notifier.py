@@ -101,6 +101,7 @@ class AsyncNotifier:
             self.pm,
             max_body_bytes=self.config.callbacks.max_body_bytes,
             store_timeout=self.config.store.timeout,
+            lease=self.config.callbacks.dispatch_lease,
         )
         self._opened = False
         self._open_lock = asyncio.Lock()

@@ -56,14 +56,17 @@ class CallbackReceiver:
         self._started = False
 
     async def start(self) -> None:
-        """Open the notifier and, once, start dispatching what a killed process left."""
+        """Open the notifier and, once, start dispatching what a killed process left (now,
+        and whenever a dead dispatcher's lease runs out)."""
         await self.notifier.open()
         if not self._started:
             self._started = True
             self.notifier.callbacks.recover()
+            self.notifier.callbacks.start_sweeping()
 
     async def stop(self) -> None:
         """Wait for dispatch; close the notifier when this receiver made it."""
+        await self.notifier.callbacks.stop_sweeping()
         if self.owned:
             await self.notifier.close()
         else:

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
+import os
+import socket
+import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from typing import Any, NamedTuple
 
@@ -12,7 +16,7 @@ import pluggy
 from notifykit.errors import CallbackError, InvalidSignature
 from notifykit.log import get_logger
 from notifykit.provider import CallbackRequest, SmsProvider
-from notifykit.store.base import AnyEvent, InboxEntry, QuarantineEntry, Store
+from notifykit.store.base import DEFAULT_LEASE, AnyEvent, InboxEntry, QuarantineEntry, Store
 
 __all__ = [
     "REDACTED_HEADERS",
@@ -29,6 +33,11 @@ Subscriber = Callable[[AnyEvent], Awaitable[None] | None]
 
 REDACTED_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
 """Headers whose values the inbox keeps as ``***``: credentials for our own endpoint."""
+
+
+def dispatcher_id() -> str:
+    """A dispatch owner unique across hosts and processes: ``host:pid:random``."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
 
 
 def receives_callbacks(instance: SmsProvider[Any]) -> bool:
@@ -57,6 +66,7 @@ class CallbackProcessor:
         *,
         max_body_bytes: int = 65536,
         store_timeout: float = 5.0,
+        lease: float = DEFAULT_LEASE,
     ) -> None:
         self.providers = providers
         self.store = store
@@ -64,8 +74,14 @@ class CallbackProcessor:
         self.max_body_bytes = max_body_bytes
         self.store_timeout = store_timeout
         self.subscribers: list[Subscriber] = []
+        self.owner = dispatcher_id()
+        """Who this processor is when it claims events (see ``Store.claim_dispatch``)."""
+        self.lease = lease
+        """Seconds each claim holds its events (``[callbacks] dispatch_lease``)."""
         self._inflight: set[asyncio.Task[None]] = set()
-        # Events handed to a dispatch task and not yet marked: recovery leaves them alone.
+        self._sweeper: asyncio.Task[None] | None = None
+        # Events handed to a dispatch task and not yet acknowledged: recovery leaves them
+        # alone even when their lease has run out meanwhile.
         self._dispatching: set[str] = set()
 
     async def handle(
@@ -122,7 +138,8 @@ class CallbackProcessor:
             return _plain(400, f"bad request: {reason}")
         try:
             new = await asyncio.wait_for(
-                self.store.ingest(entry, result.events), self.store_timeout
+                self.store.ingest(entry, result.events, owner=self.owner, lease=self.lease),
+                self.store_timeout,
             )
         except Exception as exc:
             log.error("callback_store_failed", provider=provider, error=type(exc).__name__)
@@ -132,7 +149,9 @@ class CallbackProcessor:
         return CallbackResponse(result.status_code, dict(result.headers), result.body)
 
     def dispatch(self, events: list[AnyEvent]) -> None:
-        """Hand stored events to observers in the background; ``drain()`` waits for them."""
+        """Hand stored events this processor holds (ingested with its ``owner``, or
+        claimed by it) to observers in the background, then acknowledge them; ``drain()``
+        waits for them."""
         self._dispatching.update(e.event_id for e in events)
         self._track(self._dispatch(events))
 
@@ -142,27 +161,48 @@ class CallbackProcessor:
         task.add_done_callback(self._inflight.discard)
 
     def recover(self) -> None:
-        """Dispatch, in the background, events a previous process stored but never
-        dispatched (it was killed first). Delivery to observers is at least once: one
-        killed between an observer and ``mark_dispatched`` sees the event again."""
+        """Dispatch, in the background, events stored but never acknowledged that no live
+        claim holds (a previous process was killed first, or its lease ran out). Delivery
+        to observers is at least once: a process killed between an observer and
+        ``ack_dispatch`` hands the event over again once its lease ends."""
         self._track(self._recover())
 
-    async def _recover(self, page: int = 100) -> None:
-        seen: set[str] = set()
+    def start_sweeping(self) -> None:
+        """Keep claiming, in the background, what no live claim holds: events whose
+        dispatcher died (after their lease ends) and events stored unclaimed. Wakes when
+        the store says events arrived, else every half lease. ``stop_sweeping`` ends it."""
+        if self._sweeper is None or self._sweeper.done():
+            self._sweeper = asyncio.get_running_loop().create_task(self._sweep())
+
+    async def stop_sweeping(self) -> None:
+        sweeper, self._sweeper = self._sweeper, None
+        if sweeper is not None:
+            sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sweeper
+
+    async def _sweep(self) -> None:
         while True:
             try:
-                pending = await asyncio.wait_for(
-                    self.store.pending_dispatch(limit=page), self.store_timeout
+                await self.store.wait_for_events(self.lease / 2)
+            except Exception as exc:
+                log.error("recovery_failed", error=type(exc).__name__)
+                await asyncio.sleep(self.lease / 2)
+            await self._recover()
+
+    async def _recover(self, page: int = 100) -> None:
+        while True:
+            try:
+                claimed = await asyncio.wait_for(
+                    self.store.claim_dispatch(self.owner, limit=page, lease=self.lease),
+                    self.store_timeout,
                 )
             except Exception as exc:
-                log.error("recovery_failed", error=f"{type(exc).__name__}: {exc}")
+                log.error("recovery_failed", error=type(exc).__name__)
                 return
-            fresh = [
-                e for e in pending if e.event_id not in seen and e.event_id not in self._dispatching
-            ]
+            fresh = [e for e in claimed if e.event_id not in self._dispatching]
             if not fresh:
                 return
-            seen.update(e.event_id for e in fresh)
             log.info("recovering_events", count=len(fresh))
             self._dispatching.update(e.event_id for e in fresh)
             await self._dispatch(fresh)
@@ -199,9 +239,9 @@ class CallbackProcessor:
                         error=f"{type(exc).__name__}: {exc}",
                     )
         try:
-            await self.store.mark_dispatched([e.event_id for e in events])
+            await self.store.ack_dispatch(self.owner, [e.event_id for e in events])
         except Exception as exc:
-            log.error("mark_dispatched_failed", error=type(exc).__name__)
+            log.error("ack_dispatch_failed", error=type(exc).__name__)
 
     async def drain(self) -> None:
         """Wait until every event handed to ``dispatch`` has reached its observers."""

@@ -16,10 +16,19 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Final
 
-from notifykit.errors import StoreError
+from notifykit import models
+from notifykit.config import StoreConfig
+from notifykit.errors import ConfigError, StoreError
 from notifykit.events import DeliveryReceipt
 from notifykit.models import Attempt, DeliveryStatus, MessageRecord, StatusChange, utcnow
-from notifykit.store.base import AnyEvent, InboxEntry, QuarantineEntry, Store, correlate
+from notifykit.store.base import (
+    DEFAULT_LEASE,
+    AnyEvent,
+    InboxEntry,
+    QuarantineEntry,
+    Store,
+    correlate,
+)
 
 __all__ = ["MemoryStore"]
 
@@ -116,10 +125,10 @@ def _moved(
     source: str,
 ) -> tuple[Any, ...]:
     """:func:`notifykit.models.apply_status` on a row (``head``, its first fields, to
-    update in place): forward only; the history to keep, with any accepted change."""
+    update in place), by the same rule (:func:`notifykit.models.status_advances`); the
+    history to keep, with any accepted change."""
     history = row[_HEAD : _tries_at(row)]
-    current = _STATUSES[head[_STATUS]]
-    if status == current or status.rank < current.rank or current.is_final:
+    if not models.status_advances(_STATUSES[head[_STATUS]], status):
         return history
     head[_STATUS] = status.value
     head[_HISTORY_LEN] += 1
@@ -131,6 +140,13 @@ class MemoryStore(Store):
     """Everything in dictionaries. Single event loop; every method completes without
     awaiting, so each one is atomic on that loop."""
 
+    @classmethod
+    def from_config(cls, config: StoreConfig) -> MemoryStore:
+        """``memory://`` exactly (it has no path or options)."""
+        if config.url != "memory://":
+            raise ConfigError(f"store.url: a memory store is 'memory://', not {config.url!r}")
+        return cls()
+
     def __init__(self) -> None:
         self._messages: dict[str, _Row] = {}
         # provider instance -> vendor id -> the message sharing it (a str), or the messages
@@ -139,7 +155,9 @@ class MemoryStore(Store):
         self._events: dict[str, AnyEvent] = {}
         # provider instance -> vendor id -> ids of stored events not tied to a message yet
         self._orphans: dict[str, dict[str, list[str]]] = {}
-        self._undispatched: dict[str, None] = {}
+        # id of every event not acknowledged yet -> (claim owner, lease end in
+        # time.monotonic() seconds), or None while unclaimed; in the order stored
+        self._undispatched: dict[str, tuple[str, float] | None] = {}
         self._inbox: list[InboxEntry] = []
         self._quarantine: list[QuarantineEntry] = []
         self._idempotency: dict[str, tuple[str, float]] = {}
@@ -244,7 +262,15 @@ class MemoryStore(Store):
             head += row[_tries_at(row) :]
             self._messages[event.message_id] = tuple(head)
 
-    async def ingest(self, entry: InboxEntry, events: Sequence[AnyEvent]) -> list[AnyEvent]:
+    async def ingest(
+        self,
+        entry: InboxEntry,
+        events: Sequence[AnyEvent],
+        *,
+        owner: str | None = None,
+        lease: float = DEFAULT_LEASE,
+    ) -> list[AnyEvent]:
+        claim = None if owner is None else (owner, time.monotonic() + lease)
         self._inbox.append(
             entry.model_copy(update={"event_ids": [e.event_id for e in events]}, deep=True)
         )
@@ -262,9 +288,11 @@ class MemoryStore(Store):
                     waiting = self._orphans.setdefault(event.provider, {})
                     waiting.setdefault(vendor_id, []).append(event.event_id)
             self._events[event.event_id] = event
-            self._undispatched[event.event_id] = None
+            self._undispatched[event.event_id] = claim
             self._apply(event)
             new.append(event)
+        if new and owner is None:
+            self.events_arrived()
         return new
 
     async def quarantine(self, entry: QuarantineEntry) -> None:
@@ -292,12 +320,27 @@ class MemoryStore(Store):
         found = [e.model_copy(deep=True) for e in reversed(self._inbox)]
         return found[:limit] if limit is not None else found
 
-    async def pending_dispatch(self, *, limit: int = 100) -> list[AnyEvent]:
-        return [self._events[event_id] for event_id in list(self._undispatched)[:limit]]
+    async def claim_dispatch(
+        self, owner: str, *, limit: int = 100, lease: float = DEFAULT_LEASE
+    ) -> list[AnyEvent]:
+        now = time.monotonic()
+        claimed: list[AnyEvent] = []
+        for event_id, held in self._undispatched.items():
+            if len(claimed) >= limit:
+                break
+            if held is None or held[1] <= now:
+                self._undispatched[event_id] = (owner, now + lease)
+                claimed.append(self._events[event_id])
+        return claimed
 
-    async def mark_dispatched(self, event_ids: Sequence[str]) -> None:
+    async def ack_dispatch(self, owner: str, event_ids: Sequence[str]) -> int:
+        done = 0
         for event_id in event_ids:
-            self._undispatched.pop(event_id, None)
+            held = self._undispatched.get(event_id)
+            if held is not None and held[0] == owner:
+                del self._undispatched[event_id]
+                done += 1
+        return done
 
     async def claim_idempotency_key(self, key: str, message_id: str, ttl: float) -> str | None:
         now = time.time()

@@ -79,6 +79,11 @@ MIGRATIONS: list[tuple[str, ...]] = [
             claimed_at REAL NOT NULL
         )""",
     ),
+    # 2: dispatch by claim: who holds an undispatched event, and until when (time.time()).
+    (
+        "ALTER TABLE events ADD COLUMN claimed_by TEXT",
+        "ALTER TABLE events ADD COLUMN claimed_until REAL",
+    ),
 ]
 
 

@@ -21,10 +21,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from notifykit.errors import StoreError
+from notifykit.config import StoreConfig
+from notifykit.errors import ConfigError, StoreError
 from notifykit.events import DeliveryReceipt, EventAdapter
 from notifykit.models import Attempt, DeliveryStatus, MessageRecord, apply_status, utcnow
-from notifykit.store.base import AnyEvent, InboxEntry, QuarantineEntry, Store, correlate
+from notifykit.store.base import (
+    DEFAULT_LEASE,
+    AnyEvent,
+    InboxEntry,
+    QuarantineEntry,
+    Store,
+    correlate,
+)
 from notifykit.store.migrations import migrate
 from notifykit.store.writer import SQLiteWriter
 
@@ -50,6 +58,19 @@ class SQLiteStore(Store):
         self._writer = SQLiteWriter(
             self._connect, timeout=timeout, name=f"notifykit-sqlite-{Path(self.path).name}"
         )
+
+    @classmethod
+    def from_config(cls, config: StoreConfig) -> SQLiteStore:
+        """``sqlite:///relative/path`` or ``sqlite:////absolute/path`` (``sqlite:///:memory:``
+        for a private in-memory database), with ``fsync`` and ``timeout`` from the section."""
+        scheme, _, rest = config.url.partition(":")
+        path = rest.removeprefix("///")
+        if scheme.lower() != "sqlite" or path == rest or not path:
+            raise ConfigError(
+                "store.url: a SQLite store is 'sqlite:///relative/path' or "
+                f"'sqlite:////absolute/path', not {config.url!r}"
+            )
+        return cls(path, fsync=config.fsync, timeout=config.timeout)
 
     def __repr__(self) -> str:
         return f"<SQLiteStore {self.path!r} fsync={self.fsync}>"
@@ -209,10 +230,18 @@ class SQLiteStore(Store):
 
     # -- callbacks --------------------------------------------------------------------------
 
-    async def ingest(self, entry: InboxEntry, events: Sequence[AnyEvent]) -> list[AnyEvent]:
+    async def ingest(
+        self,
+        entry: InboxEntry,
+        events: Sequence[AnyEvent],
+        *,
+        owner: str | None = None,
+        lease: float = DEFAULT_LEASE,
+    ) -> list[AnyEvent]:
         events = list(events)
 
         def write(conn: sqlite3.Connection) -> list[AnyEvent]:
+            claimed_until = None if owner is None else time.time() + lease
             inbox_id = _insert_raw_request(
                 conn, "inbox", entry, "event_ids", json.dumps([e.event_id for e in events])
             )
@@ -230,8 +259,8 @@ class SQLiteStore(Store):
                         event = event.model_copy(update={"message_id": message_id})
                 conn.execute(
                     "INSERT INTO events (event_id, inbox_id, kind, provider,"
-                    " provider_message_id, phone, message_id, received_at, payload)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    " provider_message_id, phone, message_id, received_at, payload,"
+                    " claimed_by, claimed_until) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         event.event_id,
                         inbox_id,
@@ -242,6 +271,8 @@ class SQLiteStore(Store):
                         event.message_id,
                         _ts(event.received_at),
                         event.model_dump_json(exclude={"message_id"}),
+                        owner,
+                        claimed_until,
                     ),
                 )
                 if event.message_id is not None:
@@ -251,7 +282,10 @@ class SQLiteStore(Store):
                 new.append(event)
             return new
 
-        return await self._writer.run(write, write=True)
+        new = await self._writer.run(write, write=True)
+        if new and owner is None:
+            self.events_arrived()
+        return new
 
     async def quarantine(self, entry: QuarantineEntry) -> None:
         def write(conn: sqlite3.Connection) -> None:
@@ -299,23 +333,40 @@ class SQLiteStore(Store):
 
         return await self._writer.run(read, write=False)
 
-    async def pending_dispatch(self, *, limit: int = 100) -> list[AnyEvent]:
-        def read(conn: sqlite3.Connection) -> list[AnyEvent]:
+    async def claim_dispatch(
+        self, owner: str, *, limit: int = 100, lease: float = DEFAULT_LEASE
+    ) -> list[AnyEvent]:
+        # A write job: BEGIN IMMEDIATE makes the select-then-update one atomic step for
+        # every process sharing the file.
+        def write(conn: sqlite3.Connection) -> list[AnyEvent]:
+            now = time.time()
             rows = conn.execute(
-                "SELECT payload, message_id FROM events WHERE dispatched = 0 ORDER BY id LIMIT ?",
-                (limit,),
+                "SELECT id, payload, message_id FROM events WHERE dispatched = 0"
+                " AND (claimed_until IS NULL OR claimed_until <= ?) ORDER BY id LIMIT ?",
+                (now, limit),
             ).fetchall()
-            return [_event(*row) for row in rows]
+            conn.executemany(
+                "UPDATE events SET claimed_by = ?, claimed_until = ? WHERE id = ?",
+                [(owner, now + lease, row_id) for row_id, _, _ in rows],
+            )
+            return [_event(payload, message_id) for _, payload, message_id in rows]
 
-        return await self._writer.run(read, write=False)
+        return await self._writer.run(write, write=True)
 
-    async def mark_dispatched(self, event_ids: Sequence[str]) -> None:
-        ids = [(event_id,) for event_id in event_ids]
+    async def ack_dispatch(self, owner: str, event_ids: Sequence[str]) -> int:
+        ids = [(event_id, owner) for event_id in event_ids]
 
-        def write(conn: sqlite3.Connection) -> None:
-            conn.executemany("UPDATE events SET dispatched = 1 WHERE event_id = ?", ids)
+        def write(conn: sqlite3.Connection) -> int:
+            done = 0
+            for args in ids:
+                done += conn.execute(
+                    "UPDATE events SET dispatched = 1, claimed_by = NULL, claimed_until = NULL"
+                    " WHERE event_id = ? AND claimed_by = ? AND dispatched = 0",
+                    args,
+                ).rowcount
+            return done
 
-        await self._writer.run(write, write=True)
+        return await self._writer.run(write, write=True)
 
     # -- guards -----------------------------------------------------------------------------
 

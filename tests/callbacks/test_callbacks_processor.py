@@ -162,7 +162,9 @@ class FailingStore(MemoryStore):
         super().__init__()
         self.hang = hang
 
-    async def ingest(self, entry: InboxEntry, events: Sequence[AnyEvent]) -> list[AnyEvent]:
+    async def ingest(
+        self, entry: InboxEntry, events: Sequence[AnyEvent], **claim: Any
+    ) -> list[AnyEvent]:
         if self.hang:
             await asyncio.sleep(30)
         raise StoreError("disk full")

@@ -1,35 +1,23 @@
-"""The Store contract, run against every backend: MemoryStore and SQLiteStore."""
+"""The Store contract, run against every backend in ``STORE_BACKENDS`` (conftest.py)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
+from notifykit import models
 from notifykit.errors import StoreError
 from notifykit.events import DeliveryReceipt, InboundMessage
 from notifykit.models import Attempt, DeliveryStatus, MessageRecord
-from notifykit.store import InboxEntry, MemoryStore, QuarantineEntry, SQLiteStore, Store
+from notifykit.store import InboxEntry, QuarantineEntry, Store
 
 pytestmark = pytest.mark.anyio
 
 T0 = datetime(2024, 5, 1, 9, 0, tzinfo=UTC)
 PHONE = "+8615612341090"
 OTHER = "+8613800138000"
-
-
-@pytest.fixture(params=["memory", "sqlite"])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    made: Store = (
-        MemoryStore() if request.param == "memory" else SQLiteStore(tmp_path / "nk.db", timeout=5)
-    )
-    await made.open()
-    try:
-        yield made
-    finally:
-        await made.close()
 
 
 def receipt(
@@ -250,13 +238,117 @@ async def test_quarantine_keeps_raw_body_and_reason_newest_first(store: Store) -
     assert await store.count_inbox() == 0
 
 
-async def test_dispatch_tracking(store: Store) -> None:
+def ids(events: list[DeliveryReceipt | InboundMessage]) -> list[str]:
+    return [e.event_id for e in events]
+
+
+async def test_dispatch_claims_oldest_first_and_acknowledged_events_never_return(
+    store: Store,
+) -> None:
     await store.ingest(entry(), [receipt(f"e{i}", DeliveryStatus.SENT) for i in range(5)])
-    assert [e.event_id for e in await store.pending_dispatch(limit=3)] == ["e0", "e1", "e2"]
-    await store.mark_dispatched(["e0", "e2", "unknown"])
-    assert [e.event_id for e in await store.pending_dispatch()] == ["e1", "e3", "e4"]
-    await store.mark_dispatched(["e1", "e3", "e4"])
-    assert await store.pending_dispatch() == []
+    assert ids(await store.claim_dispatch("a", limit=3)) == ["e0", "e1", "e2"]
+    assert await store.ack_dispatch("a", ["e0", "e2", "unknown"]) == 2
+    # e1 is still held by "a" (default lease); e3 and e4 are free, and come in order.
+    assert ids(await store.claim_dispatch("b", lease=0)) == ["e3", "e4"]
+    assert await store.ack_dispatch("a", ["e1"]) == 1
+    assert await store.ack_dispatch("b", ["e3", "e4", "e3"]) == 2
+    assert await store.ack_dispatch("b", ["e3"]) == 0  # already acknowledged
+    assert await store.claim_dispatch("c", lease=0) == []
+    assert sorted(ids(await store.list_events())) == ["e0", "e1", "e2", "e3", "e4"]
+
+
+async def test_a_live_claim_is_never_handed_to_another_owner(store: Store) -> None:
+    await store.ingest(entry(), [receipt(f"e{i}", DeliveryStatus.SENT) for i in range(3)])
+    assert ids(await store.claim_dispatch("a", limit=2, lease=60)) == ["e0", "e1"]
+    assert ids(await store.claim_dispatch("b", lease=60)) == ["e2"]
+    assert await store.claim_dispatch("c", lease=60) == []
+    assert await store.claim_dispatch("a", lease=60) == []  # the holder does not get it twice
+    assert await store.ack_dispatch("b", ["e0", "e1"]) == 0  # not b's to acknowledge
+    assert await store.ack_dispatch("a", ["e0", "e1"]) == 2
+
+
+async def test_an_expired_claim_is_taken_over_and_the_old_owner_cannot_acknowledge(
+    store: Store,
+) -> None:
+    await store.ingest(entry(), [receipt("e0", DeliveryStatus.SENT)])
+    assert ids(await store.claim_dispatch("dead", lease=0)) == ["e0"]  # a lease of 0 ends at once
+    assert ids(await store.claim_dispatch("alive", lease=60)) == ["e0"]
+    assert await store.ack_dispatch("dead", ["e0"]) == 0
+    assert await store.claim_dispatch("third", lease=60) == []
+    assert await store.ack_dispatch("alive", ["e0"]) == 1
+
+
+async def test_an_owner_whose_lease_ran_out_still_acknowledges_what_nobody_took(
+    store: Store,
+) -> None:
+    await store.ingest(entry(), [receipt("e0", DeliveryStatus.SENT)])
+    await store.claim_dispatch("slow", lease=0)
+    assert await store.ack_dispatch("slow", ["e0"]) == 1
+    assert await store.claim_dispatch("other", lease=0) == []
+
+
+async def test_ingest_with_an_owner_stores_its_new_events_already_claimed(store: Store) -> None:
+    new = await store.ingest(
+        entry(),
+        [receipt("e0", DeliveryStatus.SENT), receipt("e1", DeliveryStatus.SENT)],
+        owner="receiver",
+        lease=60,
+    )
+    assert ids(new) == ["e0", "e1"]
+    assert await store.claim_dispatch("other") == []
+    # A duplicate push is not stored again, and does not change who holds the event.
+    assert await store.ingest(entry(), [receipt("e0", DeliveryStatus.SENT)], owner="x") == []
+    assert await store.ack_dispatch("x", ["e0"]) == 0
+    assert await store.ack_dispatch("receiver", ["e0", "e1"]) == 2
+    await store.ingest(entry(), [receipt("e2", DeliveryStatus.SENT)], owner="gone", lease=0)
+    assert ids(await store.claim_dispatch("other")) == ["e2"]
+
+
+async def test_storing_unclaimed_events_wakes_a_waiting_dispatcher(store: Store) -> None:
+    waiting = asyncio.ensure_future(store.wait_for_events(60))
+    await asyncio.sleep(0)  # let it start waiting
+    assert not waiting.done()
+    await store.ingest(entry(), [receipt("e0", DeliveryStatus.SENT)])
+    assert await asyncio.wait_for(waiting, 10) is True
+    assert await store.wait_for_events(0) is False  # nothing arrived: it times out
+
+
+async def test_two_store_objects_racing_for_claims_never_share_an_event(
+    store_pair: tuple[Store, Store],
+) -> None:
+    first, second = store_pair
+    await first.ingest(entry(), [receipt(f"e{i}", DeliveryStatus.SENT) for i in range(40)])
+    batches = await asyncio.gather(
+        *(
+            (first if i % 2 else second).claim_dispatch(f"owner-{i}", limit=3, lease=60)
+            for i in range(20)
+        )
+    )
+    claimed = [event_id for batch in batches for event_id in ids(batch)]
+    assert sorted(claimed) == sorted(f"e{i}" for i in range(40))  # each exactly once
+    assert await second.ack_dispatch("owner-0", ids(batches[0])) == len(batches[0])
+
+
+@pytest.mark.parametrize("rule", ["never", "always"])
+async def test_every_backend_follows_the_one_status_rule(
+    store: Store, rule: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A backend with its own copy of "status only moves forward" would ignore the swap."""
+    await sent(store)
+    monkeypatch.setattr(models, "status_advances", lambda current, new: rule == "always")
+    await store.ingest(entry(), [receipt("e1", DeliveryStatus.DELIVERED, minutes=1)])
+    await store.ingest(entry(), [receipt("e2", DeliveryStatus.SENT, minutes=2)])
+    record = await store.get_message("m1")
+    assert record is not None
+    if rule == "always":  # backwards, past a final status: only the swapped rule allows it
+        assert record.status is DeliveryStatus.SENT
+        assert [h.status for h in record.history][-2:] == [
+            DeliveryStatus.DELIVERED,
+            DeliveryStatus.SENT,
+        ]
+    else:
+        assert record.status is DeliveryStatus.ACCEPTED
+        assert [h.status for h in record.history] == [DeliveryStatus.ACCEPTED]
 
 
 async def test_idempotency_keys(store: Store) -> None:

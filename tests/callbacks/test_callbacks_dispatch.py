@@ -1,0 +1,104 @@
+"""Dispatch by claim: a receiver hands out only what it holds, takes over what a dead one
+held once the lease ends, and wakes when the store says events arrived."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from notifykit.config import Config
+from notifykit.events import DeliveryReceipt
+from notifykit.models import DeliveryStatus
+from notifykit.notifier import AsyncNotifier
+from notifykit.plugins import get_plugin_manager
+from notifykit.store import InboxEntry, SQLiteStore, Store
+from notifykit.store.base import AnyEvent
+
+pytestmark = pytest.mark.anyio
+
+
+def receipt(event_id: str) -> DeliveryReceipt:
+    return DeliveryReceipt(
+        event_id=event_id,
+        provider="vs",
+        provider_message_id=event_id,
+        occurred_at=datetime(2024, 5, 1, tzinfo=UTC),
+        status=DeliveryStatus.DELIVERED,
+        vendor_status="1",
+    )
+
+
+def entry() -> InboxEntry:
+    return InboxEntry(provider="vs", method="POST", path="/callbacks/vs")
+
+
+async def other_process(
+    path: Path, *events: DeliveryReceipt, owner: str | None, lease: float
+) -> None:
+    """Store ``events`` through a store object of its own, as another process would."""
+    store = SQLiteStore(path)
+    await store.open()
+    try:
+        await store.ingest(entry(), list(events), owner=owner, lease=lease)
+    finally:
+        await store.close()
+
+
+def notifier(store: Store, *, lease: float) -> tuple[AsyncNotifier, asyncio.Queue[AnyEvent]]:
+    config = Config.from_dict({"callbacks": {"dispatch_lease": lease}})
+    made = AsyncNotifier(
+        config, plugin_manager=get_plugin_manager(load_entrypoints=False), store=store
+    )
+    seen: asyncio.Queue[AnyEvent] = asyncio.Queue()
+    made.subscribe(seen.put_nowait)
+    return made, seen
+
+
+async def test_events_a_dead_receiver_held_are_taken_over_when_its_lease_ends(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "nk.db"
+    await other_process(path, receipt("held"), owner="dead-receiver", lease=0.05)
+    store = SQLiteStore(path)
+    alive, seen = notifier(store, lease=0.05)  # polls every 25 ms
+    await alive.open()
+    alive.callbacks.start_sweeping()
+    try:
+        got = await asyncio.wait_for(seen.get(), 20)
+        assert got.event_id == "held"
+        await alive.callbacks.drain()
+        assert await store.claim_dispatch("anyone", lease=0) == []  # acknowledged
+    finally:
+        await alive.callbacks.stop_sweeping()
+        await alive.close()
+
+
+async def test_a_sweeping_receiver_wakes_when_unclaimed_events_arrive(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "nk.db")
+    alive, seen = notifier(store, lease=3600)  # polling alone would take 30 min
+    await alive.open()
+    alive.callbacks.start_sweeping()
+    try:
+        await asyncio.sleep(0)
+        await store.ingest(entry(), [receipt("new")])  # unclaimed, as a plain ingest stores
+        got = await asyncio.wait_for(seen.get(), 20)
+        assert got.event_id == "new"
+    finally:
+        await alive.callbacks.stop_sweeping()
+        await alive.close()
+
+
+async def test_a_receiver_never_hands_out_what_another_live_one_holds(tmp_path: Path) -> None:
+    path = tmp_path / "nk.db"
+    await other_process(path, receipt("theirs"), owner="other-receiver", lease=3600)
+    await other_process(path, receipt("free"), owner=None, lease=0)
+    alive, seen = notifier(SQLiteStore(path), lease=3600)
+    await alive.open()
+    alive.callbacks.recover()
+    await alive.callbacks.drain()
+    await alive.close()
+    assert seen.get_nowait().event_id == "free"
+    assert seen.empty()

@@ -1,0 +1,97 @@
+"""The store backends the contract suite runs against: one registry, one line per backend.
+
+Adding a backend: write an async context manager that yields a fresh ``StoreConfig`` (and
+removes what it made afterwards; call ``pytest.skip(reason)`` when its server is not
+there, saying why and how to point the tests at one), then add one
+``StoreBackend(...)`` line to ``STORE_BACKENDS``, with its marker (declared in
+pyproject.toml). Every test that takes the ``store`` fixture then runs against it; tests
+taking ``store_pair`` run against every backend that is ``shared`` between store objects.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from notifykit.config import StoreConfig
+from notifykit.store import Store, open_store
+
+ConfigMaker = Callable[[Path], contextlib.AbstractAsyncContextManager[StoreConfig]]
+
+
+@dataclass(frozen=True)
+class StoreBackend:
+    name: str
+    """The test id, and the backend's scheme family."""
+    config: ConfigMaker
+    """A fresh, empty store's configuration for one test (``tmp_path`` given); cleans up."""
+    mark: Any
+    """The backend's marker: ``pytest -m "not postgres"`` leaves it out."""
+    shared: bool = True
+    """Whether two store objects opened on one config see the same data (memory: no)."""
+
+
+@contextlib.asynccontextmanager
+async def memory_config(_tmp: Path) -> AsyncIterator[StoreConfig]:
+    yield StoreConfig(url="memory://")
+
+
+@contextlib.asynccontextmanager
+async def sqlite_config(tmp: Path) -> AsyncIterator[StoreConfig]:
+    yield StoreConfig(url=f"sqlite:///{tmp}/nk.db", timeout=5)
+
+
+STORE_BACKENDS = [
+    StoreBackend("memory", memory_config, pytest.mark.memory, shared=False),
+    StoreBackend("sqlite", sqlite_config, pytest.mark.sqlite),
+]
+
+
+def _params() -> list[Any]:
+    return [pytest.param(b, id=b.name, marks=b.mark) for b in STORE_BACKENDS]
+
+
+@pytest.fixture(params=_params())
+async def store_config(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[tuple[StoreBackend, StoreConfig]]:
+    """A fresh backend's configuration, for each registered backend."""
+    backend: StoreBackend = request.param
+    async with backend.config(tmp_path) as config:
+        yield backend, config
+
+
+@pytest.fixture
+async def store(store_config: tuple[StoreBackend, StoreConfig]) -> AsyncIterator[Store]:
+    """An opened, empty store of each registered backend, made through ``open_store``."""
+    made = open_store(store_config[1])
+    await made.open()
+    try:
+        yield made
+    finally:
+        await made.close()
+
+
+@pytest.fixture
+async def store_pair(
+    store_config: tuple[StoreBackend, StoreConfig],
+) -> AsyncIterator[tuple[Store, Store]]:
+    """Two store objects on the same data (as two processes would hold), per backend."""
+    backend, config = store_config
+    if not backend.shared:
+        pytest.skip(f"{backend.name}: each store object has its own data, nothing to share")
+    first, second = open_store(config), open_store(config)
+    await first.open()
+    try:
+        await second.open()
+        try:
+            yield first, second
+        finally:
+            await second.close()
+    finally:
+        await first.close()
