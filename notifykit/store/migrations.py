@@ -79,6 +79,13 @@ MIGRATIONS: list[tuple[str, ...]] = [
             claimed_at REAL NOT NULL
         )""",
     ),
+    # 2: recovery after a crash: each message's lease (when its sender must have settled
+    # it), and which message holds a recipient-guard claim.
+    (
+        "ALTER TABLE messages ADD COLUMN lease_until TEXT",
+        "CREATE INDEX messages_pending_by_lease ON messages (lease_until) WHERE status = 'pending'",
+        "ALTER TABLE recipient_guards ADD COLUMN message_id TEXT",
+    ),
 ]
 
 
