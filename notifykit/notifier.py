@@ -25,6 +25,7 @@ from notifykit.provider import SmsProvider
 from notifykit.recovery import RecoveryTimer, sweep
 from notifykit.routing import Router
 from notifykit.store import Store, open_store
+from notifykit.verify import SyncVerifier, Verifier
 
 __all__ = ["AsyncNotifier", "Notifier"]
 
@@ -107,6 +108,8 @@ class AsyncNotifier:
             store_timeout=self.config.store.timeout,
         )
         self.recovery = RecoveryTimer(self.store, self.config.store.recovery_interval)
+        self.verify = Verifier(self)
+        """Verification codes: ``start``, ``check``, ``cancel`` (docs/verify.md)."""
         self._opened = False
         self._open_lock = asyncio.Lock()
         self._closed = False
@@ -264,6 +267,8 @@ class Notifier:
         except BaseException:
             self._stop_loop()
             raise
+        self.verify = SyncVerifier(self)
+        """Verification codes: ``start``, ``check``, ``cancel`` (docs/verify.md)."""
 
     @staticmethod
     async def _make(
