@@ -29,6 +29,9 @@ __all__ = [
     "SendResult",
     "SmsMessage",
     "StatusChange",
+    "VerificationCheckStatus",
+    "VerificationRecord",
+    "VerificationStatus",
     "apply_status",
     "status_advances",
     "utcnow",
@@ -117,16 +120,26 @@ class SmsMessage(BaseModel):
 
 
 class Attempt(BaseModel):
-    """One try of one provider instance; retries of the same provider are attempts too."""
+    """One try of one provider instance; retries of the same provider are attempts too.
+
+    ``started``: the vendor call began and has not ended (yet). The store holds such an
+    attempt while the call is in flight, so that a process killed mid-call leaves evidence
+    of which instance may have the message and since when (``started_at``, UTC); a live
+    send replaces it with the try's outcome. ``started_at`` is None for ``skipped``.
+    """
 
     provider: str
-    outcome: Literal["accepted", "failed", "skipped"]
+    outcome: Literal["started", "accepted", "failed", "skipped"]
     error_type: str | None = None
     error_message: str | None = None
     duration_ms: float = 0.0
+    started_at: datetime | None = None
 
     def summary(self) -> str:
         text = f"{self.provider}: {self.outcome}"
+        if self.outcome == "started":
+            at = self.started_at.isoformat() if self.started_at is not None else "?"
+            return f"{text} at {at} (no outcome recorded)"
         if self.error_type:
             text += f" ({self.error_type}: {self.error_message})"
         elif self.error_message:
@@ -196,6 +209,18 @@ class MessageRecord(BaseModel):
     attempts: list[Attempt] = Field(default_factory=list)
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
+    lease_until: datetime | None = None
+    """When the sending process must have settled this record (UTC): the send's deadline
+    plus the store timeout. A record still ``pending`` after it was left by a process that
+    died; the recovery sweep (:mod:`notifykit.recovery`) resolves it. None: never swept."""
+
+    def may_have_reached_vendor(self) -> bool:
+        """Whether any attempt may have reached a vendor: one that started and has no
+        outcome (a crash mid-call), or one that ended in ``UnknownOutcome``, or was accepted."""
+        return any(
+            a.outcome in ("started", "accepted") or a.error_type == "UnknownOutcome"
+            for a in self.attempts
+        )
 
 
 def status_advances(current: DeliveryStatus, new: DeliveryStatus) -> bool:
@@ -219,3 +244,59 @@ def apply_status(record: MessageRecord, status: DeliveryStatus, at: datetime, so
     record.history.append(StatusChange(status=status, at=at, source=source))
     record.updated_at = utcnow()
     return True
+
+
+class VerificationStatus(enum.StrEnum):
+    """Where a verification stands (docs/verify.md has the transitions).
+
+    ``pending``: a code is out and may be checked. ``approved``: the right code was checked
+    (the verification is consumed). ``canceled``: ``cancel`` ended it. ``expired``: its
+    ``expires_at`` passed before a right code came. ``max_attempts``: the wrong guesses used up
+    ``max_attempts``. ``failed``: no vendor accepted its first SMS. Every status but
+    ``pending`` is final.
+    """
+
+    PENDING = "pending"
+    APPROVED = "approved"
+    CANCELED = "canceled"
+    EXPIRED = "expired"
+    MAX_ATTEMPTS = "max_attempts"
+    FAILED = "failed"
+
+
+class VerificationCheckStatus(enum.StrEnum):
+    """The answer to one ``check``: ``approved`` (right code, verification consumed),
+    ``incorrect`` (wrong code, one attempt used), ``expired``, ``max_attempts`` (no attempt
+    left, whatever the code), ``not_found`` (no pending verification for that number and
+    purpose: none started, or approved, canceled or failed)."""
+
+    APPROVED = "approved"
+    INCORRECT = "incorrect"
+    EXPIRED = "expired"
+    MAX_ATTEMPTS = "max_attempts"
+    NOT_FOUND = "not_found"
+
+
+class VerificationRecord(BaseModel):
+    """A verification as the store keeps it. Times are seconds since the epoch (floats).
+
+    The code itself is never stored: ``seed`` is the random value the code is derived from
+    with ``[verify] secret`` (so that a resend repeats it), and ``code_hash`` a keyed hash
+    of the code (hex) to check against; neither reveals the code without the secret, and
+    neither is shown in the repr. ``attempts`` counts wrong guesses; ``sends`` the SMS
+    counted as sent (an :class:`~notifykit.errors.UnknownOutcome` counts).
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    verification_id: str
+    to: str
+    purpose: str
+    status: VerificationStatus = VerificationStatus.PENDING
+    code_hash: str = Field(repr=False)
+    seed: str = Field(repr=False)
+    attempts: int = 0
+    sends: int = 0
+    created_at: float
+    expires_at: float
+    updated_at: float

@@ -1,8 +1,8 @@
 """The narrow interface every message store implements.
 
 A store holds messages (with their status history and attempts), the callback inbox (every
-raw request with its normalised events), quarantined requests, idempotency keys and
-recipient guards. Callers depend on this interface only, so that a Redis or PostgreSQL
+raw request with its normalised events), quarantined requests, idempotency keys, recipient
+guards and verifications (:mod:`notifykit.verify`). Callers depend on this interface only, so that a Redis or PostgreSQL
 backend can follow without touching them. Every method is a coroutine; a failure raises
 :class:`~notifykit.errors.StoreError`.
 
@@ -28,26 +28,92 @@ from __future__ import annotations
 
 import asyncio
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
-from datetime import datetime
-from typing import TYPE_CHECKING, Any, Final
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 from pydantic import BaseModel, Field
 
 from notifykit.events import DeliveryReceipt, InboundMessage
-from notifykit.models import Attempt, DeliveryStatus, MessageRecord, utcnow
+from notifykit.models import (
+    Attempt,
+    DeliveryStatus,
+    MessageRecord,
+    VerificationCheckStatus,
+    VerificationRecord,
+    utcnow,
+)
 
 if TYPE_CHECKING:
     from typing import Self
 
     from notifykit.config import StoreConfig
 
-__all__ = ["DEFAULT_LEASE", "AnyEvent", "InboxEntry", "QuarantineEntry", "Store", "correlate"]
+__all__ = [
+    "DEFAULT_LEASE",
+    "TIE_WINDOW",
+    "AnyEvent",
+    "InboxEntry",
+    "QuarantineEntry",
+    "Store",
+    "VerificationCheckStep",
+    "VerificationClaim",
+    "correlate",
+    "recovered_status",
+    "tie_to_unknown",
+]
 
 AnyEvent = DeliveryReceipt | InboundMessage
 
 DEFAULT_LEASE: Final = 30.0
 """Seconds a dispatch claim holds its events before another owner may claim them."""
+
+TIE_WINDOW = timedelta(days=3)
+"""How long after an attempt started a receipt without a known vendor id may still be
+tied to the ``unknown`` record of that attempt (:func:`tie_to_unknown`)."""
+
+
+def recovered_status(record: MessageRecord) -> DeliveryStatus:
+    """What the recovery sweep makes of a ``pending`` record left past its lease:
+    ``unknown`` when an attempt may have reached a vendor (never sent again automatically),
+    ``failed`` when none did."""
+    return DeliveryStatus.UNKNOWN if record.may_have_reached_vendor() else DeliveryStatus.FAILED
+
+
+def tie_to_unknown(event: AnyEvent, records: Iterable[MessageRecord]) -> str | None:
+    """The one ``unknown`` record a receipt with an unknown vendor id belongs to, or None.
+
+    ``records``: the ``unknown`` and ``pending`` records to the receipt's number that have
+    no vendor id. A candidate is one of them with an attempt at the receipt's provider
+    instance that may have reached it (``started``, or ended in ``UnknownOutcome``) and
+    started at most :data:`TIE_WINDOW` before the receipt arrived. Exactly one candidate,
+    and it is ``unknown``: its message id. Otherwise None (the receipt stays an orphan
+    rather than be tied to the wrong message; a ``pending`` candidate may still get its
+    vendor id from its own send).
+    """
+    if not isinstance(event, DeliveryReceipt) or event.phone is None:
+        return None
+    earliest = event.received_at - TIE_WINDOW
+    found: list[MessageRecord] = []
+    for record in records:
+        if (
+            record.status not in (DeliveryStatus.UNKNOWN, DeliveryStatus.PENDING)
+            or record.provider_message_id is not None
+            or record.to != event.phone
+        ):
+            continue
+        if any(
+            a.provider == event.provider
+            and a.started_at is not None
+            and (a.outcome == "started" or a.error_type == "UnknownOutcome")
+            and earliest <= a.started_at <= event.received_at
+            for a in record.attempts
+        ):
+            found.append(record)
+    if len(found) != 1 or found[0].status is not DeliveryStatus.UNKNOWN:
+        return None
+    return found[0].message_id
 
 
 def correlate(event: AnyEvent, candidates: Sequence[tuple[str, str]]) -> str | None:
@@ -86,6 +152,35 @@ class QuarantineEntry(InboxEntry):
     """A callback request the plugin could not parse, with the reason."""
 
     reason: str
+
+
+@dataclass(frozen=True)
+class VerificationClaim:
+    """What :meth:`Store.claim_verification_send` decided.
+
+    ``outcome``:
+
+    * ``"new"``: the caller's new verification was stored (``record``); send its code;
+    * ``"resend"``: a pending verification exists (``record``, as stored); send its code again;
+    * ``"limited"``: send nothing; ``retry_after`` seconds until a ``start`` may succeed.
+
+    For ``new`` and ``resend``, ``claim_id`` identifies this send's hold on the number and
+    purpose's resend interval, to pass to :meth:`Store.finish_verification_send`.
+    """
+
+    outcome: Literal["new", "resend", "limited"]
+    record: VerificationRecord | None = None
+    claim_id: str | None = None
+    retry_after: float | None = None
+
+
+@dataclass(frozen=True)
+class VerificationCheckStep:
+    """What :meth:`Store.check_verification` found: the answer, and the verification it is
+    about as stored after the check (None when there is none: ``not_found``)."""
+
+    status: VerificationCheckStatus
+    record: VerificationRecord | None = None
 
 
 class Store(ABC):
@@ -160,8 +255,11 @@ class Store(ABC):
         """Store a raw request and its events in one transaction, before it is acknowledged.
 
         Each event is tied to its message by (provider, provider_message_id[, phone]) when
-        that message is known, and its status applied forward-only; an event whose message
-        is not known yet is kept as an orphan. An event whose ``event_id`` is already stored
+        that message is known, and its status applied forward-only. A receipt whose vendor
+        id no message has is tied by :func:`tie_to_unknown` when exactly one ``unknown``
+        record matches: that record takes the receipt's provider instance and vendor id
+        (linking other orphans with that id, as ``update_message`` does) and its status.
+        Any other event whose message is not known yet is kept as an orphan. An event whose ``event_id`` is already stored
         is not stored again. Returns the new events, with ``message_id`` set where known.
 
         With ``owner``, the new events are stored already claimed by ``owner`` for ``lease``
@@ -256,6 +354,39 @@ class Store(ABC):
         found: Any = self.__dict__.setdefault("_nk_event_waiters", set())
         return found  # type: ignore[no-any-return]
 
+    # -- recovery ---------------------------------------------------------------------------
+
+    @abstractmethod
+    async def recover_expired(self, *, now: datetime, limit: int = 100) -> list[MessageRecord]:
+        """Resolve up to ``limit`` records that a dead process left: ``pending`` with a
+        ``lease_until`` before ``now`` (UTC). Atomic per record, and safe while other
+        processes run it on the same store: each record is resolved by one of them.
+
+        Each becomes :func:`recovered_status` (history source ``"recovery"``). One that
+        becomes ``failed`` (no vendor call started) gives back the idempotency key and the
+        recipient-guard claim it holds (only its own: a claim since taken by another
+        message stays). One that becomes ``unknown`` is offered every orphan receipt of
+        its number from an instance it tried, as :func:`tie_to_unknown` decides (the
+        receipts arrived while the record was still ``pending``), once every record of
+        the call is resolved. Returns the resolved
+        records as stored afterwards, oldest lease first; fewer than ``limit`` means none
+        is left.
+
+        SQL shape (PostgreSQL: the same statements, ``FOR UPDATE SKIP LOCKED`` on the
+        first)::
+
+            SELECT record FROM messages WHERE status = 'pending' AND lease_until < :now
+                ORDER BY lease_until LIMIT :limit
+            UPDATE messages SET status = :status, record = :record WHERE message_id = :id
+                AND status = 'pending'
+            DELETE FROM idempotency_keys WHERE key = :key AND message_id = :id
+            DELETE FROM recipient_guards WHERE phone = :to AND message_id = :id
+            SELECT payload FROM events WHERE provider = :instance AND phone = :to
+                AND message_id IS NULL AND kind = 'receipt'
+            SELECT record FROM messages WHERE phone = :to
+                AND status IN ('unknown', 'pending') AND provider_message_id IS NULL
+        """
+
     # -- guards -----------------------------------------------------------------------------
 
     @abstractmethod
@@ -270,6 +401,108 @@ class Store(ABC):
         """Give up a claim (the send failed before any vendor could have accepted it)."""
 
     @abstractmethod
-    async def check_recipient(self, phone: str, interval: float) -> float | None:
+    async def check_recipient(
+        self, phone: str, interval: float, *, message_id: str | None = None
+    ) -> float | None:
         """Atomically: when ``phone`` was last claimed less than ``interval`` seconds ago,
-        return the seconds left to wait; otherwise claim it now and return None."""
+        return the seconds left to wait; otherwise claim it now (for ``message_id``, so
+        that :meth:`recover_expired` can give back the claim of a send that died before
+        any vendor call) and return None."""
+
+    # -- verifications ------------------------------------------------------------------------
+    #
+    # The rules live in notifykit.verify; a store makes each step below one atomic
+    # read-modify-write, across every process sharing the store (SQLite: one BEGIN IMMEDIATE
+    # transaction; PostgreSQL: one transaction holding the rows it reads, e.g. SELECT ... FOR
+    # UPDATE on the (to, purpose) verification row and resend-interval row, or a conditional
+    # UPDATE). The contract suite (tests/store) pins every rule; the concurrency tests
+    # (tests/verify) run them from several processes at once.
+    #
+    # "The current verification" of (to, purpose) is the one stored last for that pair. Times
+    # are seconds since the epoch, given by the caller (``now``), never read from a clock by
+    # the store, so that tests can move time. A store keeps per (to, purpose) the time of the
+    # last SMS counted as sent (the resend interval) with the claim that set it.
+
+    @abstractmethod
+    async def claim_verification_send(
+        self,
+        new: VerificationRecord,
+        *,
+        now: float,
+        resend_interval: float,
+        max_sends: int,
+    ) -> VerificationClaim:
+        """Decide, atomically, whether ``start`` may send a code to ``new.to`` for
+        ``new.purpose``, and claim the resend interval when it may.
+
+        In this order:
+
+        1. the last SMS to (to, purpose) was claimed less than ``resend_interval`` seconds
+           before ``now`` (a send in flight included): ``limited``, ``retry_after`` = the
+           rest of the interval; nothing changes;
+        2. the current verification is ``pending`` with ``expires_at > now``:
+
+           * with ``sends >= max_sends``: ``limited``, ``retry_after`` = ``expires_at - now``;
+           * otherwise ``resend`` of it (unchanged: no new row, its code and attempts kept);
+
+        3. otherwise (none, or not pending, or pending but ``expires_at <= now``, which is
+           then stored as ``expired``): ``new`` is inserted as given (status ``pending``,
+           ``sends`` 0) and becomes the current verification.
+
+        For ``new`` and ``resend`` the interval is claimed: the last-SMS time becomes
+        ``now``, remembered with a fresh ``claim_id`` and the time it replaced, so that
+        :meth:`finish_verification_send` can give it back.
+        """
+
+    @abstractmethod
+    async def finish_verification_send(
+        self, verification_id: str, claim_id: str, *, sent: bool, now: float, expires_at: float
+    ) -> VerificationRecord | None:
+        """Record, atomically, how the send claimed by ``claim_id`` ended.
+
+        ``sent`` (a vendor accepted, or may have: an UnknownOutcome): ``sends`` + 1, and,
+        while the verification is still ``pending``, ``expires_at`` set to the given value
+        (now + ttl: a resend moves it); the claimed interval stays.
+
+        Not ``sent`` (no vendor accepted): a verification still ``pending`` with ``sends`` 0
+        (its first send) becomes ``failed``; any other is left as it was (a failed resend:
+        the earlier code stays valid). The interval is given back: the last-SMS time returns
+        to what it was before the claim, provided ``claim_id`` still holds it (a later claim
+        is never undone).
+
+        Returns the verification as stored afterwards (None if unknown).
+        """
+
+    @abstractmethod
+    async def check_verification(
+        self, to: str, purpose: str, code_hash: str, *, now: float, max_attempts: int
+    ) -> VerificationCheckStep:
+        """Check ``code_hash`` against the current verification of (to, purpose), atomically.
+
+        In this order, on the current verification:
+
+        1. none, or ``approved`` / ``canceled`` / ``failed``: ``not_found``;
+        2. ``expires_at <= now``, or status ``expired``: ``expired`` (a ``pending`` one is
+           stored as ``expired``): expiry is checked before anything else;
+        3. status ``max_attempts``: ``max_attempts``;
+        4. ``code_hash`` equals the stored one, compared in constant time
+           (``hmac.compare_digest``, never ``==`` or SQL ``=``): ``approved``, stored as
+           ``approved`` (consumed: a second check of the same code gets ``not_found``);
+        5. otherwise ``attempts`` + 1; when that reaches ``max_attempts`` the verification is
+           stored as ``max_attempts`` and the answer is ``max_attempts``, else ``incorrect``.
+
+        Steps 2-5 are one transaction: N concurrent checks evaluate at most the attempts
+        that are left, and approve at most once.
+        """
+
+    @abstractmethod
+    async def cancel_verification(
+        self, to: str, purpose: str, *, now: float
+    ) -> VerificationRecord | None:
+        """Cancel the current verification of (to, purpose) if it is ``pending``; return it
+        as stored afterwards, or None when there was none pending. The resend interval is not
+        touched."""
+
+    @abstractmethod
+    async def get_verification(self, verification_id: str) -> VerificationRecord | None:
+        """The stored verification, or None."""

@@ -11,7 +11,9 @@ a new record that shares nothing mutable with the store.
 
 from __future__ import annotations
 
+import hmac
 import time
+import uuid
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Final
@@ -20,21 +22,35 @@ from notifykit import models
 from notifykit.config import StoreConfig
 from notifykit.errors import ConfigError, StoreError
 from notifykit.events import DeliveryReceipt
-from notifykit.models import Attempt, DeliveryStatus, MessageRecord, StatusChange, utcnow
+from notifykit.models import (
+    Attempt,
+    DeliveryStatus,
+    MessageRecord,
+    StatusChange,
+    VerificationCheckStatus,
+    VerificationRecord,
+    VerificationStatus,
+    apply_status,
+    utcnow,
+)
 from notifykit.store.base import (
     DEFAULT_LEASE,
     AnyEvent,
     InboxEntry,
     QuarantineEntry,
     Store,
+    VerificationCheckStep,
+    VerificationClaim,
     correlate,
+    recovered_status,
+    tie_to_unknown,
 )
 
 __all__ = ["MemoryStore"]
 
 # A stored message: these fields, then ``_HISTORY_LEN`` status changes of 3 values
-# (status value, at, source), then its attempts, 5 values each (provider, outcome,
-# error_type, error_message, duration_ms).
+# (status value, at, source), then its attempts, 6 values each (provider, outcome,
+# error_type, error_message, duration_ms, started_at).
 _ID: Final = 0
 _TO: Final = 1
 _TEMPLATE: Final = 2
@@ -47,9 +63,10 @@ _CREDITS: Final = 8
 _CREATED: Final = 9
 _UPDATED: Final = 10
 _HISTORY_LEN: Final = 11
-_HEAD: Final = 12
+_LEASE: Final = 12
+_HEAD: Final = 13
 _CHANGE: Final = 3
-_TRY: Final = 5
+_TRY: Final = 6
 
 _Row = tuple[Any, ...]
 
@@ -70,6 +87,7 @@ def _row(record: MessageRecord) -> _Row:
         record.created_at,
         record.updated_at,
         len(record.history),
+        record.lease_until,
     ]
     for change in record.history:
         values += (change.status.value, change.at, change.source)
@@ -79,7 +97,14 @@ def _row(record: MessageRecord) -> _Row:
 
 def _add_tries(values: list[Any], attempts: Sequence[Attempt]) -> None:
     for a in attempts:
-        values += (a.provider, a.outcome, a.error_type, a.error_message, a.duration_ms)
+        values += (
+            a.provider,
+            a.outcome,
+            a.error_type,
+            a.error_message,
+            a.duration_ms,
+            a.started_at,
+        )
 
 
 def _tries_at(row: _Row) -> int:
@@ -109,11 +134,13 @@ def _record(row: _Row) -> MessageRecord:
                 error_type=row[i + 2],
                 error_message=row[i + 3],
                 duration_ms=row[i + 4],
+                started_at=row[i + 5],
             )
             for i in range(tries, len(row), _TRY)
         ],
         created_at=row[_CREATED],
         updated_at=row[_UPDATED],
+        lease_until=row[_LEASE],
     )
 
 
@@ -161,10 +188,21 @@ class MemoryStore(Store):
         self._inbox: list[InboxEntry] = []
         self._quarantine: list[QuarantineEntry] = []
         self._idempotency: dict[str, tuple[str, float]] = {}
-        self._recipients: dict[str, float] = {}
+        self._recipients: dict[str, tuple[float, str | None]] = {}
+        # Messages with a lease that may still be pending (settled ones are dropped lazily)
+        self._leases: dict[str, datetime] = {}
+        # phone -> ids of messages that became unknown without a vendor id (checked on read)
+        self._unknown: dict[str, dict[str, None]] = {}
+        self._verifications: dict[str, VerificationRecord] = {}
+        # (to, purpose) -> the current verification's id
+        self._current: dict[tuple[str, str], str] = {}
+        # (to, purpose) -> (last SMS claimed at, claim id, the time that claim replaced)
+        self._verify_sends: dict[tuple[str, str], tuple[float, str, float | None]] = {}
 
     async def create_message(self, record: MessageRecord) -> None:
         self._messages[record.message_id] = _row(record)
+        if record.lease_until is not None and record.status is DeliveryStatus.PENDING:
+            self._leases[record.message_id] = record.lease_until
 
     async def update_message(
         self,
@@ -193,9 +231,19 @@ class MemoryStore(Store):
             head += row[_HEAD : _tries_at(row)]
         _add_tries(head, attempts)
         self._messages[message_id] = tuple(head)
+        if head[_STATUS] != "pending":
+            self._leases.pop(message_id, None)
+            if head[_STATUS] == "unknown" and head[_VENDOR_ID] is None:
+                self._unknown.setdefault(head[_TO], {})[message_id] = None
         owner = head[_PROVIDER]
         if provider_message_id is None or owner is None:
             return []
+        return self._link_orphans(message_id, owner, provider_message_id)
+
+    def _link_orphans(
+        self, message_id: str, owner: str, provider_message_id: str
+    ) -> list[AnyEvent]:
+        """Index the message under its vendor id; tie and apply the orphans that match."""
         ids = self._by_vendor_id.setdefault(owner, {})
         sharing = ids.get(provider_message_id)
         if sharing is None:
@@ -282,6 +330,8 @@ class MemoryStore(Store):
             if event.message_id is None and vendor_id is not None:
                 candidates = self._sharing(event.provider, vendor_id)
                 message_id = self._match(event, candidates) if candidates else None
+                if message_id is None and not candidates:
+                    message_id = self._tie(event, vendor_id)
                 if message_id is not None:
                     event = event.model_copy(update={"message_id": message_id})
                 else:
@@ -294,6 +344,84 @@ class MemoryStore(Store):
         if new and owner is None:
             self.events_arrived()
         return new
+
+    def _undecided(self, phone: str) -> list[MessageRecord]:
+        """The ``unknown`` and ``pending`` records to ``phone`` without a vendor id; none
+        when no ``unknown`` one exists (stale index entries are dropped on the way)."""
+        ids = self._unknown.get(phone)
+        if not ids:
+            return []
+        found = []
+        for message_id in list(ids):
+            row = self._messages[message_id]
+            if row[_STATUS] != "unknown" or row[_VENDOR_ID] is not None:
+                del ids[message_id]
+            else:
+                found.append(_record(row))
+        if not ids:
+            del self._unknown[phone]
+            return []
+        for message_id in self._leases:
+            row = self._messages[message_id]
+            if row[_TO] == phone and row[_STATUS] == "pending" and row[_VENDOR_ID] is None:
+                found.append(_record(row))
+        return found
+
+    def _tie(self, event: AnyEvent, vendor_id: str) -> str | None:
+        """Tie a receipt whose vendor id no message has to its one ``unknown`` record."""
+        if event.phone is None or not isinstance(event, DeliveryReceipt):
+            return None
+        message_id = tie_to_unknown(event, self._undecided(event.phone))
+        if message_id is None:
+            return None
+        head = list(self._messages[message_id])
+        head[_PROVIDER] = event.provider
+        head[_VENDOR_ID] = vendor_id
+        self._messages[message_id] = tuple(head)
+        self._link_orphans(message_id, event.provider, vendor_id)
+        return message_id
+
+    async def recover_expired(self, *, now: datetime, limit: int = 100) -> list[MessageRecord]:
+        due = sorted((lease, m) for m, lease in self._leases.items() if lease < now)
+        resolved: list[MessageRecord] = []
+        for _lease, message_id in due:
+            if len(resolved) >= limit:
+                break
+            del self._leases[message_id]
+            row = self._messages[message_id]
+            if row[_STATUS] != "pending":
+                continue
+            record = _record(row)
+            status = recovered_status(record)
+            apply_status(record, status, now, "recovery")
+            self._messages[message_id] = _row(record)
+            if status is DeliveryStatus.FAILED:
+                key = record.idempotency_key
+                if key is not None:
+                    await self.release_idempotency_key(key, message_id)
+                claim = self._recipients.get(record.to)
+                if claim is not None and claim[1] == message_id:
+                    del self._recipients[record.to]
+            else:
+                self._unknown.setdefault(record.to, {})[message_id] = None
+            resolved.append(record)
+        for record in resolved:
+            if record.status is DeliveryStatus.UNKNOWN:
+                self._tie_orphans(record)
+        return [_record(self._messages[r.message_id]) for r in resolved]
+
+    def _tie_orphans(self, record: MessageRecord) -> None:
+        """Offer a record just made ``unknown`` every orphan receipt of its number from an
+        instance it tried (they arrived while it was pending)."""
+        for provider in dict.fromkeys(a.provider for a in record.attempts):
+            for vendor_id, event_ids in list(self._orphans.get(provider, {}).items()):
+                for event_id in list(event_ids):
+                    event = self._events[event_id]
+                    if event.phone != record.to or not isinstance(event, DeliveryReceipt):
+                        continue
+                    if self._tie(event, vendor_id) is not None:
+                        # _tie linked every orphan with this vendor id: the record is done
+                        return
 
     async def quarantine(self, entry: QuarantineEntry) -> None:
         self._quarantine.append(entry)
@@ -355,10 +483,118 @@ class MemoryStore(Store):
         if held is not None and held[0] == message_id:
             del self._idempotency[key]
 
-    async def check_recipient(self, phone: str, interval: float) -> float | None:
+    async def check_recipient(
+        self, phone: str, interval: float, *, message_id: str | None = None
+    ) -> float | None:
         now = time.time()
-        last = self._recipients.get(phone)
-        if last is not None and now - last < interval:
-            return interval - (now - last)
-        self._recipients[phone] = now
+        claim = self._recipients.get(phone)
+        if claim is not None and now - claim[0] < interval:
+            return interval - (now - claim[0])
+        self._recipients[phone] = (now, message_id)
         return None
+
+    # -- verifications (each method completes without awaiting: atomic on the loop) -------
+
+    def _current_of(self, to: str, purpose: str) -> VerificationRecord | None:
+        verification_id = self._current.get((to, purpose))
+        return None if verification_id is None else self._verifications[verification_id]
+
+    def _put(self, record: VerificationRecord, now: float, **changes: object) -> VerificationRecord:
+        record = record.model_copy(update={**changes, "updated_at": now})
+        self._verifications[record.verification_id] = record
+        return record
+
+    async def claim_verification_send(
+        self,
+        new: VerificationRecord,
+        *,
+        now: float,
+        resend_interval: float,
+        max_sends: int,
+    ) -> VerificationClaim:
+        pair = (new.to, new.purpose)
+        last = self._verify_sends.get(pair)
+        if last is not None and now - last[0] < resend_interval:
+            return VerificationClaim("limited", retry_after=resend_interval - (now - last[0]))
+        current = self._current_of(*pair)
+        if current is not None and current.status is VerificationStatus.PENDING:
+            if current.expires_at > now:
+                if current.sends >= max_sends:
+                    return VerificationClaim("limited", retry_after=current.expires_at - now)
+                claim_id = uuid.uuid4().hex
+                self._verify_sends[pair] = (now, claim_id, None if last is None else last[0])
+                return VerificationClaim("resend", current, claim_id)
+            self._put(current, now, status=VerificationStatus.EXPIRED)
+        if new.verification_id in self._verifications:
+            raise StoreError(f"verification {new.verification_id!r} already exists")
+        self._verifications[new.verification_id] = new
+        self._current[pair] = new.verification_id
+        claim_id = uuid.uuid4().hex
+        self._verify_sends[pair] = (now, claim_id, None if last is None else last[0])
+        return VerificationClaim("new", new, claim_id)
+
+    async def finish_verification_send(
+        self, verification_id: str, claim_id: str, *, sent: bool, now: float, expires_at: float
+    ) -> VerificationRecord | None:
+        record = self._verifications.get(verification_id)
+        if record is None:
+            return None
+        pending = record.status is VerificationStatus.PENDING
+        if sent:
+            changes: dict[str, object] = {"sends": record.sends + 1}
+            if pending:
+                changes["expires_at"] = expires_at
+            return self._put(record, now, **changes)
+        pair = (record.to, record.purpose)
+        last = self._verify_sends.get(pair)
+        if last is not None and last[1] == claim_id:
+            if last[2] is None:
+                del self._verify_sends[pair]
+            else:
+                self._verify_sends[pair] = (last[2], "", None)
+        if pending and record.sends == 0:
+            return self._put(record, now, status=VerificationStatus.FAILED)
+        return record
+
+    async def check_verification(
+        self, to: str, purpose: str, code_hash: str, *, now: float, max_attempts: int
+    ) -> VerificationCheckStep:
+        record = self._current_of(to, purpose)
+        if record is None or record.status in _GONE:
+            return VerificationCheckStep(VerificationCheckStatus.NOT_FOUND, record)
+        if record.expires_at <= now or record.status is VerificationStatus.EXPIRED:
+            if record.status is VerificationStatus.PENDING:
+                record = self._put(record, now, status=VerificationStatus.EXPIRED)
+            return VerificationCheckStep(VerificationCheckStatus.EXPIRED, record)
+        if record.status is VerificationStatus.MAX_ATTEMPTS:
+            return VerificationCheckStep(VerificationCheckStatus.MAX_ATTEMPTS, record)
+        if hmac.compare_digest(record.code_hash.encode(), code_hash.encode()):
+            record = self._put(record, now, status=VerificationStatus.APPROVED)
+            return VerificationCheckStep(VerificationCheckStatus.APPROVED, record)
+        attempts = record.attempts + 1
+        if attempts >= max_attempts:
+            record = self._put(
+                record, now, attempts=attempts, status=VerificationStatus.MAX_ATTEMPTS
+            )
+            return VerificationCheckStep(VerificationCheckStatus.MAX_ATTEMPTS, record)
+        record = self._put(record, now, attempts=attempts)
+        return VerificationCheckStep(VerificationCheckStatus.INCORRECT, record)
+
+    async def cancel_verification(
+        self, to: str, purpose: str, *, now: float
+    ) -> VerificationRecord | None:
+        record = self._current_of(to, purpose)
+        if record is None or record.status is not VerificationStatus.PENDING:
+            return None
+        if record.expires_at <= now:
+            self._put(record, now, status=VerificationStatus.EXPIRED)
+            return None
+        return self._put(record, now, status=VerificationStatus.CANCELED)
+
+    async def get_verification(self, verification_id: str) -> VerificationRecord | None:
+        return self._verifications.get(verification_id)
+
+
+_GONE = frozenset(
+    {VerificationStatus.APPROVED, VerificationStatus.CANCELED, VerificationStatus.FAILED}
+)

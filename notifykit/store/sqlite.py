@@ -13,25 +13,40 @@ any moment, not a power cut. docs/store.md has the measured cost.
 
 from __future__ import annotations
 
+import hmac
 import json
 import sqlite3
 import time
+import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from notifykit.config import StoreConfig
 from notifykit.errors import ConfigError, StoreError
 from notifykit.events import DeliveryReceipt, EventAdapter
-from notifykit.models import Attempt, DeliveryStatus, MessageRecord, apply_status, utcnow
+from notifykit.models import (
+    Attempt,
+    DeliveryStatus,
+    MessageRecord,
+    VerificationCheckStatus,
+    VerificationRecord,
+    VerificationStatus,
+    apply_status,
+    utcnow,
+)
 from notifykit.store.base import (
     DEFAULT_LEASE,
     AnyEvent,
     InboxEntry,
     QuarantineEntry,
     Store,
+    VerificationCheckStep,
+    VerificationClaim,
     correlate,
+    recovered_status,
+    tie_to_unknown,
 )
 from notifykit.store.migrations import migrate
 from notifykit.store.writer import SQLiteWriter
@@ -128,13 +143,14 @@ class SQLiteStore(Store):
             try:
                 conn.execute(
                     "INSERT INTO messages (message_id, phone, status, provider,"
-                    " provider_message_id, record) VALUES (?, ?, ?, ?, ?, ?)",
+                    " provider_message_id, lease_until, record) VALUES (?, ?, ?, ?, ?, ?, ?)",
                     (
                         record.message_id,
                         record.to,
                         record.status.value,
                         record.provider,
                         record.provider_message_id,
+                        None if record.lease_until is None else _ts(record.lease_until),
                         record.model_dump_json(),
                     ),
                 )
@@ -173,26 +189,7 @@ class SQLiteStore(Store):
             record.updated_at = utcnow()
             _save_message(conn, record)
             if provider_message_id is not None and record.provider is not None:
-                candidates = _sharing(conn, record.provider, provider_message_id)
-                rows = conn.execute(
-                    "SELECT payload FROM events WHERE provider = ? AND provider_message_id = ?"
-                    " AND message_id IS NULL ORDER BY id",
-                    (record.provider, provider_message_id),
-                ).fetchall()
-                for (payload,) in rows:
-                    event = EventAdapter.validate_json(payload)
-                    if correlate(event, candidates) != message_id:
-                        continue
-                    event = event.model_copy(update={"message_id": message_id})
-                    conn.execute(
-                        "UPDATE events SET message_id = ? WHERE event_id = ?",
-                        (message_id, event.event_id),
-                    )
-                    linked.append(event)
-                if linked:
-                    for event in linked:
-                        _apply(record, event)
-                    _save_message(conn, record)
+                linked = _link_orphans(conn, record)
             return linked
 
         return await self._writer.run(write, write=True)
@@ -255,6 +252,8 @@ class SQLiteStore(Store):
                 if event.message_id is None and event.provider_message_id is not None:
                     candidates = _sharing(conn, event.provider, event.provider_message_id)
                     message_id = correlate(event, candidates) if candidates else None
+                    if message_id is None and not candidates:
+                        message_id = _tie(conn, event, event.provider_message_id)
                     if message_id is not None:
                         event = event.model_copy(update={"message_id": message_id})
                 conn.execute(
@@ -368,6 +367,39 @@ class SQLiteStore(Store):
 
         return await self._writer.run(write, write=True)
 
+    # -- recovery ---------------------------------------------------------------------------
+
+    async def recover_expired(self, *, now: datetime, limit: int = 100) -> list[MessageRecord]:
+        def write(conn: sqlite3.Connection) -> list[MessageRecord]:
+            rows = conn.execute(
+                "SELECT record FROM messages WHERE status = 'pending' AND lease_until < ?"
+                " ORDER BY lease_until LIMIT ?",
+                (_ts(now), limit),
+            ).fetchall()
+            resolved: list[MessageRecord] = []
+            for (payload,) in rows:
+                record = MessageRecord.model_validate_json(payload)
+                status = recovered_status(record)
+                apply_status(record, status, now, "recovery")
+                _save_message(conn, record)
+                if status is DeliveryStatus.FAILED:
+                    if record.idempotency_key is not None:
+                        conn.execute(
+                            "DELETE FROM idempotency_keys WHERE key = ? AND message_id = ?",
+                            (record.idempotency_key, record.message_id),
+                        )
+                    conn.execute(
+                        "DELETE FROM recipient_guards WHERE phone = ? AND message_id = ?",
+                        (record.to, record.message_id),
+                    )
+                resolved.append(record)
+            for record in resolved:
+                if record.status is DeliveryStatus.UNKNOWN:
+                    _tie_orphans(conn, record)
+            return [_load_message(conn, r.message_id) or r for r in resolved]
+
+        return await self._writer.run(write, write=True)
+
     # -- guards -----------------------------------------------------------------------------
 
     async def claim_idempotency_key(self, key: str, message_id: str, ttl: float) -> str | None:
@@ -395,7 +427,9 @@ class SQLiteStore(Store):
 
         await self._writer.run(write, write=True)
 
-    async def check_recipient(self, phone: str, interval: float) -> float | None:
+    async def check_recipient(
+        self, phone: str, interval: float, *, message_id: str | None = None
+    ) -> float | None:
         def write(conn: sqlite3.Connection) -> float | None:
             now = time.time()
             row = conn.execute(
@@ -404,12 +438,144 @@ class SQLiteStore(Store):
             if row is not None and now - row[0] < interval:
                 return float(interval - (now - row[0]))
             conn.execute(
-                "INSERT OR REPLACE INTO recipient_guards (phone, claimed_at) VALUES (?, ?)",
-                (phone, now),
+                "INSERT OR REPLACE INTO recipient_guards (phone, claimed_at, message_id)"
+                " VALUES (?, ?, ?)",
+                (phone, now, message_id),
             )
             return None
 
         return await self._writer.run(write, write=True)
+
+    # -- verifications ------------------------------------------------------------------------
+    # Each is one write job: one BEGIN IMMEDIATE transaction (shared with other jobs of the
+    # batch, each in its own savepoint), so atomic across every process on the file.
+
+    async def claim_verification_send(
+        self,
+        new: VerificationRecord,
+        *,
+        now: float,
+        resend_interval: float,
+        max_sends: int,
+    ) -> VerificationClaim:
+        def write(conn: sqlite3.Connection) -> VerificationClaim:
+            row = conn.execute(
+                "SELECT sent_at FROM verification_sends WHERE phone = ? AND purpose = ?",
+                (new.to, new.purpose),
+            ).fetchone()
+            last: float | None = None if row is None else float(row[0])
+            if last is not None and now - last < resend_interval:
+                return VerificationClaim("limited", retry_after=resend_interval - (now - last))
+            current = _current_verification(conn, new.to, new.purpose)
+            outcome: Literal["new", "resend"] = "new"
+            if current is not None and current.status is VerificationStatus.PENDING:
+                if current.expires_at > now:
+                    if current.sends >= max_sends:
+                        return VerificationClaim("limited", retry_after=current.expires_at - now)
+                    outcome = "resend"
+                else:
+                    _set_verification(conn, current.verification_id, now, status="expired")
+            if outcome == "new":
+                try:
+                    _insert_verification(conn, new)
+                except sqlite3.IntegrityError:
+                    raise StoreError(
+                        f"verification {new.verification_id!r} already exists"
+                    ) from None
+                current = new
+            claim_id = uuid.uuid4().hex
+            conn.execute(
+                "INSERT OR REPLACE INTO verification_sends"
+                " (phone, purpose, sent_at, claim_id, previous_sent_at) VALUES (?, ?, ?, ?, ?)",
+                (new.to, new.purpose, now, claim_id, last),
+            )
+            return VerificationClaim(outcome, current, claim_id)
+
+        return await self._writer.run(write, write=True)
+
+    async def finish_verification_send(
+        self, verification_id: str, claim_id: str, *, sent: bool, now: float, expires_at: float
+    ) -> VerificationRecord | None:
+        def write(conn: sqlite3.Connection) -> VerificationRecord | None:
+            record = _load_verification(conn, verification_id)
+            if record is None:
+                return None
+            pending = record.status is VerificationStatus.PENDING
+            if sent:
+                if pending:
+                    _set_verification(
+                        conn, verification_id, now, sends=record.sends + 1, expires_at=expires_at
+                    )
+                else:
+                    _set_verification(conn, verification_id, now, sends=record.sends + 1)
+                return _load_verification(conn, verification_id)
+            previous = conn.execute(
+                "SELECT previous_sent_at FROM verification_sends"
+                " WHERE phone = ? AND purpose = ? AND claim_id = ?",
+                (record.to, record.purpose, claim_id),
+            ).fetchone()
+            if previous is not None and previous[0] is None:
+                conn.execute(
+                    "DELETE FROM verification_sends WHERE phone = ? AND purpose = ?",
+                    (record.to, record.purpose),
+                )
+            elif previous is not None:
+                conn.execute(
+                    "UPDATE verification_sends SET sent_at = ?, claim_id = '',"
+                    " previous_sent_at = NULL WHERE phone = ? AND purpose = ?",
+                    (previous[0], record.to, record.purpose),
+                )
+            if pending and record.sends == 0:
+                _set_verification(conn, verification_id, now, status="failed")
+                return _load_verification(conn, verification_id)
+            return record
+
+        return await self._writer.run(write, write=True)
+
+    async def check_verification(
+        self, to: str, purpose: str, code_hash: str, *, now: float, max_attempts: int
+    ) -> VerificationCheckStep:
+        def write(conn: sqlite3.Connection) -> VerificationCheckStep:
+            record = _current_verification(conn, to, purpose)
+            if record is None or record.status in _GONE:
+                return VerificationCheckStep(VerificationCheckStatus.NOT_FOUND, record)
+            vid = record.verification_id
+            if record.expires_at <= now or record.status is VerificationStatus.EXPIRED:
+                if record.status is VerificationStatus.PENDING:
+                    record = _set_verification(conn, vid, now, status="expired")
+                return VerificationCheckStep(VerificationCheckStatus.EXPIRED, record)
+            if record.status is VerificationStatus.MAX_ATTEMPTS:
+                return VerificationCheckStep(VerificationCheckStatus.MAX_ATTEMPTS, record)
+            if hmac.compare_digest(record.code_hash.encode(), code_hash.encode()):
+                record = _set_verification(conn, vid, now, status="approved")
+                return VerificationCheckStep(VerificationCheckStatus.APPROVED, record)
+            attempts = record.attempts + 1
+            if attempts >= max_attempts:
+                record = _set_verification(conn, vid, now, attempts=attempts, status="max_attempts")
+                return VerificationCheckStep(VerificationCheckStatus.MAX_ATTEMPTS, record)
+            record = _set_verification(conn, vid, now, attempts=attempts)
+            return VerificationCheckStep(VerificationCheckStatus.INCORRECT, record)
+
+        return await self._writer.run(write, write=True)
+
+    async def cancel_verification(
+        self, to: str, purpose: str, *, now: float
+    ) -> VerificationRecord | None:
+        def write(conn: sqlite3.Connection) -> VerificationRecord | None:
+            record = _current_verification(conn, to, purpose)
+            if record is None or record.status is not VerificationStatus.PENDING:
+                return None
+            if record.expires_at <= now:
+                _set_verification(conn, record.verification_id, now, status="expired")
+                return None
+            return _set_verification(conn, record.verification_id, now, status="canceled")
+
+        return await self._writer.run(write, write=True)
+
+    async def get_verification(self, verification_id: str) -> VerificationRecord | None:
+        return await self._writer.run(
+            lambda conn: _load_verification(conn, verification_id), write=False
+        )
 
 
 # -- helpers run in the writer thread ----------------------------------------------------------
@@ -432,6 +598,78 @@ def _save_message(conn: sqlite3.Connection, record: MessageRecord) -> None:
             record.message_id,
         ),
     )
+
+
+def _link_orphans(conn: sqlite3.Connection, record: MessageRecord) -> list[AnyEvent]:
+    """Tie the orphan events with ``record``'s provider instance and vendor id that belong
+    to it, apply them to it and save it; the linked events."""
+    assert record.provider is not None and record.provider_message_id is not None
+    candidates = _sharing(conn, record.provider, record.provider_message_id)
+    rows = conn.execute(
+        "SELECT payload FROM events WHERE provider = ? AND provider_message_id = ?"
+        " AND message_id IS NULL ORDER BY id",
+        (record.provider, record.provider_message_id),
+    ).fetchall()
+    linked: list[AnyEvent] = []
+    for (payload,) in rows:
+        event = EventAdapter.validate_json(payload)
+        if correlate(event, candidates) != record.message_id:
+            continue
+        event = event.model_copy(update={"message_id": record.message_id})
+        conn.execute(
+            "UPDATE events SET message_id = ? WHERE event_id = ?",
+            (record.message_id, event.event_id),
+        )
+        linked.append(event)
+    if linked:
+        for event in linked:
+            _apply(record, event)
+        _save_message(conn, record)
+    return linked
+
+
+def _undecided(conn: sqlite3.Connection, phone: str) -> list[MessageRecord]:
+    """The ``unknown`` and ``pending`` records to ``phone`` without a vendor id."""
+    rows = conn.execute(
+        "SELECT record FROM messages WHERE phone = ? AND status IN ('unknown', 'pending')"
+        " AND provider_message_id IS NULL ORDER BY id",
+        (phone,),
+    ).fetchall()
+    return [MessageRecord.model_validate_json(payload) for (payload,) in rows]
+
+
+def _tie(conn: sqlite3.Connection, event: AnyEvent, vendor_id: str) -> str | None:
+    """Tie a receipt whose vendor id no message has to its one ``unknown`` record: the
+    record takes the instance and vendor id, and the orphans that share them."""
+    if event.phone is None or not isinstance(event, DeliveryReceipt):
+        return None
+    message_id = tie_to_unknown(event, _undecided(conn, event.phone))
+    if message_id is None:
+        return None
+    record = _load_message(conn, message_id)
+    assert record is not None
+    record.provider = event.provider
+    record.provider_message_id = vendor_id
+    record.updated_at = utcnow()
+    _save_message(conn, record)
+    _link_orphans(conn, record)
+    return message_id
+
+
+def _tie_orphans(conn: sqlite3.Connection, record: MessageRecord) -> None:
+    """Offer a record just made ``unknown`` every orphan receipt of its number from an
+    instance it tried (they arrived while it was still pending)."""
+    for provider in dict.fromkeys(a.provider for a in record.attempts):
+        rows = conn.execute(
+            "SELECT payload FROM events WHERE provider = ? AND phone = ? AND message_id IS NULL"
+            " AND kind = 'receipt' AND provider_message_id IS NOT NULL ORDER BY id",
+            (provider, record.to),
+        ).fetchall()
+        for (payload,) in rows:
+            event = EventAdapter.validate_json(payload)
+            assert event.provider_message_id is not None
+            if _tie(conn, event, event.provider_message_id) is not None:
+                return
 
 
 def _sharing(
@@ -500,3 +738,84 @@ def _raw_requests(
         )
         for provider, method, path, headers, body, received_at, last in rows
     ]
+
+
+_GONE = frozenset(
+    {VerificationStatus.APPROVED, VerificationStatus.CANCELED, VerificationStatus.FAILED}
+)
+_VERIFICATION_COLUMNS = (
+    "verification_id, phone, purpose, status, code_hash, seed, attempts, sends,"
+    " created_at, expires_at, updated_at"
+)
+
+
+def _verification(row: Sequence[Any]) -> VerificationRecord:
+    return VerificationRecord(
+        verification_id=row[0],
+        to=row[1],
+        purpose=row[2],
+        status=VerificationStatus(row[3]),
+        code_hash=row[4],
+        seed=row[5],
+        attempts=row[6],
+        sends=row[7],
+        created_at=row[8],
+        expires_at=row[9],
+        updated_at=row[10],
+    )
+
+
+def _load_verification(conn: sqlite3.Connection, verification_id: str) -> VerificationRecord | None:
+    row = conn.execute(
+        f"SELECT {_VERIFICATION_COLUMNS} FROM verifications WHERE verification_id = ?",
+        (verification_id,),
+    ).fetchone()
+    return None if row is None else _verification(row)
+
+
+def _current_verification(
+    conn: sqlite3.Connection, to: str, purpose: str
+) -> VerificationRecord | None:
+    row = conn.execute(
+        f"SELECT {_VERIFICATION_COLUMNS} FROM verifications WHERE phone = ? AND purpose = ?"
+        " ORDER BY id DESC LIMIT 1",
+        (to, purpose),
+    ).fetchone()
+    return None if row is None else _verification(row)
+
+
+def _insert_verification(conn: sqlite3.Connection, record: VerificationRecord) -> None:
+    conn.execute(
+        f"INSERT INTO verifications ({_VERIFICATION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            record.verification_id,
+            record.to,
+            record.purpose,
+            record.status.value,
+            record.code_hash,
+            record.seed,
+            record.attempts,
+            record.sends,
+            record.created_at,
+            record.expires_at,
+            record.updated_at,
+        ),
+    )
+
+
+_SETTABLE = frozenset({"status", "attempts", "sends", "expires_at"})
+
+
+def _set_verification(
+    conn: sqlite3.Connection, verification_id: str, now: float, **changes: object
+) -> VerificationRecord:
+    """Update the named columns (from a fixed set) and return the row as stored."""
+    assert set(changes) <= _SETTABLE, changes
+    assignments = ", ".join(f"{column} = ?" for column in changes)  # constant names only
+    conn.execute(
+        f"UPDATE verifications SET {assignments}, updated_at = ? WHERE verification_id = ?",
+        (*changes.values(), now, verification_id),
+    )
+    record = _load_verification(conn, verification_id)
+    assert record is not None
+    return record

@@ -10,8 +10,16 @@ import pytest
 from notifykit import models
 from notifykit.errors import StoreError
 from notifykit.events import DeliveryReceipt, InboundMessage
-from notifykit.models import Attempt, DeliveryStatus, MessageRecord
+from notifykit.models import (
+    Attempt,
+    DeliveryStatus,
+    MessageRecord,
+    VerificationCheckStatus,
+    VerificationRecord,
+    VerificationStatus,
+)
 from notifykit.store import InboxEntry, QuarantineEntry, Store
+from notifykit.store.base import VerificationCheckStep, VerificationClaim
 
 pytestmark = pytest.mark.anyio
 
@@ -368,3 +376,417 @@ async def test_recipient_guard(store: Store) -> None:
     assert wait is not None and 59 < wait <= 60
     assert await store.check_recipient(OTHER, 60) is None
     assert await store.check_recipient(PHONE, 0) is None
+
+
+# -- recovery after a crash (notifykit.recovery) -----------------------------------------------
+
+LEASE = T0 + timedelta(seconds=40)
+LATER = T0 + timedelta(minutes=5)
+
+
+async def left_pending(
+    store: Store,
+    message_id: str,
+    *,
+    started: bool,
+    to: str = PHONE,
+    key: str | None = None,
+    lease: datetime = LEASE,
+) -> None:
+    """A record as a process killed mid-send leaves it: pending, with or without a started
+    vendor call."""
+    await store.create_message(
+        MessageRecord(
+            message_id=message_id,
+            to=to,
+            template="verify_code",
+            idempotency_key=key,
+            created_at=T0,
+            lease_until=lease,
+        )
+    )
+    if started:
+        await store.update_message(
+            message_id,
+            attempts=[
+                Attempt(provider="vs", outcome="started", started_at=T0 + timedelta(seconds=1))
+            ],
+        )
+
+
+async def test_recovery_resolves_expired_pending_records_by_their_attempts(store: Store) -> None:
+    await left_pending(store, "reached", started=True)
+    await left_pending(store, "never", started=False)
+    await left_pending(store, "alive", started=True, lease=LATER + timedelta(minutes=1))
+    await sent(store, "done", vendor_id="task-9")
+
+    resolved = await store.recover_expired(now=LATER)
+
+    assert {r.message_id: r.status for r in resolved} == {
+        "reached": DeliveryStatus.UNKNOWN,
+        "never": DeliveryStatus.FAILED,
+    }
+    reached = await store.get_message("reached")
+    assert reached is not None and reached.status is DeliveryStatus.UNKNOWN
+    assert reached.history[-1].source == "recovery"
+    assert reached.attempts[0].outcome == "started"
+    alive = await store.get_message("alive")
+    assert alive is not None and alive.status is DeliveryStatus.PENDING
+    done = await store.get_message("done")
+    assert done is not None and done.status is DeliveryStatus.ACCEPTED
+    assert await store.recover_expired(now=LATER) == []
+    unknown = await store.list_messages(status=DeliveryStatus.UNKNOWN)
+    assert [r.message_id for r in unknown] == ["reached"]
+
+
+async def test_recovery_pages_by_limit(store: Store) -> None:
+    for i in range(5):
+        await left_pending(store, f"m{i}", started=False, to=f"+86156123410{i:02d}")
+    first = await store.recover_expired(now=LATER, limit=3)
+    second = await store.recover_expired(now=LATER, limit=3)
+    assert len(first) == 3 and len(second) == 2
+    assert {r.message_id for r in first + second} == {f"m{i}" for i in range(5)}
+
+
+async def test_recovery_gives_back_the_claims_of_a_send_that_reached_no_vendor(
+    store: Store,
+) -> None:
+    assert await store.claim_idempotency_key("k-never", "never", ttl=600) is None
+    assert await store.check_recipient(PHONE, 600, message_id="never") is None
+    await left_pending(store, "never", started=False, key="k-never")
+    assert await store.claim_idempotency_key("k-reached", "reached", ttl=600) is None
+    assert await store.check_recipient(OTHER, 600, message_id="reached") is None
+    await left_pending(store, "reached", started=True, to=OTHER, key="k-reached")
+
+    await store.recover_expired(now=LATER)
+
+    # Released: another send may use the key and the number now.
+    assert await store.claim_idempotency_key("k-never", "next", ttl=600) is None
+    assert await store.check_recipient(PHONE, 600, message_id="next") is None
+    # Kept: the vendor may have the first message.
+    assert await store.claim_idempotency_key("k-reached", "next2", ttl=600) == "reached"
+    assert await store.check_recipient(OTHER, 600, message_id="next2") is not None
+
+
+async def test_recovery_leaves_a_guard_claim_another_message_holds(store: Store) -> None:
+    await left_pending(store, "never", started=False)
+    assert await store.check_recipient(PHONE, 0, message_id="never") is None
+    assert await store.check_recipient(PHONE, 0, message_id="newer") is None  # interval over
+
+    await store.recover_expired(now=LATER)
+
+    assert await store.check_recipient(PHONE, 600, message_id="third") is not None
+
+
+def late_receipt(event_id: str, vendor_id: str, *, phone: str = PHONE) -> DeliveryReceipt:
+    return DeliveryReceipt(
+        event_id=event_id,
+        provider="vs",
+        provider_message_id=vendor_id,
+        phone=phone,
+        occurred_at=T0 + timedelta(minutes=6),
+        received_at=T0 + timedelta(minutes=6, seconds=1),
+        status=DeliveryStatus.DELIVERED,
+        vendor_status="1",
+    )
+
+
+async def test_receipt_with_unknown_vendor_id_is_tied_to_the_one_unknown_record(
+    store: Store,
+) -> None:
+    await left_pending(store, "reached", started=True)
+    await left_pending(store, "elsewhere", started=True, to=OTHER)
+    await store.recover_expired(now=LATER)
+
+    new = await store.ingest(entry(), [late_receipt("r1", "task-77")])
+
+    assert [e.message_id for e in new] == ["reached"]
+    record = await store.get_message("reached")
+    assert record is not None
+    assert record.status is DeliveryStatus.DELIVERED
+    assert (record.provider, record.provider_message_id) == ("vs", "task-77")
+    # Later events with that vendor id now follow the ordinary path.
+    again = await store.ingest(entry(), [reply("r2", "thanks", vendor_id="task-77", minutes=7)])
+    assert [e.message_id for e in again] == ["reached"]
+
+
+async def test_receipt_matching_several_unknown_records_stays_an_orphan(store: Store) -> None:
+    await left_pending(store, "a", started=True)
+    await left_pending(store, "b", started=True)
+    await store.recover_expired(now=LATER)
+
+    new = await store.ingest(entry(), [late_receipt("r1", "task-77")])
+
+    assert [e.message_id for e in new] == [None]
+    for message_id in ("a", "b"):
+        record = await store.get_message(message_id)
+        assert record is not None and record.status is DeliveryStatus.UNKNOWN
+
+
+async def test_receipt_from_an_instance_never_tried_or_out_of_window_stays_an_orphan(
+    store: Store,
+) -> None:
+    await left_pending(store, "reached", started=True)
+    await store.recover_expired(now=LATER)
+    other_vendor = late_receipt("r1", "task-77").model_copy(update={"provider": "tw"})
+    too_late = late_receipt("r2", "task-78").model_copy(
+        update={"received_at": T0 + timedelta(days=4)}
+    )
+
+    new = await store.ingest(entry(), [other_vendor, too_late])
+
+    assert [e.message_id for e in new] == [None, None]
+    record = await store.get_message("reached")
+    assert record is not None and record.status is DeliveryStatus.UNKNOWN
+
+
+async def test_receipts_stored_while_pending_are_tied_by_the_sweep(store: Store) -> None:
+    await left_pending(store, "reached", started=True)
+    await left_pending(store, "twin-a", started=True, to=OTHER)
+    await left_pending(store, "twin-b", started=True, to=OTHER)
+    await store.ingest(entry(), [late_receipt("r1", "task-77")])
+    await store.ingest(entry(), [late_receipt("r2", "task-78", phone=OTHER)])
+
+    resolved = await store.recover_expired(now=LATER)
+
+    by_id = {r.message_id: r for r in resolved}
+    assert by_id["reached"].status is DeliveryStatus.DELIVERED
+    assert by_id["reached"].provider_message_id == "task-77"
+    assert by_id["twin-a"].status is DeliveryStatus.UNKNOWN
+    assert by_id["twin-b"].status is DeliveryStatus.UNKNOWN
+    events = {e.event_id: e.message_id for e in await store.list_events()}
+    assert events == {"r1": "reached", "r2": None}
+
+
+# -- verifications (notifykit.verify keeps its rules here; docs in Store's docstrings) -------
+
+V0 = 1_700_000_000.0  # seconds since the epoch: the stores take the time from the caller
+TTL = 600.0
+INTERVAL = 60.0
+
+
+def verification(
+    verification_id: str = "v1", *, now: float = V0, to: str = PHONE, purpose: str = "login"
+) -> VerificationRecord:
+    return VerificationRecord(
+        verification_id=verification_id,
+        to=to,
+        purpose=purpose,
+        code_hash=f"hash-of-{verification_id}",
+        seed=f"seed-of-{verification_id}",
+        created_at=now,
+        expires_at=now + TTL,
+        updated_at=now,
+    )
+
+
+async def claim(
+    store: Store, verification_id: str, now: float, *, max_sends: int = 5, purpose: str = "login"
+) -> VerificationClaim:
+    return await store.claim_verification_send(
+        verification(verification_id, now=now, purpose=purpose),
+        now=now,
+        resend_interval=INTERVAL,
+        max_sends=max_sends,
+    )
+
+
+async def started(store: Store, verification_id: str = "v1", now: float = V0) -> VerificationRecord:
+    """A verification whose first SMS went out at ``now``."""
+    made = await claim(store, verification_id, now)
+    assert made.outcome == "new" and made.claim_id is not None
+    done = await store.finish_verification_send(
+        verification_id, made.claim_id, sent=True, now=now, expires_at=now + TTL
+    )
+    assert done is not None
+    return done
+
+
+async def check(
+    store: Store, code_hash: str, now: float, *, max_attempts: int = 3, purpose: str = "login"
+) -> VerificationCheckStep:
+    return await store.check_verification(
+        PHONE, purpose, code_hash, now=now, max_attempts=max_attempts
+    )
+
+
+async def test_verification_first_claim_stores_the_new_one(store: Store) -> None:
+    made = await claim(store, "v1", V0)
+    assert made.outcome == "new" and made.record == verification("v1")
+    assert made.claim_id and made.retry_after is None
+    assert await store.get_verification("v1") == verification("v1")
+    assert await store.get_verification("ghost") is None
+    done = await store.finish_verification_send(
+        "v1", made.claim_id, sent=True, now=V0 + 1, expires_at=V0 + 1 + TTL
+    )
+    assert done is not None and (done.sends, done.expires_at, done.updated_at) == (
+        1,
+        V0 + 1 + TTL,
+        V0 + 1,
+    )
+    assert done.status is VerificationStatus.PENDING and done.code_hash == "hash-of-v1"
+
+
+async def test_verification_claim_inside_the_interval_is_limited_and_changes_nothing(
+    store: Store,
+) -> None:
+    await started(store)
+    limited = await claim(store, "v2", V0 + 20)
+    assert limited == VerificationClaim("limited", retry_after=INTERVAL - 20)
+    assert await store.get_verification("v2") is None
+    # Another purpose, or another number, has an interval of its own.
+    assert (await claim(store, "v3", V0 + 20, purpose="reset")).outcome == "new"
+
+
+async def test_verification_resend_keeps_code_and_attempts_and_counts_sends(store: Store) -> None:
+    first = await started(store)
+    assert (await check(store, "wrong", V0 + 5)).status is VerificationCheckStatus.INCORRECT
+    again = await claim(store, "v2", V0 + INTERVAL)
+    assert again.outcome == "resend" and again.claim_id is not None
+    assert again.record is not None and again.record.verification_id == "v1"
+    assert again.record.seed == first.seed and again.record.attempts == 1
+    assert await store.get_verification("v2") is None
+    done = await store.finish_verification_send(
+        "v1", again.claim_id, sent=True, now=V0 + INTERVAL, expires_at=V0 + INTERVAL + TTL
+    )
+    assert done is not None and (done.sends, done.attempts, done.expires_at) == (
+        2,
+        1,
+        V0 + INTERVAL + TTL,
+    )
+    # The interval counts from the resend now.
+    assert (await claim(store, "v3", V0 + INTERVAL + 59)).retry_after == pytest.approx(1.0)
+
+
+async def test_verification_max_sends_limits_until_it_expires(store: Store) -> None:
+    await started(store)
+    now = V0
+    for _ in range(2):
+        now += INTERVAL
+        resend = await claim(store, "vx", now, max_sends=3)
+        assert resend.outcome == "resend" and resend.claim_id is not None
+        await store.finish_verification_send(
+            "v1", resend.claim_id, sent=True, now=now, expires_at=now + TTL
+        )
+    now += INTERVAL
+    limited = await claim(store, "vx", now, max_sends=3)
+    assert limited.outcome == "limited" and limited.retry_after == pytest.approx(TTL - INTERVAL)
+    after = await claim(store, "v-next", now + TTL, max_sends=3)
+    assert after.outcome == "new"
+    old = await store.get_verification("v1")
+    assert old is not None and old.status is VerificationStatus.EXPIRED
+
+
+async def test_verification_failed_first_send_fails_it_and_charges_no_interval(
+    store: Store,
+) -> None:
+    made = await claim(store, "v1", V0)
+    assert made.claim_id is not None
+    failed = await store.finish_verification_send(
+        "v1", made.claim_id, sent=False, now=V0 + 1, expires_at=V0 + 1 + TTL
+    )
+    assert failed is not None and (failed.status, failed.sends) == (VerificationStatus.FAILED, 0)
+    assert (await check(store, "hash-of-v1", V0 + 2)).status is VerificationCheckStatus.NOT_FOUND
+    assert (await claim(store, "v2", V0 + 2)).outcome == "new"
+
+
+async def test_verification_failed_resend_leaves_it_and_gives_the_interval_back(
+    store: Store,
+) -> None:
+    await started(store)
+    resend = await claim(store, "vx", V0 + 100)
+    assert resend.outcome == "resend" and resend.claim_id is not None
+    after = await store.finish_verification_send(
+        "v1", resend.claim_id, sent=False, now=V0 + 101, expires_at=V0 + 101 + TTL
+    )
+    assert after == await store.get_verification("v1")
+    assert after is not None and (after.status, after.sends, after.expires_at) == (
+        VerificationStatus.PENDING,
+        1,
+        V0 + TTL,
+    )
+    # The last SMS is the first one again (V0): another try may go at once.
+    assert (await claim(store, "vx", V0 + 102)).outcome == "resend"
+    step = await check(store, "hash-of-v1", V0 + 103)
+    assert step.status is VerificationCheckStatus.APPROVED
+
+
+async def test_verification_a_stale_claim_never_undoes_a_later_one(store: Store) -> None:
+    made = await claim(store, "v1", V0)
+    assert made.claim_id is not None
+    # The first send outlived the interval; a second start claimed it again meanwhile.
+    second = await claim(store, "vx", V0 + INTERVAL)
+    assert second.outcome == "resend"
+    await store.finish_verification_send(
+        "v1", made.claim_id, sent=False, now=V0 + INTERVAL + 1, expires_at=V0 + TTL
+    )
+    assert (await claim(store, "vy", V0 + INTERVAL + 2)).outcome == "limited"
+
+
+async def test_verification_checks_use_up_attempts_then_lock(store: Store) -> None:
+    await started(store)
+    first = await check(store, "wrong", V0 + 1)
+    assert first.status is VerificationCheckStatus.INCORRECT
+    assert first.record is not None and first.record.attempts == 1
+    assert (await check(store, "wrong", V0 + 2)).status is VerificationCheckStatus.INCORRECT
+    last = await check(store, "wrong", V0 + 3)
+    assert last.status is VerificationCheckStatus.MAX_ATTEMPTS
+    assert last.record is not None and last.record.status is VerificationStatus.MAX_ATTEMPTS
+    assert last.record.attempts == 3
+    right = await check(store, "hash-of-v1", V0 + 4)
+    assert right.status is VerificationCheckStatus.MAX_ATTEMPTS
+    assert right.record is not None and right.record.attempts == 3
+
+
+async def test_verification_right_code_approves_once(store: Store) -> None:
+    await started(store)
+    approved = await check(store, "hash-of-v1", V0 + 1)
+    assert approved.status is VerificationCheckStatus.APPROVED
+    assert approved.record is not None and approved.record.status is VerificationStatus.APPROVED
+    again = await check(store, "hash-of-v1", V0 + 2)
+    assert again.status is VerificationCheckStatus.NOT_FOUND
+    # The next start makes a new verification (after the interval).
+    assert (await claim(store, "v2", V0 + INTERVAL)).outcome == "new"
+
+
+async def test_verification_expiry_is_checked_first(store: Store) -> None:
+    await started(store)
+    expired = await check(store, "hash-of-v1", V0 + TTL)
+    assert expired.status is VerificationCheckStatus.EXPIRED
+    assert expired.record is not None and expired.record.status is VerificationStatus.EXPIRED
+    assert (await check(store, "wrong", V0 + TTL + 1)).status is VerificationCheckStatus.EXPIRED
+    stored = await store.get_verification("v1")
+    assert stored is not None and stored.attempts == 0
+
+
+async def test_verification_no_verification_is_not_found(store: Store) -> None:
+    step = await check(store, "anything", V0)
+    assert step == VerificationCheckStep(VerificationCheckStatus.NOT_FOUND, None)
+
+
+async def test_verification_cancel(store: Store) -> None:
+    assert await store.cancel_verification(PHONE, "login", now=V0) is None
+    await started(store)
+    canceled = await store.cancel_verification(PHONE, "login", now=V0 + 1)
+    assert canceled is not None and canceled.status is VerificationStatus.CANCELED
+    assert await store.cancel_verification(PHONE, "login", now=V0 + 2) is None
+    assert (await check(store, "hash-of-v1", V0 + 3)).status is VerificationCheckStatus.NOT_FOUND
+    # Canceling touches no interval: a start inside it is still limited.
+    assert (await claim(store, "v2", V0 + 4)).outcome == "limited"
+    await started(store, "v3", V0 + INTERVAL)
+    assert await store.cancel_verification(PHONE, "login", now=V0 + INTERVAL + TTL) is None
+    gone = await store.get_verification("v3")
+    assert gone is not None and gone.status is VerificationStatus.EXPIRED
+
+
+async def test_verification_the_current_one_is_the_last_stored(store: Store) -> None:
+    await started(store, "v1", V0)
+    for _ in range(3):
+        await check(store, "wrong", V0 + 1)
+    # Locked out: the next start (after the interval) makes a new one, which checks count on.
+    await started(store, "v2", V0 + INTERVAL)
+    step = await check(store, "hash-of-v2", V0 + INTERVAL + 1)
+    assert step.status is VerificationCheckStatus.APPROVED
+    assert step.record is not None and step.record.verification_id == "v2"
+    old = await store.get_verification("v1")
+    assert old is not None and old.status is VerificationStatus.MAX_ATTEMPTS
