@@ -230,6 +230,7 @@ class AsyncNotifier:
             return
         self._closed = True
         await self.recovery.stop()
+        await self.callbacks.stop_sweeping()
         await self.callbacks.drain()
         errors: list[BaseException] = []
         for provider in self.providers.values():

@@ -80,6 +80,7 @@ class CallbackProcessor:
         """Seconds each claim holds its events (``[callbacks] dispatch_lease``)."""
         self._inflight: set[asyncio.Task[None]] = set()
         self._sweeper: asyncio.Task[None] | None = None
+        self._sweep_waiting = False
         # Events handed to a dispatch task and not yet acknowledged: recovery leaves them
         # alone even when their lease has run out meanwhile.
         self._dispatching: set[str] = set()
@@ -175,19 +176,30 @@ class CallbackProcessor:
             self._sweeper = asyncio.get_running_loop().create_task(self._sweep())
 
     async def stop_sweeping(self) -> None:
+        """End the sweeper; a sweep under way finishes first (its events acknowledged)."""
         sweeper, self._sweeper = self._sweeper, None
-        if sweeper is not None:
+        if sweeper is None or sweeper.done():
+            return
+        if self._sweep_waiting:
+            # Only a waiting sweeper is cancelled: cancelling one inside a store call could
+            # lose the cancellation (asyncio.wait_for on 3.11) or an acknowledgement.
             sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sweeper
+        with contextlib.suppress(asyncio.CancelledError):
+            await sweeper
 
     async def _sweep(self) -> None:
-        while True:
+        me = asyncio.current_task()
+        while self._sweeper is me:
+            self._sweep_waiting = True
             try:
                 await self.store.wait_for_events(self.lease / 2)
             except Exception as exc:
                 log.error("recovery_failed", error=type(exc).__name__)
                 await asyncio.sleep(self.lease / 2)
+            finally:
+                self._sweep_waiting = False
+            if self._sweeper is not me:
+                return
             await self._recover()
 
     async def _recover(self, page: int = 100) -> None:
