@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import types
 import typing
 from typing import Any
@@ -12,7 +13,7 @@ import uvicorn
 from pydantic import ValidationError
 from pydantic.fields import FieldInfo
 
-from notifykit.cli.common import EXIT_USAGE, fail
+from notifykit.cli.common import EXIT_USAGE, HelpGroup, fail
 from notifykit.config import format_validation_error
 from notifykit.errors import ConfigError
 from notifykit.plugins import Registered, get_plugin_manager, sandbox_types
@@ -101,7 +102,7 @@ def _serve(registered: Registered, settings: SandboxSettings) -> None:
     asyncio.run(run())
 
 
-class SandboxGroup(click.Group):
+class SandboxGroup(HelpGroup):
     """Subcommands come from the ``register_sandboxes`` hook, loaded only when used."""
 
     def _types(self) -> dict[str, Registered]:
@@ -125,12 +126,12 @@ class SandboxGroup(click.Group):
                 fail(exc.message, EXIT_USAGE)
             _serve(registered, settings)
 
-        doc = (registered.cls.__doc__ or "").strip().splitlines()
+        first = " ".join(inspect.cleandoc(registered.cls.__doc__ or "").split("\n\n", 1)[0].split())
         return click.Command(
             cmd_name,
             params=list(settings_options(registered.cls.Settings)),
             callback=callback,
-            help=f"{doc[0] if doc else 'Run the sandbox.'} (from {registered.distribution})",
+            help=f"{first.removesuffix('.') or 'Run the sandbox'} (from {registered.distribution}).",
         )
 
 
