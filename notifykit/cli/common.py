@@ -132,7 +132,7 @@ def summary(command: click.Command) -> str:
     """A command's summary for a listing: its help's whole first paragraph, never cut."""
     if command.short_help:
         return command.short_help
-    return " ".join((command.help or "").split("\n\n", 1)[0].split()).removesuffix(".")
+    return " ".join((command.help or "").split("\n\n", 1)[0].split())
 
 
 class HelpGroup(click.Group):

@@ -131,7 +131,7 @@ class SandboxGroup(HelpGroup):
             cmd_name,
             params=list(settings_options(registered.cls.Settings)),
             callback=callback,
-            help=f"{first.removesuffix('.') or 'Run the sandbox'} (from {registered.distribution}).",
+            help=f"{first or 'Run the sandbox.'} (from {registered.distribution})",
         )
 
 

@@ -57,7 +57,7 @@ def test_help_lists_every_summary_whole(path: list[str], group: click.Group, wid
 
 def test_a_summary_is_the_whole_first_paragraph() -> None:
     command = click.Command("x", help="Send to PHONE (E.164, e.g. +86156).\n\nMore words.")
-    assert summary(command) == "Send to PHONE (E.164, e.g. +86156)"
+    assert summary(command) == "Send to PHONE (E.164, e.g. +86156)."
 
 
 def test_providers_columns_line_up(tmp_path: Path) -> None:
