@@ -109,6 +109,11 @@ def describe_error(exc: BaseException) -> str:
         if isinstance(exc, ConfigError | InvalidMessage):
             return one_line(message)
         return one_line(f"{type(exc).__name__}: {message}")
+    if isinstance(exc, OSError) and exc.strerror:
+        # A condition the user can cause and fix (a path that cannot be written, a full
+        # disk), not a bug: said as the system says it, with the path.
+        where = f": {exc.filename}" if exc.filename else ""
+        return one_line(f"{exc.strerror}{where}")
     return one_line(f"unexpected error: {type(exc).__name__}: {exc}")
 
 
@@ -204,7 +209,8 @@ class NotifyKitGroup(HelpGroup):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except (click.exceptions.Exit, click.Abort, EOFError, _Failure):
+        except (click.exceptions.Exit, click.Abort, EOFError, _Failure, BrokenPipeError):
+            # A closed stdout (``notifykit log | head -1``): click ends quietly with 1.
             raise
         except click.UsageError as exc:
             raise _usage_failure(exc) from exc

@@ -199,6 +199,10 @@ class SQLiteWriter:
 def _translate(exc: BaseException, what: str) -> StoreError:
     if isinstance(exc, StoreError):
         return exc
-    error = StoreError(f"{what}: {type(exc).__name__}: {exc}")
+    if isinstance(exc, OSError) and exc.strerror:
+        where = f": {exc.filename}" if exc.filename else ""
+        error = StoreError(f"{what}: {exc.strerror}{where}")
+    else:
+        error = StoreError(f"{what}: {type(exc).__name__}: {exc}")
     error.__cause__ = exc
     return error
