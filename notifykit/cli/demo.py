@@ -46,6 +46,10 @@ def demo(keep: Path | None, count: int) -> None:
             fail(f"--keep {keep}: the folder cannot be written", EXIT_USAGE)
     try:
         outcome = run_demo(DemoSettings(count=count, keep=keep))
+    except KeyboardInterrupt:
+        # Every sandbox and server was stopped on the way out: stopping is not a failure.
+        click.echo("demo stopped (Ctrl+C); nothing is left running", err=True)
+        return
     except ConfigError as exc:
         fail(exc.message, EXIT_USAGE)
     except NotifyKitError as exc:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import socket
 import types
 import typing
 from typing import Any
@@ -18,6 +19,7 @@ from notifykit.config import format_validation_error
 from notifykit.errors import ConfigError
 from notifykit.plugins import Registered, get_plugin_manager, sandbox_types
 from notifykit.sandbox import Sandbox, SandboxSettings
+from notifykit.server import listening_socket
 
 __all__ = ["register", "settings_options"]
 
@@ -77,29 +79,31 @@ def _settings_from(registered: Registered, values: dict[str, Any]) -> SandboxSet
 
 
 def _serve(registered: Registered, settings: SandboxSettings) -> None:
+    try:
+        sock = listening_socket(settings.host, settings.port)
+    except OSError as exc:
+        fail(f"cannot listen on {settings.host}:{settings.port}: {exc.strerror}", EXIT_USAGE)
     sandbox: Sandbox = registered.cls(settings)
     server = uvicorn.Server(
-        uvicorn.Config(
-            sandbox.app(),
-            host=settings.host,
-            port=settings.port,
-            log_level="warning",
-            access_log=False,
-            lifespan="auto",
-        )
+        uvicorn.Config(sandbox.app(), log_level="warning", access_log=False, lifespan="auto")
     )
 
     async def run() -> None:
         try:
-            await server.serve()
+            await server.serve(sockets=[sock])
         finally:
             await sandbox.aclose()
 
-    click.echo(
-        f"{registered.name} sandbox on http://{settings.host}:{settings.port} (Ctrl+C to stop)",
-        err=True,
-    )
-    asyncio.run(run())
+    port = sock.getsockname()[1]
+    shown = f"[{settings.host}]" if sock.family == socket.AF_INET6 else settings.host
+    click.echo(f"{registered.name} sandbox on http://{shown}:{port} (Ctrl+C to stop)", err=True)
+    try:
+        asyncio.run(run())
+    except KeyboardInterrupt:
+        # uvicorn stopped gracefully, then re-raised the signal: stopping is not a failure.
+        click.echo(f"{registered.name} sandbox stopped", err=True)
+    finally:
+        sock.close()
 
 
 class SandboxGroup(HelpGroup):
