@@ -1,4 +1,4 @@
-"""CLI commands: ``send``, ``balance``, ``providers`` and ``config check``.
+"""CLI commands: ``send``, ``balance``, ``providers``, ``reconcile`` and ``config check``.
 
 Human output masks phone numbers; ``--json`` prints ``model_dump(mode="json")`` of the
 result on stdout, and keeps stdout for that document alone (a provider that prints, such
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from decimal import Decimal
@@ -35,6 +36,7 @@ from notifykit.errors import NotifyKitError, NotSupported
 from notifykit.models import Attempt, SendResult
 from notifykit.notifier import AsyncNotifier
 from notifykit.phone import mask_phone, parse_phone
+from notifykit.reconcile import ReconcileReport
 
 __all__ = ["BalanceRow", "ConfigReport", "ProvidersReport", "SendFailure", "register"]
 
@@ -330,9 +332,74 @@ def config_check(config_path: str | None) -> None:
             click.echo(redact(f"    warning: {warning}"))
 
 
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)?\s*$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+class Duration(click.ParamType[float]):
+    """A duration: a number of seconds, or a number with ``s``, ``m``, ``h`` or ``d``."""
+
+    name = "DURATION"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        if isinstance(value, int | float):
+            return float(value)
+        match = _DURATION.match(str(value))
+        if match is None:
+            self.fail(f"{value!r} is not a duration (e.g. 90s, 5m, 2h, 1d)", param, ctx)
+        return float(match.group(1)) * _UNIT_SECONDS[match.group(2) or "s"]
+
+
+@click.command()
+@click.option(
+    "--older-than",
+    type=Duration(),
+    default="5m",
+    show_default=True,
+    help="Only messages sent at least this long ago (90s, 5m, 2h, 1d).",
+)
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    default=1000,
+    show_default=True,
+    help="Ask about at most this many messages, oldest first.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@config_option
+def reconcile(older_than: float, limit: int, as_json: bool, config_path: str | None) -> None:
+    """Ask vendors about sent messages that still have no final status (exit 1 when a
+    query failed)."""
+    config = load(config_path)
+    report: ReconcileReport = _run(
+        lambda n: n.reconcile(older_than, limit=limit), config, open_store=True
+    )
+    if as_json:
+        echo_json(report.model_dump(mode="json"))
+    else:
+        click.echo(
+            f"Reconciled: {report.checked} asked, {report.events} new events, "
+            f"{report.failed} failed (messages older than {report.older_than:g} s)"
+        )
+        for name, row in report.providers.items():
+            text = f"  {name}: {row.checked} asked, {row.events} new events"
+            if row.failed:
+                text += f", {row.failed} failed"
+            if row.skipped:
+                text += f", {row.skipped} skipped"
+            if row.reason:
+                text += f" ({row.reason})"
+            click.echo(redact(text))
+    if report.failed:
+        sys.exit(EXIT_FAILED)
+
+
 def register(cli: click.Group) -> None:
     """Add this module's commands to ``cli``."""
     cli.add_command(send)
+    cli.add_command(reconcile)
     cli.add_command(balance)
     cli.add_command(providers)
     cli.add_command(config_group)
