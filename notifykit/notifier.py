@@ -25,6 +25,7 @@ from notifykit.provider import SmsProvider
 from notifykit.reconcile import DEFAULT_OLDER_THAN, Reconciler, ReconcileReport
 from notifykit.routing import Router
 from notifykit.store import Store, open_store
+from notifykit.verify import SyncVerifier, Verifier
 
 __all__ = ["AsyncNotifier", "Notifier"]
 
@@ -110,6 +111,8 @@ class AsyncNotifier:
             self.callbacks.dispatch,
             store_timeout=self.config.store.timeout,
         )
+        self.verify = Verifier(self)
+        """Verification codes: ``start``, ``check``, ``cancel`` (docs/verify.md)."""
         self._opened = False
         self._open_lock = asyncio.Lock()
         self._closed = False
@@ -275,6 +278,8 @@ class Notifier:
         except BaseException:
             self._stop_loop()
             raise
+        self.verify = SyncVerifier(self)
+        """Verification codes: ``start``, ``check``, ``cancel`` (docs/verify.md)."""
 
     @staticmethod
     async def _make(
