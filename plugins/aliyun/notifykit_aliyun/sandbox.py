@@ -145,6 +145,9 @@ class AliyunSandbox(Sandbox):
                 "faults": {name: settings[name] for name in FAULT_FIELDS},
                 "faults_injected": dict(self.state.faults_injected),
                 "pushes_sent": self.state.pushes_sent,
+                "reports_pushed": sum(
+                    1 for batch in self.state.pushes for item in batch if "biz_id" in item
+                ),
                 "pushes_failed": self.state.pushes_failed,
                 "push_attempts": self.state.push_attempts,
                 "url_checks": list(self.state.url_checks),
