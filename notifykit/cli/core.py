@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from decimal import Decimal
@@ -33,7 +32,7 @@ from notifykit.cli.common import (
     remember_secrets,
     secrets_of,
 )
-from notifykit.config import Config
+from notifykit.config import Config, parse_duration
 from notifykit.errors import NotifyKitError, NotSupported
 from notifykit.models import Attempt, SendResult
 from notifykit.notifier import AsyncNotifier
@@ -335,24 +334,19 @@ def config_check(config_path: str | None) -> None:
             click.echo(redact(f"    warning: {warning}"))
 
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)?\s*$")
-_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
 class Duration(click.ParamType[float]):
-    """A duration: a number of seconds, or a number with ``s``, ``m``, ``h`` or ``d``."""
+    """A duration as the configuration reads one (``notifykit.config.parse_duration``):
+    seconds, or a number with ``ms``, ``s``, ``m``, ``h`` or ``d``."""
 
     name = "DURATION"
 
     def convert(
         self, value: Any, param: click.Parameter | None, ctx: click.Context | None
     ) -> float:
-        if isinstance(value, int | float):
-            return float(value)
-        match = _DURATION.match(str(value))
-        if match is None:
+        try:
+            return parse_duration(value)
+        except ValueError:
             self.fail(f"{value!r} is not a duration (e.g. 90s, 5m, 2h, 1d)", param, ctx)
-        return float(match.group(1)) * _UNIT_SECONDS[match.group(2) or "s"]
 
 
 @click.command()
