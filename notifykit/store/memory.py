@@ -297,6 +297,24 @@ class MemoryStore(Store):
                 found.append(_record(row))
         return found
 
+    async def list_unsettled(
+        self,
+        *,
+        created_before: datetime,
+        created_after: datetime | None = None,
+        limit: int = 100,
+    ) -> list[MessageRecord]:
+        found = [
+            row
+            for row in self._messages.values()
+            if row[_VENDOR_ID] is not None
+            and not _STATUSES[row[_STATUS]].is_final
+            and row[_CREATED] <= created_before
+            and (created_after is None or row[_CREATED] > created_after)
+        ]
+        found.sort(key=lambda row: row[_CREATED])
+        return [_record(row) for row in found[:limit]]
+
     def _match(self, event: AnyEvent, candidates: Sequence[str]) -> str | None:
         return correlate(event, [(m, self._messages[m][_TO]) for m in candidates])
 
@@ -593,6 +611,9 @@ class MemoryStore(Store):
 
     async def get_verification(self, verification_id: str) -> VerificationRecord | None:
         return self._verifications.get(verification_id)
+
+    async def current_verification(self, to: str, purpose: str) -> VerificationRecord | None:
+        return self._current_of(to, purpose)
 
 
 _GONE = frozenset(

@@ -125,6 +125,48 @@ async def test_list_messages_newest_first_with_filters(store: Store) -> None:
     assert [r.message_id for r in both] == ["m3"]
 
 
+async def _accepted_at(store: Store, message_id: str, created: datetime, vendor: str) -> None:
+    await store.create_message(
+        MessageRecord(message_id=message_id, to=PHONE, template="t", created_at=created)
+    )
+    await store.update_message(
+        message_id,
+        attempts=[Attempt(provider="vs", outcome="accepted")],
+        status=DeliveryStatus.ACCEPTED,
+        provider="vs",
+        provider_message_id=vendor,
+    )
+
+
+async def test_list_unsettled_oldest_first_within_bounds(store: Store) -> None:
+    # Created out of order, with and without fractional seconds: ordered by the instant.
+    await _accepted_at(store, "m-late", T0 + timedelta(minutes=3), "t3")
+    await _accepted_at(store, "m-early", T0 + timedelta(seconds=59, microseconds=500), "t1")
+    await _accepted_at(store, "m-mid", T0 + timedelta(minutes=1), "t2")
+    await store.create_message(
+        MessageRecord(message_id="m-pending", to=PHONE, template="t", created_at=T0)
+    )
+    found = await store.list_unsettled(created_before=T0 + timedelta(minutes=5))
+    assert [r.message_id for r in found] == ["m-early", "m-mid", "m-late"]
+    assert found[0].provider_message_id == "t1"
+    before = await store.list_unsettled(created_before=T0 + timedelta(minutes=1))
+    assert [r.message_id for r in before] == ["m-early", "m-mid"]  # the bound is inclusive
+    page = await store.list_unsettled(
+        created_before=T0 + timedelta(minutes=5), created_after=found[0].created_at, limit=1
+    )
+    assert [r.message_id for r in page] == ["m-mid"]
+    assert await store.list_unsettled(created_before=T0 + timedelta(seconds=30)) == []
+
+
+async def test_list_unsettled_leaves_out_final_messages(store: Store) -> None:
+    await _accepted_at(store, "m1", T0, "t1")
+    await _accepted_at(store, "m2", T0 + timedelta(seconds=1), "t2")
+    await store.ingest(entry(), [receipt("e1", DeliveryStatus.DELIVERED, vendor_id="t1")])
+    await store.ingest(entry(), [receipt("e2", DeliveryStatus.SENT, vendor_id="t2")])
+    found = await store.list_unsettled(created_before=T0 + timedelta(hours=1))
+    assert [(r.message_id, r.status) for r in found] == [("m2", DeliveryStatus.SENT)]
+
+
 async def test_receipt_correlates_and_moves_status_forward_only(store: Store) -> None:
     await sent(store)
     delivered = receipt("e-delivered", DeliveryStatus.DELIVERED, minutes=3)
@@ -616,6 +658,9 @@ async def test_verification_first_claim_stores_the_new_one(store: Store) -> None
     assert made.claim_id and made.retry_after is None
     assert await store.get_verification("v1") == verification("v1")
     assert await store.get_verification("ghost") is None
+    assert await store.current_verification(PHONE, "login") == verification("v1")
+    assert await store.current_verification(PHONE, "other") is None
+    assert await store.current_verification(OTHER, "login") is None
     done = await store.finish_verification_send(
         "v1", made.claim_id, sent=True, now=V0 + 1, expires_at=V0 + 1 + TTL
     )
@@ -785,6 +830,8 @@ async def test_verification_the_current_one_is_the_last_stored(store: Store) -> 
         await check(store, "wrong", V0 + 1)
     # Locked out: the next start (after the interval) makes a new one, which checks count on.
     await started(store, "v2", V0 + INTERVAL)
+    current = await store.current_verification(PHONE, "login")
+    assert current is not None and current.verification_id == "v2"
     step = await check(store, "hash-of-v2", V0 + INTERVAL + 1)
     assert step.status is VerificationCheckStatus.APPROVED
     assert step.record is not None and step.record.verification_id == "v2"
