@@ -46,13 +46,19 @@ def test_a_backend_missing_itself_is_a_bug_not_an_extra(monkeypatch: pytest.Monk
         open_store(StoreConfig(url="gone://"))
 
 
+def unchecked(url: str) -> StoreConfig:
+    """A section whose URL skipped StoreConfig's own first check (as code may build one):
+    the backend's own parsing is what is tested."""
+    return StoreConfig.model_construct(url=url, fsync=False, timeout=5.0)
+
+
 def test_unknown_and_missing_schemes_are_refused_with_the_known_ones() -> None:
     with pytest.raises(
         ConfigError, match=r"unsupported store 'redis' \(known: memory://, sqlite://"
     ):
         open_store(StoreConfig(url="redis://localhost"))
     with pytest.raises(ConfigError, match="no scheme"):
-        open_store(StoreConfig(url="notifykit.sqlite3"))
+        open_store(unchecked("notifykit.sqlite3"))
 
 
 @pytest.mark.parametrize(
@@ -65,12 +71,7 @@ def test_unknown_and_missing_schemes_are_refused_with_the_known_ones() -> None:
 )
 def test_each_backend_reads_its_own_url(url: str, complaint: str) -> None:
     with pytest.raises(ConfigError, match=complaint):
-        open_store(StoreConfig(url=url))
-
-
-def test_a_scheme_is_matched_without_regard_to_case(tmp_path: Path) -> None:
-    made = open_store(StoreConfig(url=f"SQLite:///{tmp_path}/x.db"))
-    assert type(made).__name__ == "SQLiteStore"
+        open_store(unchecked(url))
 
 
 def test_backends_are_imported_only_when_their_scheme_is_opened() -> None:
