@@ -13,6 +13,7 @@ from notifykit.errors import CallbackError, InvalidSignature
 from notifykit.log import get_logger
 from notifykit.provider import CallbackRequest, SmsProvider
 from notifykit.store.base import AnyEvent, InboxEntry, QuarantineEntry, Store
+from notifykit.store.health import StoreHealth
 
 __all__ = [
     "REDACTED_HEADERS",
@@ -64,6 +65,8 @@ class CallbackProcessor:
         self.max_body_bytes = max_body_bytes
         self.store_timeout = store_timeout
         self.subscribers: list[Subscriber] = []
+        self.store_health = StoreHealth()
+        """The store as the last request (or ``check_store``) found it; logs each fault once."""
         self._inflight: set[asyncio.Task[None]] = set()
         # Events handed to a dispatch task and not yet marked: recovery leaves them alone.
         self._dispatching: set[str] = set()
@@ -116,8 +119,9 @@ class CallbackProcessor:
                     self.store_timeout,
                 )
             except Exception as store_exc:
-                log.error("quarantine_failed", provider=provider, error=type(store_exc).__name__)
+                self.store_health.failed(store_exc)
                 return _plain(503, "try again later")
+            self.store_health.succeeded()
             log.warning("callback_quarantined", provider=provider, reason=reason)
             return _plain(400, f"bad request: {reason}")
         try:
@@ -125,11 +129,24 @@ class CallbackProcessor:
                 self.store.ingest(entry, result.events), self.store_timeout
             )
         except Exception as exc:
-            log.error("callback_store_failed", provider=provider, error=type(exc).__name__)
+            # Logged once per fault (with its reason), not once per request.
+            self.store_health.failed(exc)
             return _plain(503, "try again later")
+        self.store_health.succeeded()
         if new:
             self.dispatch(new)
         return CallbackResponse(result.status_code, dict(result.headers), result.body)
+
+    async def check_store(self) -> bool:
+        """Whether the store takes a write now (:meth:`Store.check`, within the store
+        timeout); the answer also updates :attr:`store_health`."""
+        try:
+            await asyncio.wait_for(self.store.check(), self.store_timeout)
+        except Exception as exc:
+            self.store_health.failed(exc)
+            return False
+        self.store_health.succeeded()
+        return True
 
     def dispatch(self, events: list[AnyEvent]) -> None:
         """Hand stored events to observers in the background; ``drain()`` waits for them."""
