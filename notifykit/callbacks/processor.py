@@ -124,7 +124,7 @@ class CallbackProcessor:
             )
             return _plain(403, "forbidden")
         except Exception as exc:
-            reason = (
+            reason = instance.redactor.text(
                 exc.message if isinstance(exc, CallbackError) else f"{type(exc).__name__}: {exc}"
             )
             try:
