@@ -87,7 +87,7 @@ async def test_the_library_never_logs_or_shows_a_secret(
         result = await notifier.send(NUMBER, template="verify_code", params={"code": "1234"})
         seen += [repr(result), result.model_dump_json(), repr(notifier), repr(notifier.config)]
         seen += [repr(p) + repr(p.options) + repr(p.context) for p in notifier.providers.values()]
-        seen += [repr(await notifier.balance("vault")), repr(notifier.health())]
+        seen += [repr(await notifier.balance("vault")), repr(await notifier.health())]
         seen += [repr(notifier.config.callbacks), str(notifier.config.model_dump())]
     failing = load_config(setup("fail = true", 'fail = "AuthenticationError"', "failing.toml"))
     async with AsyncNotifier(failing, plugin_manager=pm) as notifier:
