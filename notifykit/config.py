@@ -213,6 +213,12 @@ class CallbacksConfig(_Section):
     dispatch_lease: Duration = Field(default=30.0, gt=0)
     """Seconds a receiver holds the events it hands to observers before another receiver
     sharing the store may take them over (after a crash: how long until they are retried)."""
+    header_timeout: Duration = Field(default=5.0, gt=0)
+    """``notifykit serve``: seconds a request may take to send its headers."""
+    body_timeout: Duration = Field(default=10.0, gt=0)
+    """``notifykit serve``: seconds a request may take to send its body after its headers."""
+    max_connections: int = Field(default=500, ge=1)
+    """``notifykit serve``: connections held at once; one more is answered 503 at once."""
     public_url: str | None = None
     """The receiver's externally visible base URL (``https://sms.example.com``), behind any
     proxy. Each instance's callback URL is ``public_url`` + ``/callbacks/<instance>`` (+
