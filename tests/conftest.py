@@ -44,6 +44,7 @@ CANARIES: tuple[str, ...] = (
     "auth-token-never-shown-0042",
     "api-key-secret-never-shown-0042",
     "auth-token-0042",
+    "pg-pw-never-shown-0042",
     # The reliability suite's own.
     "RELIABILITY-APP-KEY-5150",
     "RELIABILITY-BACKUP-KEY-5151",
