@@ -30,8 +30,24 @@ from psycopg_pool import AsyncConnectionPool
 from notifykit.config import StoreConfig, mask_url_password
 from notifykit.errors import StoreError
 from notifykit.events import DeliveryReceipt, EventAdapter
-from notifykit.models import Attempt, DeliveryStatus, MessageRecord, apply_status, utcnow
-from notifykit.store.base import AnyEvent, InboxEntry, QuarantineEntry, Store, correlate
+from notifykit.models import (
+    Attempt,
+    DeliveryStatus,
+    MessageRecord,
+    VerificationRecord,
+    apply_status,
+    utcnow,
+)
+from notifykit.store.base import (
+    AnyEvent,
+    InboxEntry,
+    QuarantineEntry,
+    Store,
+    VerificationCheckStep,
+    VerificationClaim,
+    correlate,
+)
+from notifykit.store.postgres import verifications
 from notifykit.store.postgres.commit import Conn, GroupCommit, translate
 from notifykit.store.postgres.listen import EventListener
 from notifykit.store.postgres.schema import (
@@ -516,6 +532,63 @@ class PostgresStore(Store):
             return max(0.0, float(row[0]))
 
         return await self._write(write)
+
+    # -- verifications --------------------------------------------------------------------------
+    # Each step is one write (one transaction) under an advisory lock on (number, purpose):
+    # see notifykit.store.postgres.verifications.
+
+    async def claim_verification_send(
+        self,
+        new: VerificationRecord,
+        *,
+        now: float,
+        resend_interval: float,
+        max_sends: int,
+    ) -> VerificationClaim:
+        return await self._write(
+            lambda conn: verifications.claim_send(
+                conn,
+                self.schema,
+                new,
+                now=now,
+                resend_interval=resend_interval,
+                max_sends=max_sends,
+            )
+        )
+
+    async def finish_verification_send(
+        self, verification_id: str, claim_id: str, *, sent: bool, now: float, expires_at: float
+    ) -> VerificationRecord | None:
+        return await self._write(
+            lambda conn: verifications.finish_send(
+                conn,
+                self.schema,
+                verification_id,
+                claim_id,
+                sent=sent,
+                now=now,
+                expires_at=expires_at,
+            )
+        )
+
+    async def check_verification(
+        self, to: str, purpose: str, code_hash: str, *, now: float, max_attempts: int
+    ) -> VerificationCheckStep:
+        return await self._write(
+            lambda conn: verifications.check(
+                conn, self.schema, to, purpose, code_hash, now=now, max_attempts=max_attempts
+            )
+        )
+
+    async def cancel_verification(
+        self, to: str, purpose: str, *, now: float
+    ) -> VerificationRecord | None:
+        return await self._write(
+            lambda conn: verifications.cancel(conn, self.schema, to, purpose, now=now)
+        )
+
+    async def get_verification(self, verification_id: str) -> VerificationRecord | None:
+        return await self._read(lambda conn: verifications.load(conn, verification_id))
 
 
 async def _advisory(conn: Conn, key: int) -> None:
