@@ -46,6 +46,8 @@ from notifykit.store.base import (
     VerificationCheckStep,
     VerificationClaim,
     correlate,
+    recovered_status,
+    tie_to_unknown,
 )
 from notifykit.store.postgres import verifications
 from notifykit.store.postgres.commit import Conn, GroupCommit, translate
@@ -218,7 +220,7 @@ class PostgresStore(Store):
         async def write(conn: Conn) -> None:
             cur = await conn.execute(
                 "INSERT INTO messages (message_id, phone, status, provider,"
-                " provider_message_id, record) VALUES (%s, %s, %s, %s, %s, %s)"
+                " provider_message_id, lease_until, record) VALUES (%s, %s, %s, %s, %s, %s, %s)"
                 " ON CONFLICT (message_id) DO NOTHING",
                 (
                     record.message_id,
@@ -226,6 +228,7 @@ class PostgresStore(Store):
                     record.status.value,
                     record.provider,
                     record.provider_message_id,
+                    record.lease_until,
                     record.model_dump_json(),
                 ),
             )
@@ -270,27 +273,7 @@ class PostgresStore(Store):
             await _save_message(conn, record)
             if provider_message_id is None or record.provider is None:
                 return []
-            candidates = await _sharing(conn, record.provider, provider_message_id)
-            cur = await conn.execute(
-                "SELECT payload FROM events WHERE provider = %s AND provider_message_id = %s"
-                " AND message_id IS NULL ORDER BY id",
-                (record.provider, provider_message_id),
-            )
-            linked: list[AnyEvent] = []
-            for (payload,) in await cur.fetchall():
-                event = EventAdapter.validate_json(payload)
-                if correlate(event, candidates) != message_id:
-                    continue
-                linked.append(event.model_copy(update={"message_id": message_id}))
-            if linked:
-                await conn.execute(
-                    "UPDATE events SET message_id = %s WHERE event_id = ANY(%s)",
-                    (message_id, [e.event_id for e in linked]),
-                )
-                for event in linked:
-                    _apply(record, event)
-                await _save_message(conn, record)
-            return linked
+            return await _link_orphans(conn, record)
 
         return await self._write(write)
 
@@ -336,6 +319,8 @@ class PostgresStore(Store):
                 if event.message_id is None and vendor_id is not None:
                     candidates = await _sharing(conn, event.provider, vendor_id)
                     message_id = correlate(event, candidates) if candidates else None
+                    if message_id is None and not candidates:
+                        message_id = await self._tie(conn, event, vendor_id)
                     if message_id is not None:
                         event = event.model_copy(update={"message_id": message_id})
                 cur = await conn.execute(
@@ -474,6 +459,81 @@ class PostgresStore(Store):
             raise StoreError("the store is not open")
         await self._listener.wait(timeout)
 
+    # -- recovery -------------------------------------------------------------------------------
+
+    async def recover_expired(self, *, now: datetime, limit: int = 100) -> list[MessageRecord]:
+        async def write(conn: Conn) -> list[MessageRecord]:
+            # Rows another instance is sweeping right now are skipped, not waited for.
+            cur = await conn.execute(
+                "SELECT record FROM messages WHERE status = 'pending' AND lease_until < %s"
+                " ORDER BY lease_until LIMIT %s FOR UPDATE SKIP LOCKED",
+                (now, limit),
+            )
+            resolved: list[MessageRecord] = []
+            for (payload,) in await cur.fetchall():
+                record = MessageRecord.model_validate_json(payload)
+                status = recovered_status(record)
+                apply_status(record, status, now, "recovery")
+                await _save_message(conn, record)
+                if status is DeliveryStatus.FAILED:
+                    if record.idempotency_key is not None:
+                        await conn.execute(
+                            "DELETE FROM idempotency_keys WHERE key = %s AND message_id = %s",
+                            (record.idempotency_key, record.message_id),
+                        )
+                    await conn.execute(
+                        "DELETE FROM recipient_guards WHERE phone = %s AND message_id = %s",
+                        (record.to, record.message_id),
+                    )
+                resolved.append(record)
+            for record in resolved:
+                if record.status is DeliveryStatus.UNKNOWN:
+                    await self._tie_orphans(conn, record)
+            return [await _load_message(conn, r.message_id) or r for r in resolved]
+
+        return await self._write(write)
+
+    async def _tie(self, conn: Conn, event: AnyEvent, vendor_id: str) -> str | None:
+        """Tie a receipt whose vendor id no message has to its one ``unknown`` record: the
+        record takes the instance and vendor id, and the orphans that share them. Under an
+        advisory lock on the number, so that two instances never tie two receipts to it."""
+        if event.phone is None or not isinstance(event, DeliveryReceipt):
+            return None
+        await _advisory(conn, self._phone_lock(event.phone))
+        message_id = tie_to_unknown(event, await _undecided(conn, event.phone))
+        if message_id is None:
+            return None
+        record = await _load_message(conn, message_id, lock=True)
+        assert record is not None
+        record.provider = event.provider
+        record.provider_message_id = vendor_id
+        record.updated_at = utcnow()
+        await _save_message(conn, record)
+        await _link_orphans(conn, record)
+        return message_id
+
+    async def _tie_orphans(self, conn: Conn, record: MessageRecord) -> None:
+        """Offer a record just made ``unknown`` every orphan receipt of its number from an
+        instance it tried (they arrived while it was still pending)."""
+        for provider in dict.fromkeys(a.provider for a in record.attempts):
+            cur = await conn.execute(
+                "SELECT payload FROM events WHERE provider = %s AND phone = %s"
+                " AND message_id IS NULL AND kind = 'receipt'"
+                " AND provider_message_id IS NOT NULL ORDER BY id",
+                (provider, record.to),
+            )
+            for (payload,) in await cur.fetchall():
+                event = EventAdapter.validate_json(payload)
+                assert event.provider_message_id is not None
+                if await self._tie(conn, event, event.provider_message_id) is not None:
+                    return
+
+    def _phone_lock(self, phone: str) -> int:
+        digest = hashlib.blake2b(
+            f"{self._lock_prefix}tie\0{phone}".encode(), digest_size=8
+        ).digest()
+        return int.from_bytes(digest, "big", signed=True)
+
     # -- guards ---------------------------------------------------------------------------------
 
     async def claim_idempotency_key(self, key: str, message_id: str, ttl: float) -> str | None:
@@ -509,15 +569,18 @@ class PostgresStore(Store):
 
         await self._write(write)
 
-    async def check_recipient(self, phone: str, interval: float) -> float | None:
+    async def check_recipient(
+        self, phone: str, interval: float, *, message_id: str | None = None
+    ) -> float | None:
         async def write(conn: Conn) -> float | None:
             cur = await conn.execute(
-                "INSERT INTO recipient_guards AS held (phone, claimed_at)"
-                f" VALUES (%(phone)s, {_NOW})"
-                " ON CONFLICT (phone) DO UPDATE SET claimed_at = excluded.claimed_at"
+                "INSERT INTO recipient_guards AS held (phone, claimed_at, message_id)"
+                f" VALUES (%(phone)s, {_NOW}, %(message_id)s)"
+                " ON CONFLICT (phone) DO UPDATE SET claimed_at = excluded.claimed_at,"
+                "   message_id = excluded.message_id"
                 " WHERE held.claimed_at <= excluded.claimed_at - %(interval)s"
                 " RETURNING claimed_at",
-                {"phone": phone, "interval": float(interval)},
+                {"phone": phone, "interval": float(interval), "message_id": message_id},
             )
             if await cur.fetchone() is not None:
                 return None
@@ -614,6 +677,43 @@ async def _save_message(conn: Conn, record: MessageRecord) -> None:
             record.message_id,
         ),
     )
+
+
+async def _link_orphans(conn: Conn, record: MessageRecord) -> list[AnyEvent]:
+    """Tie the orphan events with ``record``'s provider instance and vendor id that belong
+    to it, apply them to it and save it; the linked events."""
+    assert record.provider is not None and record.provider_message_id is not None
+    candidates = await _sharing(conn, record.provider, record.provider_message_id)
+    cur = await conn.execute(
+        "SELECT payload FROM events WHERE provider = %s AND provider_message_id = %s"
+        " AND message_id IS NULL ORDER BY id",
+        (record.provider, record.provider_message_id),
+    )
+    linked: list[AnyEvent] = []
+    for (payload,) in await cur.fetchall():
+        event = EventAdapter.validate_json(payload)
+        if correlate(event, candidates) != record.message_id:
+            continue
+        linked.append(event.model_copy(update={"message_id": record.message_id}))
+    if linked:
+        await conn.execute(
+            "UPDATE events SET message_id = %s WHERE event_id = ANY(%s)",
+            (record.message_id, [e.event_id for e in linked]),
+        )
+        for event in linked:
+            _apply(record, event)
+        await _save_message(conn, record)
+    return linked
+
+
+async def _undecided(conn: Conn, phone: str) -> list[MessageRecord]:
+    """The ``unknown`` and ``pending`` records to ``phone`` without a vendor id."""
+    cur = await conn.execute(
+        "SELECT record FROM messages WHERE phone = %s AND status IN ('unknown', 'pending')"
+        " AND provider_message_id IS NULL ORDER BY id",
+        (phone,),
+    )
+    return [MessageRecord.model_validate_json(payload) for (payload,) in await cur.fetchall()]
 
 
 async def _sharing(conn: Conn, provider: str, provider_message_id: str) -> list[tuple[str, str]]:
