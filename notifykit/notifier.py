@@ -98,8 +98,14 @@ class AsyncNotifier:
         self.providers: dict[str, SmsProvider[Any]] = build_providers(
             self.config, self.provider_types, transport=transport
         )
-        self.store = store if store is not None else open_store(self.config.store)
-        self.router = Router(self.config, self.providers, self.store)
+        try:
+            self.store = store if store is not None else open_store(self.config.store)
+            self.router = Router(self.config, self.providers, self.store)
+        except ConfigError as exc:
+            source = self.config.source
+            if source is None or exc.message.startswith(f"{source}: "):
+                raise
+            raise ConfigError(f"{source}: {exc.message}") from None
         self.callbacks = CallbackProcessor(
             self.providers,
             self.store,
@@ -182,7 +188,9 @@ class AsyncNotifier:
         self._check_open()
         name = provider or next(iter(self.config.default_route()), None)
         if name is None or name not in self.providers:
-            raise ConfigError(f"unknown provider {name!r} (configured: {sorted(self.providers)})")
+            raise ConfigError(
+                f"unknown provider {name!r} (configured: {', '.join(self.providers) or 'none'})"
+            )
         try:
             return await self.providers[name].balance()
         except NotifyKitError:

@@ -20,6 +20,8 @@ from pydantic import BaseModel
 from notifykit.cli.common import (
     EXIT_FAILED,
     EXIT_USAGE,
+    HelpGroup,
+    columns,
     config_option,
     describe_error,
     echo_json,
@@ -289,18 +291,19 @@ def providers(as_json: bool, config_path: str | None) -> None:
         echo_json(report.model_dump(mode="json"))
         return
     click.echo("Provider types:")
-    width = max((len(t.name) for t in report.types), default=0)
-    for info in report.types:
-        click.echo(f"  {info.name:<{width}}  {info.distribution}  ({info.cls})")
+    for line in columns((t.name, t.distribution, f"({t.cls})") for t in report.types):
+        click.echo(line)
     click.echo(f"Instances ({report.config or 'built-in default'}):")
-    width = max((len(i.name) for i in report.instances), default=0)
+    rows = []
     for inst in report.instances:
         state = inst.health.get("state", "unknown")
         extra = f" ({inst.health['reason']})" if inst.health.get("reason") else ""
-        click.echo(redact(f"  {inst.name:<{width}}  type={inst.type}  breaker={state}{extra}"))
+        rows.append((inst.name, f"type={inst.type}", f"breaker={state}{extra}"))
+    for line in columns(rows):
+        click.echo(redact(line))
 
 
-@click.group("config")
+@click.group("config", cls=HelpGroup)
 def config_group() -> None:
     """Inspect the configuration."""
 

@@ -11,6 +11,7 @@ from typing import Any, ClassVar
 import httpx
 from pydantic import Field, SecretStr, field_validator, model_validator
 
+from notifykit.config import Duration
 from notifykit.errors import InvalidMessage, ProviderUnavailable, UnknownOutcome
 from notifykit.http import create_client, request
 from notifykit.models import Balance, DeliveryStatus, SendReceipt, SmsMessage
@@ -70,7 +71,12 @@ class TwilioOptions(ProviderOptions):
         default=None, description="Sender: a Messaging Service SID (MG + 32 hex)."
     )
     base_url: str = Field(default="https://api.twilio.com", description="Twilio's API root.")
-    timeout: float = Field(default=10.0, gt=0, le=300, description="Seconds per request.")
+    timeout: Duration = Field(
+        default=10.0,
+        gt=0,
+        le=300,
+        description='Seconds per request (a duration: 10, "10s", "500ms").',
+    )
     public_url: str | None = Field(
         default=None,
         description="The externally visible base URL of the callback receiver; the receiver "
