@@ -222,6 +222,19 @@ class StoreConfig(_Section):
     """PostgreSQL only: bring an old schema up to date on open. ``false``: refuse to start
     on an old schema (migrate in a deploy step with ``notifykit store migrate``)."""
 
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        scheme, sep, rest = value.partition("://")
+        if not sep or not re.fullmatch(r"[a-z][a-z0-9+.-]*", scheme):
+            raise ValueError("expected a URL such as memory:// or sqlite:///notifykit.db")
+        if scheme == "sqlite" and (not rest.startswith("/") or not rest.strip("/")):
+            raise ValueError(
+                "a SQLite URL has three slashes and a path: sqlite:///notifykit.db "
+                "(relative) or sqlite:////var/lib/notifykit.db (absolute)"
+            )
+        return value
+
     @field_validator("schema_name")
     @classmethod
     def _schema_name(cls, value: str) -> str:
