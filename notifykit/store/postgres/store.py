@@ -220,7 +220,8 @@ class PostgresStore(Store):
         async def write(conn: Conn) -> None:
             cur = await conn.execute(
                 "INSERT INTO messages (message_id, phone, status, provider,"
-                " provider_message_id, lease_until, record) VALUES (%s, %s, %s, %s, %s, %s, %s)"
+                " provider_message_id, lease_until, created_at, record)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
                 " ON CONFLICT (message_id) DO NOTHING",
                 (
                     record.message_id,
@@ -229,6 +230,7 @@ class PostgresStore(Store):
                     record.provider,
                     record.provider_message_id,
                     record.lease_until,
+                    record.created_at,
                     record.model_dump_json(),
                 ),
             )
@@ -296,6 +298,35 @@ class PostgresStore(Store):
                 {
                     "phone": phone,
                     "status": None if status is None else status.value,
+                    "limit": limit,
+                },
+            )
+            return [MessageRecord.model_validate_json(row[0]) for row in await cur.fetchall()]
+
+        return await self._read(read)
+
+    async def list_unsettled(
+        self,
+        *,
+        created_before: datetime,
+        created_after: datetime | None = None,
+        limit: int = 100,
+    ) -> list[MessageRecord]:
+        for at in (created_before, created_after):
+            if at is not None and (at.tzinfo is None or at.utcoffset() is None):
+                raise StoreError("list_unsettled: times must be timezone-aware")
+        unsettled = [s.value for s in DeliveryStatus if not s.is_final]
+
+        async def read(conn: Conn) -> list[MessageRecord]:
+            cur = await conn.execute(
+                "SELECT record FROM messages WHERE provider_message_id IS NOT NULL"
+                " AND status = ANY(%(statuses)s) AND created_at <= %(before)s"
+                " AND (%(after)s::timestamptz IS NULL OR created_at > %(after)s)"
+                " ORDER BY created_at, id LIMIT %(limit)s",
+                {
+                    "statuses": unsettled,
+                    "before": created_before,
+                    "after": created_after,
                     "limit": limit,
                 },
             )
