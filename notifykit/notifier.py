@@ -268,6 +268,7 @@ class AsyncNotifier:
                 await provider.aclose()
             except Exception as exc:  # one failing plugin must not keep the rest open
                 errors.append(exc)
+        await self.router.close()
         if self._opened:
             await self.store.close()
         if errors:

@@ -7,14 +7,22 @@ from typing import Any
 
 import click
 
-from notifykit.cli.common import EXIT_FAILED, config_option, echo_json, fail, handle_errors, load
+from notifykit.cli.common import (
+    EXIT_FAILED,
+    HelpGroup,
+    config_option,
+    echo_json,
+    fail,
+    handle_errors,
+    load,
+)
 from notifykit.config import Config, mask_url_password
 from notifykit.store import open_store
 
 __all__ = ["register"]
 
 
-@click.group("store")
+@click.group("store", cls=HelpGroup)
 def store_group() -> None:
     """The store's schema: its version, and migrating it by hand."""
 

@@ -34,7 +34,8 @@ def config(url: str, prefix: str, **breaker: Any) -> Config:
         {
             "providers": {"vs": {"type": "console"}},
             "routing": {"breaker": {"failure_threshold": 3, **breaker}},
-            "shared_state": {"url": url, "key_prefix": prefix, "retry_after": 0},
+            # A generous timeout: a slow machine must not look like an outage here.
+            "shared_state": {"url": url, "key_prefix": prefix, "retry_after": 0, "timeout": 10},
         }
     )
 
