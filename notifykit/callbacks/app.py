@@ -127,7 +127,9 @@ class _CallbackEndpoint:
         except ClientDisconnect:
             return None  # nobody is left to answer; nothing complete was received
         try:
-            await receiver.start()
+            if request.method == "POST":
+                # A URL check touches no store: it is answered even while the store is down.
+                await receiver.start()
             status, headers, content = await receiver.notifier.callbacks.handle(
                 provider,
                 request.method,

@@ -15,6 +15,7 @@ import httpx
 from notifykit import hookimpl
 from notifykit.callbacks import create_app
 from notifykit.config import Config
+from notifykit.errors import StoreError
 from notifykit.events import DeliveryReceipt, make_event_id
 from notifykit.models import DeliveryStatus, SendReceipt, SmsMessage, utcnow
 from notifykit.notifier import AsyncNotifier
@@ -156,3 +157,20 @@ def test_processor_answers_checks_the_same_without_the_app() -> None:
     status, body, refused = asyncio.run(go())
     assert (status, json.loads(body), refused) == (200, {"code": 0, "msg": "成功"}, 405)
     assert asyncio.run(store.count_inbox()) == 0
+
+
+class UnopenableStore(MemoryStore):
+    async def open(self) -> None:
+        raise StoreError("database is locked")
+
+
+def test_get_check_is_answered_while_the_store_cannot_open() -> None:
+    # Mounted without a lifespan, the store is opened by the first push that needs it.
+    server = ServerThread(create_app(notifier=make_notifier(UnopenableStore()))).start()
+    try:
+        check = httpx.get(f"{server.url}/callbacks/ali/{TOKEN}")
+        assert (check.status_code, check.json()) == (200, {"code": 0, "msg": "成功"})
+        push = httpx.post(f"{server.url}/callbacks/ali/{TOKEN}", content=b"[]")
+        assert push.status_code == 503  # a push must be stored first: the vendor retries
+    finally:
+        server.stop()

@@ -227,3 +227,18 @@ def test_cli_reconcile_reports_and_exits_by_outcome(tmp_path: Path) -> None:
         cli, ["reconcile", "--older-than", "2h", "--json", "--config", str(toml)]
     )
     assert as_json.exit_code == 0 and '"older_than": 7200.0' in as_json.output
+
+
+def test_sync_notifier_reconciles_too() -> None:
+    from notifykit.notifier import Notifier
+
+    store = MemoryStore()
+    pm = get_plugin_manager(load_entrypoints=False)
+    pm.register(Plugin())
+    config = Config.from_dict({"providers": {"poll": {"type": "polly"}}})
+    with Notifier(config, plugin_manager=pm, store=store) as n:
+        result = n.send(PHONE, template="t")
+        report = n.reconcile(0)
+        record = n.get_message(result.message_id)
+    assert (report.checked, report.events) == (1, 1)
+    assert record is not None and record.status is DeliveryStatus.DELIVERED
