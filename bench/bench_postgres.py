@@ -4,7 +4,7 @@ Three figures, each a ratio to a baseline measured in the same run (absolute fig
 printed beside it), interleaved rounds, medians:
 
 * callback ingestion through ``notifykit serve`` on PostgreSQL (persist before
-  acknowledge, group commit) vs the bare ASGI endpoint on the same server stack, at
+  acknowledge, group commit) vs the bare Starlette endpoint under uvicorn, at
   concurrency 20 (target >= 0.5x); afterwards the store must hold exactly one event per
   acknowledged push;
 * sends through ``AsyncNotifier`` with the PostgreSQL store vs the same sends with the
@@ -29,7 +29,16 @@ from urllib.parse import urlencode
 
 import aiohttp
 
-from bench.common import Child, code, emit, fast_server, median, phone, veesing_config
+from bench.common import (
+    Child,
+    bare_endpoint,
+    code,
+    emit,
+    fast_server,
+    median,
+    phone,
+    veesing_config,
+)
 from notifykit import AsyncNotifier
 from notifykit.config import StoreConfig
 from notifykit.store.postgres import PostgresStore
@@ -175,14 +184,14 @@ def main(rounds: int = ROUNDS) -> dict[str, Any]:
     schemas = {k: f"nk_bench_{k}_{uuid.uuid4().hex[:8]}" for k in ("one", "two", "send")}
     for name in ("one", "two"):
         (directory / name).mkdir()
-    bare = Child("-m", "bench.bare_asgi")
+    bare = bare_endpoint()
     one = serve(write_config(directory / "one", schemas["one"]))
     pair_config = write_config(directory / "two", schemas["two"])
     pair = [serve(pair_config), serve(pair_config)]
     vendor = fast_server("ok")
     try:
         targets = {
-            "bare_asgi": [bare.url + "/callbacks/vs"],
+            "bare_starlette": [bare.url + "/callbacks/vs"],
             "serve_postgres": [one.url + "/callbacks/vs"],
             "two_serve_postgres": [s.url + "/callbacks/vs" for s in pair],
         }
@@ -203,7 +212,7 @@ def main(rounds: int = ROUNDS) -> dict[str, Any]:
         "concurrency": CONCURRENCY,
         "rounds": rounds,
         "ingestion_per_second": per_s,
-        "ingestion_ratio_to_bare": round(per_s["serve_postgres"] / per_s["bare_asgi"], 2),
+        "ingestion_ratio_to_bare": round(per_s["serve_postgres"] / per_s["bare_starlette"], 2),
         "two_serve_ratio_to_one": round(per_s["two_serve_postgres"] / per_s["serve_postgres"], 2),
         "stored": {
             name: {
