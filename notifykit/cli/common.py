@@ -63,6 +63,8 @@ def secrets_of(config: Config, options: Iterable[BaseModel] = ()) -> list[str]:
     found: list[str] = []
     if config.callbacks.token is not None:
         found.append(config.callbacks.token.get_secret_value())
+    if config.verify.secret is not None:
+        found.append(config.verify.secret.get_secret_value())
     for url in (config.store.url, config.shared_state.url):
         password = urlsplit(url).password if url else None
         if password:

@@ -684,6 +684,9 @@ class PostgresStore(Store):
     async def get_verification(self, verification_id: str) -> VerificationRecord | None:
         return await self._read(lambda conn: verifications.load(conn, verification_id))
 
+    async def current_verification(self, to: str, purpose: str) -> VerificationRecord | None:
+        return await self._read(lambda conn: verifications.current(conn, to, purpose))
+
 
 async def _advisory(conn: Conn, key: int) -> None:
     await conn.execute("SELECT pg_advisory_xact_lock(%s)", (key,))
