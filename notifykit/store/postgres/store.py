@@ -685,7 +685,7 @@ class PostgresStore(Store):
         return await self._read(lambda conn: verifications.load(conn, verification_id))
 
     async def current_verification(self, to: str, purpose: str) -> VerificationRecord | None:
-        return await self._read(lambda conn: verifications.current(conn, to, purpose))
+        return await self._read(lambda conn: verifications.load_current(conn, to, purpose))
 
 
 async def _advisory(conn: Conn, key: int) -> None:

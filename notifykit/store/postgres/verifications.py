@@ -23,7 +23,7 @@ from notifykit.models import (
 from notifykit.store.base import VerificationCheckStep, VerificationClaim
 from notifykit.store.postgres.commit import Conn
 
-__all__ = ["cancel", "check", "claim_send", "current", "finish_send", "load"]
+__all__ = ["cancel", "check", "claim_send", "finish_send", "load", "load_current"]
 
 _GONE = frozenset(
     {VerificationStatus.APPROVED, VerificationStatus.CANCELED, VerificationStatus.FAILED}
@@ -68,7 +68,7 @@ async def load(conn: Conn, verification_id: str) -> VerificationRecord | None:
     return None if row is None else _record(row)
 
 
-async def current(conn: Conn, to: str, purpose: str) -> VerificationRecord | None:
+async def load_current(conn: Conn, to: str, purpose: str) -> VerificationRecord | None:
     cur = await conn.execute(
         f"SELECT {_COLUMNS} FROM verifications WHERE phone = %s AND purpose = %s"
         " ORDER BY id DESC LIMIT 1",
@@ -112,7 +112,7 @@ async def claim_send(
     last: float | None = None if row is None else float(row[0])
     if last is not None and now - last < resend_interval:
         return VerificationClaim("limited", retry_after=resend_interval - (now - last))
-    current = await current(conn, new.to, new.purpose)
+    current = await load_current(conn, new.to, new.purpose)
     outcome: Literal["new", "resend"] = "new"
     if current is not None and current.status is VerificationStatus.PENDING:
         if current.expires_at > now:
@@ -203,7 +203,7 @@ async def check(
     conn: Conn, schema: str, to: str, purpose: str, code_hash: str, *, now: float, max_attempts: int
 ) -> VerificationCheckStep:
     await _lock(conn, schema, to, purpose)
-    record = await current(conn, to, purpose)
+    record = await load_current(conn, to, purpose)
     if record is None or record.status in _GONE:
         return VerificationCheckStep(VerificationCheckStatus.NOT_FOUND, record)
     vid = record.verification_id
@@ -228,7 +228,7 @@ async def cancel(
     conn: Conn, schema: str, to: str, purpose: str, *, now: float
 ) -> VerificationRecord | None:
     await _lock(conn, schema, to, purpose)
-    record = await current(conn, to, purpose)
+    record = await load_current(conn, to, purpose)
     if record is None or record.status is not VerificationStatus.PENDING:
         return None
     if record.expires_at <= now:
