@@ -318,7 +318,8 @@ class Router:
             raise
         except Exception as exc:
             expired = run.call_expired if timeout is None else timeout.expired()
-            error = self._translate(name, exc, expired=expired)
+            # Vendor text masked (secrets, numbers) before it is recorded, logged or raised.
+            error = provider.redactor.error(self._translate(name, exc, expired=expired))
             if self.shared is None:
                 breaker.record(admission, breaker_effect(error), type(error).__name__)
             else:
@@ -335,6 +336,8 @@ class Router:
         else:
             await self.shared.record(name, admission, breaker_effect(None), "accepted")
         run.accepted(name, started, started_at)
+        if receipt.raw:
+            receipt.raw = provider.redactor.value(receipt.raw)
         return receipt
 
     def _release(self, name: str, breaker: Breaker, admission: Admission) -> None:
