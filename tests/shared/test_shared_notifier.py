@@ -54,7 +54,7 @@ async def test_a_breaker_opened_by_one_notifier_skips_the_vendor_for_another(
         ]
         assert "circuit open (2 consecutive failures" in (result.attempts[0].error_message or "")
         assert down_b.calls == 0  # type: ignore[attr-defined]
-        health = b.health()
+        health = await b.health()
         assert health["down"]["state"] == "open" and health["down"]["shared_state"] == "redis"
         assert health["backup"]["shared_state"] == "redis"
 
@@ -76,7 +76,7 @@ async def test_an_unreachable_redis_never_stops_a_send(redis_prefix: str) -> Non
         assert result.provider == "backup"
         with pytest.raises(RecipientRateLimited):  # the store's guard meanwhile
             await notifier.send(PHONE, template="t")
-        health = notifier.health()
+        health = await notifier.health()
         assert health["down"]["shared_state"].startswith("local (redis unreachable since")
 
 
