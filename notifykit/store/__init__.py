@@ -46,6 +46,8 @@ class StoreBackend(NamedTuple):
 BACKENDS: dict[str, StoreBackend] = {
     "memory": StoreBackend("notifykit.store.memory:MemoryStore"),
     "sqlite": StoreBackend("notifykit.store.sqlite:SQLiteStore"),
+    "postgresql": StoreBackend("notifykit.store.postgres:PostgresStore", "postgres"),
+    "postgres": StoreBackend("notifykit.store.postgres:PostgresStore", "postgres"),
 }
 """URL scheme -> backend. One line per scheme; a backend may serve several schemes."""
 

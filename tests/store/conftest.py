@@ -1,10 +1,9 @@
 """The store backends the contract suite runs against: one registry, one line per backend.
 
 Adding a backend: write an async context manager that yields a fresh ``StoreConfig`` (and
-removes what it made afterwards; call ``pytest.skip(reason)`` when its server is not
-there, saying why and how to point the tests at one), then add one
-``StoreBackend(...)`` line to ``STORE_BACKENDS``, with its marker (declared in
-pyproject.toml). Every test that takes the ``store`` fixture then runs against it; tests
+removes what it made afterwards; skip, saying why, when its server is not there: the
+root conftest.py's ``unavailable`` also fails under CI), then add one ``StoreBackend(...)``
+line to ``STORE_BACKENDS``, with its marker (declared in pyproject.toml). Every test that takes the ``store`` fixture then runs against it; tests
 taking ``store_pair`` run against every backend that is ``shared`` between store objects.
 """
 
@@ -21,7 +20,9 @@ import pytest
 from notifykit.config import StoreConfig
 from notifykit.store import Store, open_store
 
-ConfigMaker = Callable[[Path], contextlib.AbstractAsyncContextManager[StoreConfig]]
+ConfigMaker = Callable[
+    [pytest.FixtureRequest, Path], contextlib.AbstractAsyncContextManager[StoreConfig]
+]
 
 
 @dataclass(frozen=True)
@@ -29,7 +30,8 @@ class StoreBackend:
     name: str
     """The test id, and the backend's scheme family."""
     config: ConfigMaker
-    """A fresh, empty store's configuration for one test (``tmp_path`` given); cleans up."""
+    """A fresh, empty store's configuration for one test (the test's request, for other
+    fixtures, and its ``tmp_path``); cleans up after."""
     mark: Any
     """The backend's marker: ``pytest -m "not postgres"`` leaves it out."""
     shared: bool = True
@@ -37,18 +39,27 @@ class StoreBackend:
 
 
 @contextlib.asynccontextmanager
-async def memory_config(_tmp: Path) -> AsyncIterator[StoreConfig]:
+async def memory_config(_request: pytest.FixtureRequest, _tmp: Path) -> AsyncIterator[StoreConfig]:
     yield StoreConfig(url="memory://")
 
 
 @contextlib.asynccontextmanager
-async def sqlite_config(tmp: Path) -> AsyncIterator[StoreConfig]:
+async def sqlite_config(_request: pytest.FixtureRequest, tmp: Path) -> AsyncIterator[StoreConfig]:
     yield StoreConfig(url=f"sqlite:///{tmp}/nk.db", timeout=5)
+
+
+@contextlib.asynccontextmanager
+async def postgres_config(request: pytest.FixtureRequest, _tmp: Path) -> AsyncIterator[StoreConfig]:
+    # One migrated schema for the session, emptied before each test (conftest.py at the
+    # root: skips saying why when PostgreSQL is not there, fails under CI).
+    schema = request.getfixturevalue("pg_emptied_schema")
+    yield StoreConfig(url=request.getfixturevalue("pg_url"), schema=schema)
 
 
 STORE_BACKENDS = [
     StoreBackend("memory", memory_config, pytest.mark.memory, shared=False),
     StoreBackend("sqlite", sqlite_config, pytest.mark.sqlite),
+    StoreBackend("postgres", postgres_config, pytest.mark.postgres),
 ]
 
 
@@ -62,7 +73,7 @@ async def store_config(
 ) -> AsyncIterator[tuple[StoreBackend, StoreConfig]]:
     """A fresh backend's configuration, for each registered backend."""
     backend: StoreBackend = request.param
-    async with backend.config(tmp_path) as config:
+    async with backend.config(request, tmp_path) as config:
         yield backend, config
 
 
