@@ -157,6 +157,10 @@ def configure_cli_logging(
         else structlog.dev.ConsoleRenderer(colors=False)
     )
     handler = logging.StreamHandler(sys.stderr)
+    if level > logging.INFO:
+        # Commands report each attempt with their result: a warning line per failed attempt
+        # before it would say everything twice. -v shows them as they happen.
+        handler.addFilter(lambda record: getattr(record, "event", None) != "attempt")
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
