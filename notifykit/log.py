@@ -124,17 +124,14 @@ def get_logger(name: str = "notifykit") -> EventLogger:
 
 def _fields_of_record(json: bool) -> Callable[[Any, str, MutableMapping[str, Any]], Any]:
     """structlog processor for the CLI: a record's extra fields into the event dict. In
-    JSON ``event`` is the event's name and ``message`` the readable text; on a terminal
-    the text leads and the fields follow."""
+    JSON ``event`` is the event's name, then the fields; on a terminal the readable text
+    leads and the fields follow."""
     extras = structlog.stdlib.ExtraAdder()
 
     def add(logger: Any, name: str, event_dict: MutableMapping[str, Any]) -> Any:
         text = event_dict.get("event")
         event_dict = extras(logger, name, event_dict)
-        if json:
-            if text != event_dict.get("event"):
-                event_dict["message"] = text
-        else:
+        if not json:
             event_dict["event"] = text
         return event_dict
 
