@@ -15,6 +15,7 @@ import sys
 import warnings
 from collections.abc import Callable, Iterable
 from typing import IO, Any, NoReturn, TypeVar
+from urllib.parse import urlsplit
 
 import click
 from pydantic import BaseModel, SecretStr
@@ -65,6 +66,10 @@ def secrets_of(config: Config, options: Iterable[BaseModel] = ()) -> list[str]:
         found.append(config.callbacks.token.get_secret_value())
     if config.verify.secret is not None:
         found.append(config.verify.secret.get_secret_value())
+    for url in (config.store.url, config.shared_state.url):
+        password = urlsplit(url).password if url else None
+        if password:
+            found.append(password)
     for model in options:
         for name in type(model).model_fields:
             value = getattr(model, name, None)
