@@ -139,8 +139,8 @@ async def test_events_are_claimed_by_one_instance_and_taken_over_after_a_lease(
     ids_a, ids_b = {e.event_id for e in mine}, {e.event_id for e in theirs}
     assert not ids_a & ids_b and ids_a | ids_b == {f"e{i}" for i in range(10)}
     assert await b.claim_dispatch("b", lease=60) == []  # every event is held
-    await b.ack_dispatch("b", sorted(ids_a))  # not b's claims: no effect
-    await a.ack_dispatch("a", sorted(ids_a))
+    assert await b.ack_dispatch("b", sorted(ids_a)) == 0  # not b's claims: no effect
+    assert await a.ack_dispatch("a", sorted(ids_a)) == len(ids_a)
     # b dies holding its claims; once the lease has ended, a takes them over.
     assert {e.event_id for e in await a.pending_dispatch()} == ids_b
     await b.close()
@@ -153,6 +153,29 @@ async def test_events_are_claimed_by_one_instance_and_taken_over_after_a_lease(
     assert {e.event_id for e in taken} == {"late"}  # b's 60 s lease still holds
     await a.ack_dispatch("a", ["late"])
     assert {e.event_id for e in await a.pending_dispatch()} == ids_b
+
+
+async def test_events_ingested_for_an_owner_are_held_by_it(opened: Opener) -> None:
+    a, b = opened(), opened()
+    await a.open()
+    await b.open()
+    await a.ingest(entry(), [receipt("mine")], owner="a", lease=60)
+    await a.ingest(entry(), [receipt("free", "t-free")])
+    assert [e.event_id for e in await b.claim_dispatch("b", lease=60)] == ["free"]
+    assert await b.ack_dispatch("b", ["mine", "free"]) == 1  # "mine" is a's
+    assert await a.ack_dispatch("a", ["mine"]) == 1
+    assert await a.ack_dispatch("a", ["mine"]) == 0  # acknowledged already
+    assert await a.pending_dispatch() == []
+
+
+async def test_health_check_writes_through_the_group_commit(opened: Opener) -> None:
+    store = opened()
+    with pytest.raises(StoreError, match="not open"):
+        await store.check()
+    await store.open()
+    before = store.transactions
+    await store.check()
+    assert store.transactions == before + 1
 
 
 async def test_a_new_event_wakes_a_waiting_instance(opened: Opener) -> None:

@@ -194,6 +194,15 @@ class PostgresStore(Store):
         if pool is not None:
             await pool.close()
 
+    async def check(self) -> None:
+        """A write that changes nothing, through the group commit (``GET /healthz``):
+        raises StoreError when the database cannot take a write now."""
+
+        async def write(conn: Conn) -> None:
+            await conn.execute("DELETE FROM recipient_guards WHERE false")
+
+        await self._write(write)
+
     async def _write(self, fn: Callable[[Conn], Awaitable[T]]) -> T:
         if self._writer is None:
             raise StoreError("the store is not open")
@@ -336,7 +345,17 @@ class PostgresStore(Store):
 
     # -- callbacks ------------------------------------------------------------------------------
 
-    async def ingest(self, entry: InboxEntry, events: Sequence[AnyEvent]) -> list[AnyEvent]:
+    async def ingest(
+        self,
+        entry: InboxEntry,
+        events: Sequence[AnyEvent],
+        *,
+        owner: str | None = None,
+        lease: float = 30.0,
+    ) -> list[AnyEvent]:
+        """See :meth:`Store.ingest`. With ``owner``, the new events are stored already
+        claimed by ``owner`` for ``lease`` seconds (as :meth:`claim_dispatch` would), so
+        that the receiving process hands them out and no other dispatcher takes them."""
         events = list(events)
         event_ids = json.dumps([e.event_id for e in events])
 
@@ -356,8 +375,11 @@ class PostgresStore(Store):
                         event = event.model_copy(update={"message_id": message_id})
                 cur = await conn.execute(
                     "INSERT INTO events (event_id, inbox_id, kind, provider,"
-                    " provider_message_id, phone, message_id, received_at, payload)"
-                    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
+                    " provider_message_id, phone, message_id, received_at, payload,"
+                    " claimed_by, claimed_until)"
+                    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s,"
+                    " CASE WHEN %s::text IS NULL THEN NULL"
+                    " ELSE clock_timestamp() + make_interval(secs => %s) END)"
                     " ON CONFLICT (event_id) DO NOTHING",
                     (
                         event.event_id,
@@ -369,6 +391,9 @@ class PostgresStore(Store):
                         event.message_id,
                         event.received_at,
                         event.model_dump_json(exclude={"message_id"}),
+                        owner,
+                        owner,
+                        float(lease),
                     ),
                 )
                 if cur.rowcount == 0:
@@ -470,18 +495,21 @@ class PostgresStore(Store):
 
         return await self._write(write)
 
-    async def ack_dispatch(self, owner: str, event_ids: Sequence[str]) -> None:
-        """The observers have seen these events; only ``owner``'s claims are settled."""
+    async def ack_dispatch(self, owner: str, event_ids: Sequence[str]) -> int:
+        """The observers have seen these events; only ``owner``'s claims are settled (an
+        id unknown, acknowledged already or claimed since by another owner is skipped).
+        Returns how many were recorded."""
         ids = list(event_ids)
 
-        async def write(conn: Conn) -> None:
-            await conn.execute(
+        async def write(conn: Conn) -> int:
+            cur = await conn.execute(
                 "UPDATE events SET dispatched = true, claimed_by = NULL, claimed_until = NULL"
-                " WHERE event_id = ANY(%s) AND claimed_by = %s",
+                " WHERE event_id = ANY(%s) AND claimed_by = %s AND NOT dispatched",
                 (ids, owner),
             )
+            return cur.rowcount
 
-        await self._write(write)
+        return await self._write(write)
 
     async def wait_for_events(self, timeout: float) -> None:
         """Return when another instance (or this one) stored new events, or after
