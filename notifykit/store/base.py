@@ -424,3 +424,8 @@ class Store(ABC):
     @abstractmethod
     async def get_verification(self, verification_id: str) -> VerificationRecord | None:
         """The stored verification, or None."""
+
+    @abstractmethod
+    async def current_verification(self, to: str, purpose: str) -> VerificationRecord | None:
+        """The current verification of (to, purpose) (the one stored last), whatever its
+        status, or None. A plain read: expiry is not applied."""

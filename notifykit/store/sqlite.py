@@ -563,6 +563,11 @@ class SQLiteStore(Store):
             lambda conn: _load_verification(conn, verification_id), write=False
         )
 
+    async def current_verification(self, to: str, purpose: str) -> VerificationRecord | None:
+        return await self._writer.run(
+            lambda conn: _current_verification(conn, to, purpose), write=False
+        )
+
 
 # -- helpers run in the writer thread ----------------------------------------------------------
 
