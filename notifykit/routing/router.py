@@ -319,7 +319,9 @@ class Router:
         except Exception as exc:
             expired = run.call_expired if timeout is None else timeout.expired()
             # Vendor text masked (secrets, numbers) before it is recorded, logged or raised.
-            error = provider.redactor.error(self._translate(name, exc, expired=expired))
+            error = provider.redactor.error(
+                self._translate(name, exc, expired=expired), content=run.message.params.values()
+            )
             if self.shared is None:
                 breaker.record(admission, breaker_effect(error), type(error).__name__)
             else:
