@@ -3,10 +3,11 @@ reads and discards the body: the ceiling for callback ingestion. Prints ``PORT <
 
 from __future__ import annotations
 
-import socket
 from typing import Any
 
 import uvicorn
+
+from notifykit.server import listening_socket
 
 
 async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -27,9 +28,7 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
 
 
 if __name__ == "__main__":
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
+    sock = listening_socket("127.0.0.1", 0)  # IPPROTO_TCP: no Nagle stall
     print(f"PORT {sock.getsockname()[1]}", flush=True)
     server = uvicorn.Server(
         uvicorn.Config(app, lifespan="off", access_log=False, log_level="warning")

@@ -11,8 +11,9 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-import socket
 import sys
+
+from notifykit.server import listening_socket
 
 SUCCESS = json.dumps(
     {
@@ -78,9 +79,7 @@ class KeepAlive(asyncio.Protocol):
 
 
 async def serve(mode: str) -> None:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
+    sock = listening_socket("127.0.0.1", 0)  # IPPROTO_TCP: no Nagle stall
     sock.listen(1024)
     answer = ANSWERS.get(mode)
     loop = asyncio.get_running_loop()

@@ -17,6 +17,8 @@ from notifykit.models import (
     SendResult,
     SmsMessage,
     StatusChange,
+    VerificationCheckStatus,
+    VerificationStatus,
 )
 from notifykit.notifier import AsyncNotifier, Notifier
 from notifykit.provider import (
@@ -28,6 +30,7 @@ from notifykit.provider import (
     TemplateOptions,
 )
 from notifykit.sandbox import Sandbox, SandboxSettings
+from notifykit.verify import Verification, VerificationCheck
 
 __all__ = [
     "AsyncNotifier",
@@ -52,6 +55,10 @@ __all__ = [
     "SmsProvider",
     "StatusChange",
     "TemplateOptions",
+    "Verification",
+    "VerificationCheck",
+    "VerificationCheckStatus",
+    "VerificationStatus",
     "hookimpl",
     "load_config",
 ]

@@ -39,6 +39,7 @@ __all__ = [
     "RouteRule",
     "RoutingConfig",
     "StoreConfig",
+    "VerifyConfig",
     "find_config_path",
     "format_validation_error",
     "load_config",
@@ -187,6 +188,53 @@ class HttpConfig(_Section):
     """``aiohttp`` (the default: notifykit.http.AiohttpTransport) or httpx's own pool."""
 
 
+MIN_VERIFY_SECRET = 16
+
+
+class VerifyConfig(_Section):
+    """``[verify]``: verification codes (notifykit.verify, docs/verify.md)."""
+
+    secret: SecretStr | None = None
+    """Keys every code (HMAC): required to use verification; at least 16 characters. Without
+    it nobody, the store's reader included, can derive or test a code."""
+    template: str = Field(default="verify_code", min_length=1)
+    """The logical template a code is sent with."""
+    code_param: str = Field(default="code", min_length=1)
+    """The template parameter that carries the code."""
+    code_length: int = Field(default=6, ge=4, le=8)
+    """Digits per code (leading zeros allowed)."""
+    ttl: Duration = Field(default=600.0, gt=0)
+    """Seconds a code stays valid after its (last) SMS."""
+    max_attempts: int = Field(default=5, ge=1)
+    """Wrong guesses allowed per verification; the one that uses up the last locks it."""
+    resend_interval: Duration = 60.0
+    """Seconds from the last SMS to a number for a purpose before ``start`` may send another
+    (Veesing's own one-a-minute rule)."""
+    max_sends: int = Field(default=5, ge=1)
+    """SMS per verification (the first and its resends)."""
+    allowed_countries: list[str] | None = None
+    """ISO 3166 regions codes may be sent to; unset: any. Any other number (and a number with
+    no region) is refused before any vendor is paid: the defence against SMS pumping."""
+
+    @field_validator("secret")
+    @classmethod
+    def _secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < MIN_VERIFY_SECRET:
+            raise ValueError(f"must be at least {MIN_VERIFY_SECRET} characters")
+        return value
+
+    @field_validator("allowed_countries")
+    @classmethod
+    def _regions(cls, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return None
+        regions = [code.strip().upper() for code in value]
+        for code in regions:
+            if len(code) != 2 or not code.isascii() or not code.isalpha():
+                raise ValueError("expected ISO 3166 two-letter region codes such as CN or US")
+        return regions
+
+
 class Config(_Section):
     """The whole configuration file."""
 
@@ -196,6 +244,7 @@ class Config(_Section):
     store: StoreConfig = Field(default_factory=StoreConfig)
     callbacks: CallbacksConfig = Field(default_factory=CallbacksConfig)
     http: HttpConfig = Field(default_factory=HttpConfig)
+    verify: VerifyConfig = Field(default_factory=VerifyConfig)
     source: str | None = Field(default=None, exclude=True)
     """Where this configuration came from (a path, or ``"built-in default"``)."""
 

@@ -22,6 +22,7 @@ chained (``raise ProviderUnavailable(...) from exc``).
     ├── CallbackError             a vendor push that cannot be understood
     │   └── InvalidSignature      a push that fails the vendor's own authentication
     ├── StoreError                the message store failed
+    ├── VerificationRateLimited   a verification start refused by the resend rules (retry_after)
     └── AllProvidersFailed        every provider on the route failed
 
 Every error raised by ``send`` carries ``.attempts``: one :class:`~notifykit.models.Attempt`
@@ -54,6 +55,7 @@ __all__ = [
     "StoreError",
     "TemplateError",
     "UnknownOutcome",
+    "VerificationRateLimited",
 ]
 
 
@@ -172,6 +174,15 @@ class InvalidSignature(CallbackError):
 
 class StoreError(NotifyKitError):
     """The message store failed to read or write."""
+
+
+class VerificationRateLimited(NotifyKitError):
+    """A verification ``start`` refused by the resend rules (``[verify] resend_interval``,
+    ``max_sends``) before any vendor request; ``retry_after`` is the seconds to wait (float)."""
+
+    def __init__(self, message: str = "", *, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class AllProvidersFailed(NotifyKitError):

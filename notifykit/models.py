@@ -29,6 +29,9 @@ __all__ = [
     "SendResult",
     "SmsMessage",
     "StatusChange",
+    "VerificationCheckStatus",
+    "VerificationRecord",
+    "VerificationStatus",
     "apply_status",
     "utcnow",
 ]
@@ -208,3 +211,59 @@ def apply_status(record: MessageRecord, status: DeliveryStatus, at: datetime, so
     record.history.append(StatusChange(status=status, at=at, source=source))
     record.updated_at = utcnow()
     return True
+
+
+class VerificationStatus(enum.StrEnum):
+    """Where a verification stands (docs/verify.md has the transitions).
+
+    ``pending``: a code is out and may be checked. ``approved``: the right code was checked
+    (the verification is consumed). ``canceled``: ``cancel`` ended it. ``expired``: its
+    ``expires_at`` passed before a right code came. ``max_attempts``: the wrong guesses used up
+    ``max_attempts``. ``failed``: no vendor accepted its first SMS. Every status but
+    ``pending`` is final.
+    """
+
+    PENDING = "pending"
+    APPROVED = "approved"
+    CANCELED = "canceled"
+    EXPIRED = "expired"
+    MAX_ATTEMPTS = "max_attempts"
+    FAILED = "failed"
+
+
+class VerificationCheckStatus(enum.StrEnum):
+    """The answer to one ``check``: ``approved`` (right code, verification consumed),
+    ``incorrect`` (wrong code, one attempt used), ``expired``, ``max_attempts`` (no attempt
+    left, whatever the code), ``not_found`` (no pending verification for that number and
+    purpose: none started, or approved, canceled or failed)."""
+
+    APPROVED = "approved"
+    INCORRECT = "incorrect"
+    EXPIRED = "expired"
+    MAX_ATTEMPTS = "max_attempts"
+    NOT_FOUND = "not_found"
+
+
+class VerificationRecord(BaseModel):
+    """A verification as the store keeps it. Times are seconds since the epoch (floats).
+
+    The code itself is never stored: ``seed`` is the random value the code is derived from
+    with ``[verify] secret`` (so that a resend repeats it), and ``code_hash`` a keyed hash
+    of the code (hex) to check against; neither reveals the code without the secret, and
+    neither is shown in the repr. ``attempts`` counts wrong guesses; ``sends`` the SMS
+    counted as sent (an :class:`~notifykit.errors.UnknownOutcome` counts).
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    verification_id: str
+    to: str
+    purpose: str
+    status: VerificationStatus = VerificationStatus.PENDING
+    code_hash: str = Field(repr=False)
+    seed: str = Field(repr=False)
+    attempts: int = 0
+    sends: int = 0
+    created_at: float
+    expires_at: float
+    updated_at: float

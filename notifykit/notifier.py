@@ -23,6 +23,7 @@ from notifykit.plugins import get_plugin_manager, provider_types
 from notifykit.provider import SmsProvider
 from notifykit.routing import Router
 from notifykit.store import Store, open_store
+from notifykit.verify import SyncVerifier, Verifier
 
 __all__ = ["AsyncNotifier", "Notifier"]
 
@@ -102,6 +103,8 @@ class AsyncNotifier:
             max_body_bytes=self.config.callbacks.max_body_bytes,
             store_timeout=self.config.store.timeout,
         )
+        self.verify = Verifier(self)
+        """Verification codes: ``start``, ``check``, ``cancel`` (docs/verify.md)."""
         self._opened = False
         self._open_lock = asyncio.Lock()
         self._closed = False
@@ -251,6 +254,8 @@ class Notifier:
         except BaseException:
             self._stop_loop()
             raise
+        self.verify = SyncVerifier(self)
+        """Verification codes: ``start``, ``check``, ``cancel`` (docs/verify.md)."""
 
     @staticmethod
     async def _make(

@@ -1,7 +1,13 @@
-"""Running an ASGI application on a loopback socket in a background thread.
+"""Listening sockets, and running an ASGI application on one in a background thread.
 
-Used by ``notifykit demo``, the sandboxes' tests and the callback receiver's tests: uvicorn
-on a real socket, bound before the thread starts so that the port is known at once.
+Every server notifykit starts on a socket it makes itself (``notifykit serve``,
+:class:`ServerThread` for ``notifykit demo`` and the tests, the benchmarks' baselines) makes
+it with :func:`listening_socket`. The socket is created with protocol ``IPPROTO_TCP``:
+asyncio turns Nagle's algorithm off (``TCP_NODELAY``) only on connections whose socket
+reports that protocol, and a socket made as ``socket.socket(AF_INET, SOCK_STREAM)`` reports
+0. With Nagle on, the second write of each response waits for the client's delayed ACK
+(about 40 ms on Linux), so a sequential client on a keep-alive connection gets about 25
+answers a second (docs/benchmarks.md, "The stall").
 """
 
 from __future__ import annotations
@@ -14,18 +20,40 @@ from typing import Any
 
 import uvicorn
 
-__all__ = ["ServerThread"]
+__all__ = ["ServerThread", "listening_socket"]
+
+
+def listening_socket(host: str = "127.0.0.1", port: int = 0) -> socket.socket:
+    """A TCP socket bound to ``host:port`` (port 0: a free one), not yet listening.
+
+    The address family comes from ``host`` (an IPv4 or IPv6 address, or a name resolved
+    the way ``bind`` would). The socket's protocol is ``IPPROTO_TCP`` and ``TCP_NODELAY``
+    is set on it (Linux passes it on to accepted connections), so that a server on it, asyncio's
+    or another, answers without waiting on the peer's ACK. Raises :class:`OSError` when
+    the address cannot be resolved or bound (the socket is closed first).
+    """
+    family, kind, proto, _, address = socket.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP, flags=socket.AI_PASSIVE
+    )[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.bind(address)
+    except OSError:
+        sock.close()
+        raise
+    return sock
 
 
 class ServerThread:
     """Serve ``app`` with uvicorn on ``host:port`` (port 0: a free one) until ``stop()``."""
 
     def __init__(self, app: Any, *, host: str = "127.0.0.1", port: int = 0, **config: Any) -> None:
-        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._sock.bind((host, port))
+        self.socket = listening_socket(host, port)
+        """The listening socket (see :func:`listening_socket`)."""
         self.host = host
-        self.port: int = self._sock.getsockname()[1]
+        self.port: int = self.socket.getsockname()[1]
         config.setdefault("log_level", "warning")
         config.setdefault("access_log", False)
         config.setdefault("lifespan", "off")
@@ -37,11 +65,17 @@ class ServerThread:
         )
 
     @property
+    def uvicorn_server(self) -> uvicorn.Server:
+        """The uvicorn server (``.started``, ``.server_state.connections``)."""
+        return self._server
+
+    @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
 
     def _run(self) -> None:
-        asyncio.run(self._server.serve(sockets=[self._sock]))
+        asyncio.run(self._server.serve(sockets=[self.socket]))
 
     def start(self, timeout: float = 10.0) -> ServerThread:
         self._thread.start()
@@ -58,7 +92,7 @@ class ServerThread:
         self._server.should_exit = True
         if self._thread.is_alive():
             self._thread.join(timeout)
-        self._sock.close()
+        self.socket.close()
 
     def __enter__(self) -> ServerThread:
         return self.start()

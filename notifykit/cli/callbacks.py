@@ -23,6 +23,7 @@ from notifykit.errors import InvalidMessage
 from notifykit.events import InboundMessage
 from notifykit.models import DeliveryStatus, MessageRecord
 from notifykit.phone import mask_phone, parse_phone
+from notifykit.server import listening_socket
 from notifykit.store import QuarantineEntry, Store, open_store
 from notifykit.store.base import AnyEvent
 
@@ -60,16 +61,13 @@ def serve(host: str, port: int, config_path: str | None) -> None:
 
     config = load(config_path)
     app = create_app(config)
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
     try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
+        # IPPROTO_TCP, so that asyncio turns Nagle off on each connection (no 40 ms stall).
+        sock = listening_socket(host, port)
     except OSError as exc:
-        sock.close()
         fail(f"cannot listen on {host}:{port}: {exc.strerror}", EXIT_USAGE)
     bound = sock.getsockname()[1]
-    shown = f"[{host}]" if family == socket.AF_INET6 else host
+    shown = f"[{host}]" if sock.family == socket.AF_INET6 else host
     route = "/callbacks/<provider>" + ("/<token>" if config.callbacks.token is not None else "")
     click.echo(f"notifykit receiver on http://{shown}:{bound}  (POST {route}, GET /healthz)")
     # No access log: a request line holds the token.

@@ -1,8 +1,8 @@
 """The narrow interface every message store implements.
 
 A store holds messages (with their status history and attempts), the callback inbox (every
-raw request with its normalised events), quarantined requests, idempotency keys and
-recipient guards. Callers depend on this interface only, so that a Redis or PostgreSQL
+raw request with its normalised events), quarantined requests, idempotency keys, recipient
+guards and verifications (:mod:`notifykit.verify`). Callers depend on this interface only, so that a Redis or PostgreSQL
 backend can follow without touching them. Every method is a coroutine; a failure raises
 :class:`~notifykit.errors.StoreError`.
 """
@@ -11,14 +11,31 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
 from notifykit.events import DeliveryReceipt, InboundMessage
-from notifykit.models import Attempt, DeliveryStatus, MessageRecord, utcnow
+from notifykit.models import (
+    Attempt,
+    DeliveryStatus,
+    MessageRecord,
+    VerificationCheckStatus,
+    VerificationRecord,
+    utcnow,
+)
 
-__all__ = ["AnyEvent", "InboxEntry", "QuarantineEntry", "Store", "correlate"]
+__all__ = [
+    "AnyEvent",
+    "InboxEntry",
+    "QuarantineEntry",
+    "Store",
+    "VerificationCheckStep",
+    "VerificationClaim",
+    "correlate",
+]
 
 AnyEvent = DeliveryReceipt | InboundMessage
 
@@ -59,6 +76,35 @@ class QuarantineEntry(InboxEntry):
     """A callback request the plugin could not parse, with the reason."""
 
     reason: str
+
+
+@dataclass(frozen=True)
+class VerificationClaim:
+    """What :meth:`Store.claim_verification_send` decided.
+
+    ``outcome``:
+
+    * ``"new"``: the caller's new verification was stored (``record``); send its code;
+    * ``"resend"``: a pending verification exists (``record``, as stored); send its code again;
+    * ``"limited"``: send nothing; ``retry_after`` seconds until a ``start`` may succeed.
+
+    For ``new`` and ``resend``, ``claim_id`` identifies this send's hold on the number and
+    purpose's resend interval, to pass to :meth:`Store.finish_verification_send`.
+    """
+
+    outcome: Literal["new", "resend", "limited"]
+    record: VerificationRecord | None = None
+    claim_id: str | None = None
+    retry_after: float | None = None
+
+
+@dataclass(frozen=True)
+class VerificationCheckStep:
+    """What :meth:`Store.check_verification` found: the answer, and the verification it is
+    about as stored after the check (None when there is none: ``not_found``)."""
+
+    status: VerificationCheckStatus
+    record: VerificationRecord | None = None
 
 
 class Store(ABC):
@@ -170,3 +216,101 @@ class Store(ABC):
     async def check_recipient(self, phone: str, interval: float) -> float | None:
         """Atomically: when ``phone`` was last claimed less than ``interval`` seconds ago,
         return the seconds left to wait; otherwise claim it now and return None."""
+
+    # -- verifications ------------------------------------------------------------------------
+    #
+    # The rules live in notifykit.verify; a store makes each step below one atomic
+    # read-modify-write, across every process sharing the store (SQLite: one BEGIN IMMEDIATE
+    # transaction; PostgreSQL: one transaction holding the rows it reads, e.g. SELECT ... FOR
+    # UPDATE on the (to, purpose) verification row and resend-interval row, or a conditional
+    # UPDATE). The contract suite (tests/store) pins every rule; the concurrency tests
+    # (tests/verify) run them from several processes at once.
+    #
+    # "The current verification" of (to, purpose) is the one stored last for that pair. Times
+    # are seconds since the epoch, given by the caller (``now``), never read from a clock by
+    # the store, so that tests can move time. A store keeps per (to, purpose) the time of the
+    # last SMS counted as sent (the resend interval) with the claim that set it.
+
+    @abstractmethod
+    async def claim_verification_send(
+        self,
+        new: VerificationRecord,
+        *,
+        now: float,
+        resend_interval: float,
+        max_sends: int,
+    ) -> VerificationClaim:
+        """Decide, atomically, whether ``start`` may send a code to ``new.to`` for
+        ``new.purpose``, and claim the resend interval when it may.
+
+        In this order:
+
+        1. the last SMS to (to, purpose) was claimed less than ``resend_interval`` seconds
+           before ``now`` (a send in flight included): ``limited``, ``retry_after`` = the
+           rest of the interval; nothing changes;
+        2. the current verification is ``pending`` with ``expires_at > now``:
+
+           * with ``sends >= max_sends``: ``limited``, ``retry_after`` = ``expires_at - now``;
+           * otherwise ``resend`` of it (unchanged: no new row, its code and attempts kept);
+
+        3. otherwise (none, or not pending, or pending but ``expires_at <= now``, which is
+           then stored as ``expired``): ``new`` is inserted as given (status ``pending``,
+           ``sends`` 0) and becomes the current verification.
+
+        For ``new`` and ``resend`` the interval is claimed: the last-SMS time becomes
+        ``now``, remembered with a fresh ``claim_id`` and the time it replaced, so that
+        :meth:`finish_verification_send` can give it back.
+        """
+
+    @abstractmethod
+    async def finish_verification_send(
+        self, verification_id: str, claim_id: str, *, sent: bool, now: float, expires_at: float
+    ) -> VerificationRecord | None:
+        """Record, atomically, how the send claimed by ``claim_id`` ended.
+
+        ``sent`` (a vendor accepted, or may have: an UnknownOutcome): ``sends`` + 1, and,
+        while the verification is still ``pending``, ``expires_at`` set to the given value
+        (now + ttl: a resend moves it); the claimed interval stays.
+
+        Not ``sent`` (no vendor accepted): a verification still ``pending`` with ``sends`` 0
+        (its first send) becomes ``failed``; any other is left as it was (a failed resend:
+        the earlier code stays valid). The interval is given back: the last-SMS time returns
+        to what it was before the claim, provided ``claim_id`` still holds it (a later claim
+        is never undone).
+
+        Returns the verification as stored afterwards (None if unknown).
+        """
+
+    @abstractmethod
+    async def check_verification(
+        self, to: str, purpose: str, code_hash: str, *, now: float, max_attempts: int
+    ) -> VerificationCheckStep:
+        """Check ``code_hash`` against the current verification of (to, purpose), atomically.
+
+        In this order, on the current verification:
+
+        1. none, or ``approved`` / ``canceled`` / ``failed``: ``not_found``;
+        2. ``expires_at <= now``, or status ``expired``: ``expired`` (a ``pending`` one is
+           stored as ``expired``): expiry is checked before anything else;
+        3. status ``max_attempts``: ``max_attempts``;
+        4. ``code_hash`` equals the stored one, compared in constant time
+           (``hmac.compare_digest``, never ``==`` or SQL ``=``): ``approved``, stored as
+           ``approved`` (consumed: a second check of the same code gets ``not_found``);
+        5. otherwise ``attempts`` + 1; when that reaches ``max_attempts`` the verification is
+           stored as ``max_attempts`` and the answer is ``max_attempts``, else ``incorrect``.
+
+        Steps 2-5 are one transaction: N concurrent checks evaluate at most the attempts
+        that are left, and approve at most once.
+        """
+
+    @abstractmethod
+    async def cancel_verification(
+        self, to: str, purpose: str, *, now: float
+    ) -> VerificationRecord | None:
+        """Cancel the current verification of (to, purpose) if it is ``pending``; return it
+        as stored afterwards, or None when there was none pending. The resend interval is not
+        touched."""
+
+    @abstractmethod
+    async def get_verification(self, verification_id: str) -> VerificationRecord | None:
+        """The stored verification, or None."""

@@ -11,15 +11,34 @@ a new record that shares nothing mutable with the store.
 
 from __future__ import annotations
 
+import hmac
 import time
+import uuid
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Final
 
 from notifykit.errors import StoreError
 from notifykit.events import DeliveryReceipt
-from notifykit.models import Attempt, DeliveryStatus, MessageRecord, StatusChange, utcnow
-from notifykit.store.base import AnyEvent, InboxEntry, QuarantineEntry, Store, correlate
+from notifykit.models import (
+    Attempt,
+    DeliveryStatus,
+    MessageRecord,
+    StatusChange,
+    VerificationCheckStatus,
+    VerificationRecord,
+    VerificationStatus,
+    utcnow,
+)
+from notifykit.store.base import (
+    AnyEvent,
+    InboxEntry,
+    QuarantineEntry,
+    Store,
+    VerificationCheckStep,
+    VerificationClaim,
+    correlate,
+)
 
 __all__ = ["MemoryStore"]
 
@@ -144,6 +163,11 @@ class MemoryStore(Store):
         self._quarantine: list[QuarantineEntry] = []
         self._idempotency: dict[str, tuple[str, float]] = {}
         self._recipients: dict[str, float] = {}
+        self._verifications: dict[str, VerificationRecord] = {}
+        # (to, purpose) -> the current verification's id
+        self._current: dict[tuple[str, str], str] = {}
+        # (to, purpose) -> (last SMS claimed at, claim id, the time that claim replaced)
+        self._verify_sends: dict[tuple[str, str], tuple[float, str, float | None]] = {}
 
     async def create_message(self, record: MessageRecord) -> None:
         self._messages[record.message_id] = _row(record)
@@ -319,3 +343,109 @@ class MemoryStore(Store):
             return interval - (now - last)
         self._recipients[phone] = now
         return None
+
+    # -- verifications (each method completes without awaiting: atomic on the loop) -------
+
+    def _current_of(self, to: str, purpose: str) -> VerificationRecord | None:
+        verification_id = self._current.get((to, purpose))
+        return None if verification_id is None else self._verifications[verification_id]
+
+    def _put(self, record: VerificationRecord, now: float, **changes: object) -> VerificationRecord:
+        record = record.model_copy(update={**changes, "updated_at": now})
+        self._verifications[record.verification_id] = record
+        return record
+
+    async def claim_verification_send(
+        self,
+        new: VerificationRecord,
+        *,
+        now: float,
+        resend_interval: float,
+        max_sends: int,
+    ) -> VerificationClaim:
+        pair = (new.to, new.purpose)
+        last = self._verify_sends.get(pair)
+        if last is not None and now - last[0] < resend_interval:
+            return VerificationClaim("limited", retry_after=resend_interval - (now - last[0]))
+        current = self._current_of(*pair)
+        if current is not None and current.status is VerificationStatus.PENDING:
+            if current.expires_at > now:
+                if current.sends >= max_sends:
+                    return VerificationClaim("limited", retry_after=current.expires_at - now)
+                claim_id = uuid.uuid4().hex
+                self._verify_sends[pair] = (now, claim_id, None if last is None else last[0])
+                return VerificationClaim("resend", current, claim_id)
+            self._put(current, now, status=VerificationStatus.EXPIRED)
+        if new.verification_id in self._verifications:
+            raise StoreError(f"verification {new.verification_id!r} already exists")
+        self._verifications[new.verification_id] = new
+        self._current[pair] = new.verification_id
+        claim_id = uuid.uuid4().hex
+        self._verify_sends[pair] = (now, claim_id, None if last is None else last[0])
+        return VerificationClaim("new", new, claim_id)
+
+    async def finish_verification_send(
+        self, verification_id: str, claim_id: str, *, sent: bool, now: float, expires_at: float
+    ) -> VerificationRecord | None:
+        record = self._verifications.get(verification_id)
+        if record is None:
+            return None
+        pending = record.status is VerificationStatus.PENDING
+        if sent:
+            changes: dict[str, object] = {"sends": record.sends + 1}
+            if pending:
+                changes["expires_at"] = expires_at
+            return self._put(record, now, **changes)
+        pair = (record.to, record.purpose)
+        last = self._verify_sends.get(pair)
+        if last is not None and last[1] == claim_id:
+            if last[2] is None:
+                del self._verify_sends[pair]
+            else:
+                self._verify_sends[pair] = (last[2], "", None)
+        if pending and record.sends == 0:
+            return self._put(record, now, status=VerificationStatus.FAILED)
+        return record
+
+    async def check_verification(
+        self, to: str, purpose: str, code_hash: str, *, now: float, max_attempts: int
+    ) -> VerificationCheckStep:
+        record = self._current_of(to, purpose)
+        if record is None or record.status in _GONE:
+            return VerificationCheckStep(VerificationCheckStatus.NOT_FOUND, record)
+        if record.expires_at <= now or record.status is VerificationStatus.EXPIRED:
+            if record.status is VerificationStatus.PENDING:
+                record = self._put(record, now, status=VerificationStatus.EXPIRED)
+            return VerificationCheckStep(VerificationCheckStatus.EXPIRED, record)
+        if record.status is VerificationStatus.MAX_ATTEMPTS:
+            return VerificationCheckStep(VerificationCheckStatus.MAX_ATTEMPTS, record)
+        if hmac.compare_digest(record.code_hash.encode(), code_hash.encode()):
+            record = self._put(record, now, status=VerificationStatus.APPROVED)
+            return VerificationCheckStep(VerificationCheckStatus.APPROVED, record)
+        attempts = record.attempts + 1
+        if attempts >= max_attempts:
+            record = self._put(
+                record, now, attempts=attempts, status=VerificationStatus.MAX_ATTEMPTS
+            )
+            return VerificationCheckStep(VerificationCheckStatus.MAX_ATTEMPTS, record)
+        record = self._put(record, now, attempts=attempts)
+        return VerificationCheckStep(VerificationCheckStatus.INCORRECT, record)
+
+    async def cancel_verification(
+        self, to: str, purpose: str, *, now: float
+    ) -> VerificationRecord | None:
+        record = self._current_of(to, purpose)
+        if record is None or record.status is not VerificationStatus.PENDING:
+            return None
+        if record.expires_at <= now:
+            self._put(record, now, status=VerificationStatus.EXPIRED)
+            return None
+        return self._put(record, now, status=VerificationStatus.CANCELED)
+
+    async def get_verification(self, verification_id: str) -> VerificationRecord | None:
+        return self._verifications.get(verification_id)
+
+
+_GONE = frozenset(
+    {VerificationStatus.APPROVED, VerificationStatus.CANCELED, VerificationStatus.FAILED}
+)

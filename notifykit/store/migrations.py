@@ -79,6 +79,36 @@ MIGRATIONS: list[tuple[str, ...]] = [
             claimed_at REAL NOT NULL
         )""",
     ),
+    # 2: verifications (notifykit.verify) and the last SMS per number and purpose.
+    (
+        # Never the code: `seed` derives it with the [verify] secret, `code_hash` checks it.
+        """CREATE TABLE verifications (
+            id INTEGER PRIMARY KEY,
+            verification_id TEXT NOT NULL UNIQUE,
+            phone TEXT NOT NULL,
+            purpose TEXT NOT NULL,
+            status TEXT NOT NULL,
+            code_hash TEXT NOT NULL,
+            seed TEXT NOT NULL,
+            attempts INTEGER NOT NULL,
+            sends INTEGER NOT NULL,
+            created_at REAL NOT NULL,
+            expires_at REAL NOT NULL,
+            updated_at REAL NOT NULL
+        )""",
+        # The current verification of a number and purpose: the last row (highest id).
+        "CREATE INDEX verifications_current ON verifications (phone, purpose, id)",
+        # `claim_id` and `previous_sent_at` let a send that no vendor accepted give the
+        # interval back (an empty claim_id: no claim to give back).
+        """CREATE TABLE verification_sends (
+            phone TEXT NOT NULL,
+            purpose TEXT NOT NULL,
+            sent_at REAL NOT NULL,
+            claim_id TEXT NOT NULL,
+            previous_sent_at REAL,
+            PRIMARY KEY (phone, purpose)
+        )""",
+    ),
 ]
 
 

@@ -13,18 +13,37 @@ any moment, not a power cut. docs/store.md has the measured cost.
 
 from __future__ import annotations
 
+import hmac
 import json
 import sqlite3
 import time
+import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from notifykit.errors import StoreError
 from notifykit.events import DeliveryReceipt, EventAdapter
-from notifykit.models import Attempt, DeliveryStatus, MessageRecord, apply_status, utcnow
-from notifykit.store.base import AnyEvent, InboxEntry, QuarantineEntry, Store, correlate
+from notifykit.models import (
+    Attempt,
+    DeliveryStatus,
+    MessageRecord,
+    VerificationCheckStatus,
+    VerificationRecord,
+    VerificationStatus,
+    apply_status,
+    utcnow,
+)
+from notifykit.store.base import (
+    AnyEvent,
+    InboxEntry,
+    QuarantineEntry,
+    Store,
+    VerificationCheckStep,
+    VerificationClaim,
+    correlate,
+)
 from notifykit.store.migrations import migrate
 from notifykit.store.writer import SQLiteWriter
 
@@ -360,6 +379,137 @@ class SQLiteStore(Store):
 
         return await self._writer.run(write, write=True)
 
+    # -- verifications ------------------------------------------------------------------------
+    # Each is one write job: one BEGIN IMMEDIATE transaction (shared with other jobs of the
+    # batch, each in its own savepoint), so atomic across every process on the file.
+
+    async def claim_verification_send(
+        self,
+        new: VerificationRecord,
+        *,
+        now: float,
+        resend_interval: float,
+        max_sends: int,
+    ) -> VerificationClaim:
+        def write(conn: sqlite3.Connection) -> VerificationClaim:
+            row = conn.execute(
+                "SELECT sent_at FROM verification_sends WHERE phone = ? AND purpose = ?",
+                (new.to, new.purpose),
+            ).fetchone()
+            last: float | None = None if row is None else float(row[0])
+            if last is not None and now - last < resend_interval:
+                return VerificationClaim("limited", retry_after=resend_interval - (now - last))
+            current = _current_verification(conn, new.to, new.purpose)
+            outcome: Literal["new", "resend"] = "new"
+            if current is not None and current.status is VerificationStatus.PENDING:
+                if current.expires_at > now:
+                    if current.sends >= max_sends:
+                        return VerificationClaim("limited", retry_after=current.expires_at - now)
+                    outcome = "resend"
+                else:
+                    _set_verification(conn, current.verification_id, now, status="expired")
+            if outcome == "new":
+                try:
+                    _insert_verification(conn, new)
+                except sqlite3.IntegrityError:
+                    raise StoreError(
+                        f"verification {new.verification_id!r} already exists"
+                    ) from None
+                current = new
+            claim_id = uuid.uuid4().hex
+            conn.execute(
+                "INSERT OR REPLACE INTO verification_sends"
+                " (phone, purpose, sent_at, claim_id, previous_sent_at) VALUES (?, ?, ?, ?, ?)",
+                (new.to, new.purpose, now, claim_id, last),
+            )
+            return VerificationClaim(outcome, current, claim_id)
+
+        return await self._writer.run(write, write=True)
+
+    async def finish_verification_send(
+        self, verification_id: str, claim_id: str, *, sent: bool, now: float, expires_at: float
+    ) -> VerificationRecord | None:
+        def write(conn: sqlite3.Connection) -> VerificationRecord | None:
+            record = _load_verification(conn, verification_id)
+            if record is None:
+                return None
+            pending = record.status is VerificationStatus.PENDING
+            if sent:
+                if pending:
+                    _set_verification(
+                        conn, verification_id, now, sends=record.sends + 1, expires_at=expires_at
+                    )
+                else:
+                    _set_verification(conn, verification_id, now, sends=record.sends + 1)
+                return _load_verification(conn, verification_id)
+            previous = conn.execute(
+                "SELECT previous_sent_at FROM verification_sends"
+                " WHERE phone = ? AND purpose = ? AND claim_id = ?",
+                (record.to, record.purpose, claim_id),
+            ).fetchone()
+            if previous is not None and previous[0] is None:
+                conn.execute(
+                    "DELETE FROM verification_sends WHERE phone = ? AND purpose = ?",
+                    (record.to, record.purpose),
+                )
+            elif previous is not None:
+                conn.execute(
+                    "UPDATE verification_sends SET sent_at = ?, claim_id = '',"
+                    " previous_sent_at = NULL WHERE phone = ? AND purpose = ?",
+                    (previous[0], record.to, record.purpose),
+                )
+            if pending and record.sends == 0:
+                _set_verification(conn, verification_id, now, status="failed")
+                return _load_verification(conn, verification_id)
+            return record
+
+        return await self._writer.run(write, write=True)
+
+    async def check_verification(
+        self, to: str, purpose: str, code_hash: str, *, now: float, max_attempts: int
+    ) -> VerificationCheckStep:
+        def write(conn: sqlite3.Connection) -> VerificationCheckStep:
+            record = _current_verification(conn, to, purpose)
+            if record is None or record.status in _GONE:
+                return VerificationCheckStep(VerificationCheckStatus.NOT_FOUND, record)
+            vid = record.verification_id
+            if record.expires_at <= now or record.status is VerificationStatus.EXPIRED:
+                if record.status is VerificationStatus.PENDING:
+                    record = _set_verification(conn, vid, now, status="expired")
+                return VerificationCheckStep(VerificationCheckStatus.EXPIRED, record)
+            if record.status is VerificationStatus.MAX_ATTEMPTS:
+                return VerificationCheckStep(VerificationCheckStatus.MAX_ATTEMPTS, record)
+            if hmac.compare_digest(record.code_hash.encode(), code_hash.encode()):
+                record = _set_verification(conn, vid, now, status="approved")
+                return VerificationCheckStep(VerificationCheckStatus.APPROVED, record)
+            attempts = record.attempts + 1
+            if attempts >= max_attempts:
+                record = _set_verification(conn, vid, now, attempts=attempts, status="max_attempts")
+                return VerificationCheckStep(VerificationCheckStatus.MAX_ATTEMPTS, record)
+            record = _set_verification(conn, vid, now, attempts=attempts)
+            return VerificationCheckStep(VerificationCheckStatus.INCORRECT, record)
+
+        return await self._writer.run(write, write=True)
+
+    async def cancel_verification(
+        self, to: str, purpose: str, *, now: float
+    ) -> VerificationRecord | None:
+        def write(conn: sqlite3.Connection) -> VerificationRecord | None:
+            record = _current_verification(conn, to, purpose)
+            if record is None or record.status is not VerificationStatus.PENDING:
+                return None
+            if record.expires_at <= now:
+                _set_verification(conn, record.verification_id, now, status="expired")
+                return None
+            return _set_verification(conn, record.verification_id, now, status="canceled")
+
+        return await self._writer.run(write, write=True)
+
+    async def get_verification(self, verification_id: str) -> VerificationRecord | None:
+        return await self._writer.run(
+            lambda conn: _load_verification(conn, verification_id), write=False
+        )
+
 
 # -- helpers run in the writer thread ----------------------------------------------------------
 
@@ -449,3 +599,84 @@ def _raw_requests(
         )
         for provider, method, path, headers, body, received_at, last in rows
     ]
+
+
+_GONE = frozenset(
+    {VerificationStatus.APPROVED, VerificationStatus.CANCELED, VerificationStatus.FAILED}
+)
+_VERIFICATION_COLUMNS = (
+    "verification_id, phone, purpose, status, code_hash, seed, attempts, sends,"
+    " created_at, expires_at, updated_at"
+)
+
+
+def _verification(row: Sequence[Any]) -> VerificationRecord:
+    return VerificationRecord(
+        verification_id=row[0],
+        to=row[1],
+        purpose=row[2],
+        status=VerificationStatus(row[3]),
+        code_hash=row[4],
+        seed=row[5],
+        attempts=row[6],
+        sends=row[7],
+        created_at=row[8],
+        expires_at=row[9],
+        updated_at=row[10],
+    )
+
+
+def _load_verification(conn: sqlite3.Connection, verification_id: str) -> VerificationRecord | None:
+    row = conn.execute(
+        f"SELECT {_VERIFICATION_COLUMNS} FROM verifications WHERE verification_id = ?",
+        (verification_id,),
+    ).fetchone()
+    return None if row is None else _verification(row)
+
+
+def _current_verification(
+    conn: sqlite3.Connection, to: str, purpose: str
+) -> VerificationRecord | None:
+    row = conn.execute(
+        f"SELECT {_VERIFICATION_COLUMNS} FROM verifications WHERE phone = ? AND purpose = ?"
+        " ORDER BY id DESC LIMIT 1",
+        (to, purpose),
+    ).fetchone()
+    return None if row is None else _verification(row)
+
+
+def _insert_verification(conn: sqlite3.Connection, record: VerificationRecord) -> None:
+    conn.execute(
+        f"INSERT INTO verifications ({_VERIFICATION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            record.verification_id,
+            record.to,
+            record.purpose,
+            record.status.value,
+            record.code_hash,
+            record.seed,
+            record.attempts,
+            record.sends,
+            record.created_at,
+            record.expires_at,
+            record.updated_at,
+        ),
+    )
+
+
+_SETTABLE = frozenset({"status", "attempts", "sends", "expires_at"})
+
+
+def _set_verification(
+    conn: sqlite3.Connection, verification_id: str, now: float, **changes: object
+) -> VerificationRecord:
+    """Update the named columns (from a fixed set) and return the row as stored."""
+    assert set(changes) <= _SETTABLE, changes
+    assignments = ", ".join(f"{column} = ?" for column in changes)  # constant names only
+    conn.execute(
+        f"UPDATE verifications SET {assignments}, updated_at = ? WHERE verification_id = ?",
+        (*changes.values(), now, verification_id),
+    )
+    record = _load_verification(conn, verification_id)
+    assert record is not None
+    return record

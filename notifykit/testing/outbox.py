@@ -18,6 +18,7 @@ from notifykit.notifier import AsyncNotifier, Notifier
 from notifykit.phone import mask_phone, parse_phone
 from notifykit.provider import SmsProvider
 from notifykit.testing.fake import FakeProvider
+from notifykit.verify import TAG as VERIFY_TAG
 
 __all__ = ["Outbox", "capture_sms"]
 
@@ -171,6 +172,30 @@ class Outbox(Sequence[SentMessage]):
             and (params is None or all(m.params.get(k) == str(v) for k, v in params.items()))
             and (tags is None or set(tags) <= set(m.tags))
         ]
+
+    def last_code(self, to: str, *, purpose: str | None = None, param: str = "code") -> str:
+        """The code of the last verification SMS to ``to`` (any E.164 form), for ``purpose``
+        when given: its parameter ``param`` (``[verify] code_param``, default ``code``).
+
+        For driving a sign-up flow end to end in a test: ``notifier.verify.start(to)``, then
+        ``notifier.verify.check(to, sms_outbox.last_code(to))``. AssertionError when no
+        verification SMS went to that number (for that purpose), or it has no ``param``.
+        """
+        tags = [VERIFY_TAG] if purpose is None else [VERIFY_TAG, f"{VERIFY_TAG}:{purpose}"]
+        found = self.filter(to=to, tags=tags)
+        wanted = f"for purpose {purpose!r} " if purpose is not None else ""
+        if not found:
+            raise AssertionError(
+                f"no verification SMS {wanted}was sent to {mask_phone(parse_phone(to))}; "
+                f"sent: {self!r}"
+            )
+        code = found[-1].params.get(param)
+        if code is None:
+            raise AssertionError(
+                f"the last verification SMS to {mask_phone(parse_phone(to))} has no parameter "
+                f"{param!r} (parameters: {sorted(found[-1].params)})"
+            )
+        return code
 
     def assert_sent(
         self,

@@ -10,8 +10,16 @@ import pytest
 
 from notifykit.errors import StoreError
 from notifykit.events import DeliveryReceipt, InboundMessage
-from notifykit.models import Attempt, DeliveryStatus, MessageRecord
+from notifykit.models import (
+    Attempt,
+    DeliveryStatus,
+    MessageRecord,
+    VerificationCheckStatus,
+    VerificationRecord,
+    VerificationStatus,
+)
 from notifykit.store import InboxEntry, MemoryStore, QuarantineEntry, SQLiteStore, Store
+from notifykit.store.base import VerificationCheckStep, VerificationClaim
 
 pytestmark = pytest.mark.anyio
 
@@ -276,3 +284,237 @@ async def test_recipient_guard(store: Store) -> None:
     assert wait is not None and 59 < wait <= 60
     assert await store.check_recipient(OTHER, 60) is None
     assert await store.check_recipient(PHONE, 0) is None
+
+
+# -- verifications (notifykit.verify keeps its rules here; docs in Store's docstrings) -------
+
+V0 = 1_700_000_000.0  # seconds since the epoch: the stores take the time from the caller
+TTL = 600.0
+INTERVAL = 60.0
+
+
+def verification(
+    verification_id: str = "v1", *, now: float = V0, to: str = PHONE, purpose: str = "login"
+) -> VerificationRecord:
+    return VerificationRecord(
+        verification_id=verification_id,
+        to=to,
+        purpose=purpose,
+        code_hash=f"hash-of-{verification_id}",
+        seed=f"seed-of-{verification_id}",
+        created_at=now,
+        expires_at=now + TTL,
+        updated_at=now,
+    )
+
+
+async def claim(
+    store: Store, verification_id: str, now: float, *, max_sends: int = 5, purpose: str = "login"
+) -> VerificationClaim:
+    return await store.claim_verification_send(
+        verification(verification_id, now=now, purpose=purpose),
+        now=now,
+        resend_interval=INTERVAL,
+        max_sends=max_sends,
+    )
+
+
+async def started(store: Store, verification_id: str = "v1", now: float = V0) -> VerificationRecord:
+    """A verification whose first SMS went out at ``now``."""
+    made = await claim(store, verification_id, now)
+    assert made.outcome == "new" and made.claim_id is not None
+    done = await store.finish_verification_send(
+        verification_id, made.claim_id, sent=True, now=now, expires_at=now + TTL
+    )
+    assert done is not None
+    return done
+
+
+async def check(
+    store: Store, code_hash: str, now: float, *, max_attempts: int = 3, purpose: str = "login"
+) -> VerificationCheckStep:
+    return await store.check_verification(
+        PHONE, purpose, code_hash, now=now, max_attempts=max_attempts
+    )
+
+
+async def test_verification_first_claim_stores_the_new_one(store: Store) -> None:
+    made = await claim(store, "v1", V0)
+    assert made.outcome == "new" and made.record == verification("v1")
+    assert made.claim_id and made.retry_after is None
+    assert await store.get_verification("v1") == verification("v1")
+    assert await store.get_verification("ghost") is None
+    done = await store.finish_verification_send(
+        "v1", made.claim_id, sent=True, now=V0 + 1, expires_at=V0 + 1 + TTL
+    )
+    assert done is not None and (done.sends, done.expires_at, done.updated_at) == (
+        1,
+        V0 + 1 + TTL,
+        V0 + 1,
+    )
+    assert done.status is VerificationStatus.PENDING and done.code_hash == "hash-of-v1"
+
+
+async def test_verification_claim_inside_the_interval_is_limited_and_changes_nothing(
+    store: Store,
+) -> None:
+    await started(store)
+    limited = await claim(store, "v2", V0 + 20)
+    assert limited == VerificationClaim("limited", retry_after=INTERVAL - 20)
+    assert await store.get_verification("v2") is None
+    # Another purpose, or another number, has an interval of its own.
+    assert (await claim(store, "v3", V0 + 20, purpose="reset")).outcome == "new"
+
+
+async def test_verification_resend_keeps_code_and_attempts_and_counts_sends(store: Store) -> None:
+    first = await started(store)
+    assert (await check(store, "wrong", V0 + 5)).status is VerificationCheckStatus.INCORRECT
+    again = await claim(store, "v2", V0 + INTERVAL)
+    assert again.outcome == "resend" and again.claim_id is not None
+    assert again.record is not None and again.record.verification_id == "v1"
+    assert again.record.seed == first.seed and again.record.attempts == 1
+    assert await store.get_verification("v2") is None
+    done = await store.finish_verification_send(
+        "v1", again.claim_id, sent=True, now=V0 + INTERVAL, expires_at=V0 + INTERVAL + TTL
+    )
+    assert done is not None and (done.sends, done.attempts, done.expires_at) == (
+        2,
+        1,
+        V0 + INTERVAL + TTL,
+    )
+    # The interval counts from the resend now.
+    assert (await claim(store, "v3", V0 + INTERVAL + 59)).retry_after == pytest.approx(1.0)
+
+
+async def test_verification_max_sends_limits_until_it_expires(store: Store) -> None:
+    await started(store)
+    now = V0
+    for _ in range(2):
+        now += INTERVAL
+        resend = await claim(store, "vx", now, max_sends=3)
+        assert resend.outcome == "resend" and resend.claim_id is not None
+        await store.finish_verification_send(
+            "v1", resend.claim_id, sent=True, now=now, expires_at=now + TTL
+        )
+    now += INTERVAL
+    limited = await claim(store, "vx", now, max_sends=3)
+    assert limited.outcome == "limited" and limited.retry_after == pytest.approx(TTL - INTERVAL)
+    after = await claim(store, "v-next", now + TTL, max_sends=3)
+    assert after.outcome == "new"
+    old = await store.get_verification("v1")
+    assert old is not None and old.status is VerificationStatus.EXPIRED
+
+
+async def test_verification_failed_first_send_fails_it_and_charges_no_interval(
+    store: Store,
+) -> None:
+    made = await claim(store, "v1", V0)
+    assert made.claim_id is not None
+    failed = await store.finish_verification_send(
+        "v1", made.claim_id, sent=False, now=V0 + 1, expires_at=V0 + 1 + TTL
+    )
+    assert failed is not None and (failed.status, failed.sends) == (VerificationStatus.FAILED, 0)
+    assert (await check(store, "hash-of-v1", V0 + 2)).status is VerificationCheckStatus.NOT_FOUND
+    assert (await claim(store, "v2", V0 + 2)).outcome == "new"
+
+
+async def test_verification_failed_resend_leaves_it_and_gives_the_interval_back(
+    store: Store,
+) -> None:
+    await started(store)
+    resend = await claim(store, "vx", V0 + 100)
+    assert resend.outcome == "resend" and resend.claim_id is not None
+    after = await store.finish_verification_send(
+        "v1", resend.claim_id, sent=False, now=V0 + 101, expires_at=V0 + 101 + TTL
+    )
+    assert after == await store.get_verification("v1")
+    assert after is not None and (after.status, after.sends, after.expires_at) == (
+        VerificationStatus.PENDING,
+        1,
+        V0 + TTL,
+    )
+    # The last SMS is the first one again (V0): another try may go at once.
+    assert (await claim(store, "vx", V0 + 102)).outcome == "resend"
+    step = await check(store, "hash-of-v1", V0 + 103)
+    assert step.status is VerificationCheckStatus.APPROVED
+
+
+async def test_verification_a_stale_claim_never_undoes_a_later_one(store: Store) -> None:
+    made = await claim(store, "v1", V0)
+    assert made.claim_id is not None
+    # The first send outlived the interval; a second start claimed it again meanwhile.
+    second = await claim(store, "vx", V0 + INTERVAL)
+    assert second.outcome == "resend"
+    await store.finish_verification_send(
+        "v1", made.claim_id, sent=False, now=V0 + INTERVAL + 1, expires_at=V0 + TTL
+    )
+    assert (await claim(store, "vy", V0 + INTERVAL + 2)).outcome == "limited"
+
+
+async def test_verification_checks_use_up_attempts_then_lock(store: Store) -> None:
+    await started(store)
+    first = await check(store, "wrong", V0 + 1)
+    assert first.status is VerificationCheckStatus.INCORRECT
+    assert first.record is not None and first.record.attempts == 1
+    assert (await check(store, "wrong", V0 + 2)).status is VerificationCheckStatus.INCORRECT
+    last = await check(store, "wrong", V0 + 3)
+    assert last.status is VerificationCheckStatus.MAX_ATTEMPTS
+    assert last.record is not None and last.record.status is VerificationStatus.MAX_ATTEMPTS
+    assert last.record.attempts == 3
+    right = await check(store, "hash-of-v1", V0 + 4)
+    assert right.status is VerificationCheckStatus.MAX_ATTEMPTS
+    assert right.record is not None and right.record.attempts == 3
+
+
+async def test_verification_right_code_approves_once(store: Store) -> None:
+    await started(store)
+    approved = await check(store, "hash-of-v1", V0 + 1)
+    assert approved.status is VerificationCheckStatus.APPROVED
+    assert approved.record is not None and approved.record.status is VerificationStatus.APPROVED
+    again = await check(store, "hash-of-v1", V0 + 2)
+    assert again.status is VerificationCheckStatus.NOT_FOUND
+    # The next start makes a new verification (after the interval).
+    assert (await claim(store, "v2", V0 + INTERVAL)).outcome == "new"
+
+
+async def test_verification_expiry_is_checked_first(store: Store) -> None:
+    await started(store)
+    expired = await check(store, "hash-of-v1", V0 + TTL)
+    assert expired.status is VerificationCheckStatus.EXPIRED
+    assert expired.record is not None and expired.record.status is VerificationStatus.EXPIRED
+    assert (await check(store, "wrong", V0 + TTL + 1)).status is VerificationCheckStatus.EXPIRED
+    stored = await store.get_verification("v1")
+    assert stored is not None and stored.attempts == 0
+
+
+async def test_verification_no_verification_is_not_found(store: Store) -> None:
+    step = await check(store, "anything", V0)
+    assert step == VerificationCheckStep(VerificationCheckStatus.NOT_FOUND, None)
+
+
+async def test_verification_cancel(store: Store) -> None:
+    assert await store.cancel_verification(PHONE, "login", now=V0) is None
+    await started(store)
+    canceled = await store.cancel_verification(PHONE, "login", now=V0 + 1)
+    assert canceled is not None and canceled.status is VerificationStatus.CANCELED
+    assert await store.cancel_verification(PHONE, "login", now=V0 + 2) is None
+    assert (await check(store, "hash-of-v1", V0 + 3)).status is VerificationCheckStatus.NOT_FOUND
+    # Canceling touches no interval: a start inside it is still limited.
+    assert (await claim(store, "v2", V0 + 4)).outcome == "limited"
+    await started(store, "v3", V0 + INTERVAL)
+    assert await store.cancel_verification(PHONE, "login", now=V0 + INTERVAL + TTL) is None
+    gone = await store.get_verification("v3")
+    assert gone is not None and gone.status is VerificationStatus.EXPIRED
+
+
+async def test_verification_the_current_one_is_the_last_stored(store: Store) -> None:
+    await started(store, "v1", V0)
+    for _ in range(3):
+        await check(store, "wrong", V0 + 1)
+    # Locked out: the next start (after the interval) makes a new one, which checks count on.
+    await started(store, "v2", V0 + INTERVAL)
+    step = await check(store, "hash-of-v2", V0 + INTERVAL + 1)
+    assert step.status is VerificationCheckStatus.APPROVED
+    assert step.record is not None and step.record.verification_id == "v2"
+    old = await store.get_verification("v1")
+    assert old is not None and old.status is VerificationStatus.MAX_ATTEMPTS
