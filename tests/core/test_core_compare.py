@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 
 from notifykit.compare import constant_time_equal
+from notifykit.models import VerificationRecord
+from notifykit.store import MemoryStore, SQLiteStore, Store
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -66,6 +68,49 @@ def test_no_other_module_compares_secrets_itself() -> None:
     direct = [
         str(p.relative_to(ROOT))
         for p in sources
-        if p.name != "compare.py" and re.search(r"compare_digest", p.read_text("utf-8"))
+        if p.name != "compare.py" and re.search(r"compare_digest\s*\(", p.read_text("utf-8"))
     ]
     assert direct == []
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("backend", ["memory", "sqlite"])
+async def test_every_verification_code_is_compared_in_constant_time(
+    backend: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stored_hash = "ab" * 32
+    store: Store = MemoryStore() if backend == "memory" else SQLiteStore(tmp_path / "v.sqlite3")
+    await store.open()
+    try:
+        record = VerificationRecord(
+            verification_id="v1",
+            to="+8615612341090",
+            purpose="login",
+            code_hash=stored_hash,
+            seed="seed",
+            created_at=0.0,
+            expires_at=600.0,
+            updated_at=0.0,
+        )
+        claim = await store.claim_verification_send(
+            record, now=0.0, resend_interval=60, max_sends=5
+        )
+        assert claim.claim_id is not None
+        seen: list[tuple[bytes, bytes]] = []
+        real = hmac.compare_digest
+
+        def spy(a: bytes, b: bytes) -> bool:
+            seen.append((a, b))
+            return real(a, b)
+
+        monkeypatch.setattr(hmac, "compare_digest", spy)
+        for given in ("cd" * 32, "ab" * 31, "", stored_hash):
+            await store.check_verification(
+                "+8615612341090", "login", given, now=1.0, max_attempts=10
+            )
+        assert seen == [
+            (given.encode(), stored_hash.encode())
+            for given in ("cd" * 32, "ab" * 31, "", stored_hash)
+        ]
+    finally:
+        await store.close()

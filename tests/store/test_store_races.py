@@ -9,6 +9,10 @@ only sometimes. Here the interleaving is chosen by the test:
   they can only interleave where a claim awaits. ``asyncio.gather`` runs the first until
   it suspends, then the second, so a claim that awaits between its check and its write
   is caught every time.
+The claims: idempotency keys (a claim, a takeover of an expired key, a release), the
+recipient guard, and the verification steps (a start's send claim, and checks: at most the
+attempts left are evaluated, a code approves at most once).
+
 * ``sqlite://`` contenders are separate stores on one file (each its own connection and
   thread, exactly as two processes would be). :class:`StatementGate` pauses each
   connection before every statement that takes or needs SQLite's write lock (``BEGIN``,
@@ -32,7 +36,9 @@ from typing import Any
 
 import pytest
 
+from notifykit.models import VerificationCheckStatus, VerificationRecord, VerificationStatus
 from notifykit.store import MemoryStore, SQLiteStore, Store
+from notifykit.store.base import VerificationCheckStep
 
 pytestmark = pytest.mark.anyio
 
@@ -308,3 +314,101 @@ async def test_two_guards_of_one_number_let_one_send_through(race: Race, first: 
     assert len(waits) == 1 and 0 < waits[0] <= 60
     later = await a.check_recipient(PHONE, 60)
     assert later is not None and later <= waits[0]
+
+
+# -- verifications --------------------------------------------------------------------------
+
+V0 = 1_700_000_000.0
+TTL = 600.0
+INTERVAL = 60.0
+RIGHT = "hash-of-the-right-code"
+
+
+def _verification(verification_id: str) -> VerificationRecord:
+    return VerificationRecord(
+        verification_id=verification_id,
+        to=PHONE,
+        purpose="login",
+        code_hash=RIGHT,
+        seed=f"seed-of-{verification_id}",
+        created_at=V0,
+        expires_at=V0 + TTL,
+        updated_at=V0,
+    )
+
+
+async def _started(store: Store, *, wrong_guesses: int) -> None:
+    claim = await store.claim_verification_send(
+        _verification("v1"), now=V0, resend_interval=INTERVAL, max_sends=5
+    )
+    assert claim.outcome == "new" and claim.claim_id is not None
+    await store.finish_verification_send(
+        "v1", claim.claim_id, sent=True, now=V0, expires_at=V0 + TTL
+    )
+    for i in range(wrong_guesses):
+        step = await _check(store, "wrong", V0 + 1 + i)
+        assert step.status is VerificationCheckStatus.INCORRECT
+
+
+async def _check(store: Store, code_hash: str, now: float) -> VerificationCheckStep:
+    return await store.check_verification(PHONE, "login", code_hash, now=now, max_attempts=3)
+
+
+@FIRST
+async def test_two_starts_inside_the_interval_send_one_code(race: Race, first: int) -> None:
+    a, b = race.stores
+    results = await race.run(
+        [
+            a.claim_verification_send(
+                _verification("va"), now=V0, resend_interval=INTERVAL, max_sends=5
+            ),
+            b.claim_verification_send(
+                _verification("vb"), now=V0, resend_interval=INTERVAL, max_sends=5
+            ),
+        ],
+        first,
+    )
+    assert not [r for r in results if isinstance(r, BaseException)], results
+    assert sorted(r.outcome for r in results) == ["limited", "new"], results
+
+
+@FIRST
+async def test_two_wrong_guesses_use_two_attempts(race: Race, first: int) -> None:
+    a, b = race.stores
+    await _started(a, wrong_guesses=1)  # two attempts left
+    results = await race.run([_check(a, "wrong", V0 + 10), _check(b, "wrong", V0 + 10)], first)
+    assert not [r for r in results if isinstance(r, BaseException)], results
+    assert sorted(r.status for r in results) == [
+        VerificationCheckStatus.INCORRECT,
+        VerificationCheckStatus.MAX_ATTEMPTS,
+    ], results
+    after = await a.get_verification("v1")
+    assert after is not None and after.attempts == 3
+    assert after.status is VerificationStatus.MAX_ATTEMPTS
+
+
+@FIRST
+async def test_the_last_attempt_is_spent_once(race: Race, first: int) -> None:
+    """A wrong guess and the right code race for the last attempt: either the guess locks the
+    verification (and the code comes too late) or the code approves it (and the guess finds
+    nothing); never both."""
+    a, b = race.stores
+    await _started(a, wrong_guesses=2)  # one attempt left
+    wrong, right = await race.run([_check(a, "wrong", V0 + 10), _check(b, RIGHT, V0 + 10)], first)
+    assert not isinstance(wrong, BaseException) and not isinstance(right, BaseException)
+    assert (wrong.status, right.status) in [
+        (VerificationCheckStatus.MAX_ATTEMPTS, VerificationCheckStatus.MAX_ATTEMPTS),
+        (VerificationCheckStatus.NOT_FOUND, VerificationCheckStatus.APPROVED),
+    ], (wrong, right)
+
+
+@FIRST
+async def test_the_right_code_approves_once(race: Race, first: int) -> None:
+    a, b = race.stores
+    await _started(a, wrong_guesses=0)
+    results = await race.run([_check(a, RIGHT, V0 + 10), _check(b, RIGHT, V0 + 10)], first)
+    assert not [r for r in results if isinstance(r, BaseException)], results
+    assert sorted(r.status for r in results) == [
+        VerificationCheckStatus.APPROVED,
+        VerificationCheckStatus.NOT_FOUND,
+    ], results
