@@ -163,6 +163,9 @@ class StoreConfig(_Section):
     survives a power cut, not only a killed process. Costs throughput: docs/benchmarks.md."""
     timeout: Duration = 5.0
     """How long a store operation may wait (e.g. for a lock) before it fails."""
+    recovery_interval: Duration = 60.0
+    """Seconds between two recovery sweeps in an open notifier (0: only the sweep when it
+    opens the store). See :mod:`notifykit.recovery`."""
 
 
 class CallbacksConfig(_Section):

@@ -119,16 +119,26 @@ class SmsMessage(BaseModel):
 
 
 class Attempt(BaseModel):
-    """One try of one provider instance; retries of the same provider are attempts too."""
+    """One try of one provider instance; retries of the same provider are attempts too.
+
+    ``started``: the vendor call began and has not ended (yet). The store holds such an
+    attempt while the call is in flight, so that a process killed mid-call leaves evidence
+    of which instance may have the message and since when (``started_at``, UTC); a live
+    send replaces it with the try's outcome. ``started_at`` is None for ``skipped``.
+    """
 
     provider: str
-    outcome: Literal["accepted", "failed", "skipped"]
+    outcome: Literal["started", "accepted", "failed", "skipped"]
     error_type: str | None = None
     error_message: str | None = None
     duration_ms: float = 0.0
+    started_at: datetime | None = None
 
     def summary(self) -> str:
         text = f"{self.provider}: {self.outcome}"
+        if self.outcome == "started":
+            at = self.started_at.isoformat() if self.started_at is not None else "?"
+            return f"{text} at {at} (no outcome recorded)"
         if self.error_type:
             text += f" ({self.error_type}: {self.error_message})"
         elif self.error_message:
@@ -198,6 +208,18 @@ class MessageRecord(BaseModel):
     attempts: list[Attempt] = Field(default_factory=list)
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
+    lease_until: datetime | None = None
+    """When the sending process must have settled this record (UTC): the send's deadline
+    plus the store timeout. A record still ``pending`` after it was left by a process that
+    died; the recovery sweep (:mod:`notifykit.recovery`) resolves it. None: never swept."""
+
+    def may_have_reached_vendor(self) -> bool:
+        """Whether any attempt may have reached a vendor: one that started and has no
+        outcome (a crash mid-call), or one that ended in ``UnknownOutcome``, or was accepted."""
+        return any(
+            a.outcome in ("started", "accepted") or a.error_type == "UnknownOutcome"
+            for a in self.attempts
+        )
 
 
 def apply_status(record: MessageRecord, status: DeliveryStatus, at: datetime, source: str) -> bool:

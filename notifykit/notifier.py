@@ -17,15 +17,19 @@ from notifykit.callbacks.processor import CallbackProcessor, Subscriber
 from notifykit.config import Config, load_config
 from notifykit.errors import ConfigError, InvalidMessage, NotifyKitError, ProviderError
 from notifykit.instances import TransportFactory, build_providers
+from notifykit.log import get_logger
 from notifykit.models import Balance, MessageRecord, SendResult, SmsMessage
 from notifykit.phone import parse_phone
 from notifykit.plugins import get_plugin_manager, provider_types
 from notifykit.provider import SmsProvider
+from notifykit.recovery import RecoveryTimer, sweep
 from notifykit.routing import Router
 from notifykit.store import Store, open_store
 from notifykit.verify import SyncVerifier, Verifier
 
 __all__ = ["AsyncNotifier", "Notifier"]
+
+_log = get_logger("notifykit")
 
 T = TypeVar("T")
 
@@ -103,6 +107,7 @@ class AsyncNotifier:
             max_body_bytes=self.config.callbacks.max_body_bytes,
             store_timeout=self.config.store.timeout,
         )
+        self.recovery = RecoveryTimer(self.store, self.config.store.recovery_interval)
         self.verify = Verifier(self)
         """Verification codes: ``start``, ``check``, ``cancel`` (docs/verify.md)."""
         self._opened = False
@@ -119,12 +124,19 @@ class AsyncNotifier:
         return f"<AsyncNotifier providers={list(self.providers)} source={self.config.source!r}>"
 
     async def open(self) -> AsyncNotifier:
-        """Open the store. Called by ``async with`` and, lazily, by the first operation."""
+        """Open the store and run the recovery sweep (:mod:`notifykit.recovery`), then keep
+        sweeping every ``[store] recovery_interval`` seconds until ``close()``. Called by
+        ``async with`` and, lazily, by the first operation."""
         if not self._opened:
             async with self._open_lock:
                 if not self._opened:
                     await self.store.open()
                     self._opened = True
+                    try:
+                        await sweep(self.store)
+                    except Exception as exc:  # the timer tries again; a send must not fail
+                        _log.warning("recovery_sweep_failed", error_type=type(exc).__name__)
+                    self.recovery.start()
         return self
 
     async def __aenter__(self) -> AsyncNotifier:
@@ -216,6 +228,7 @@ class AsyncNotifier:
         if self._closed:
             return
         self._closed = True
+        await self.recovery.stop()
         await self.callbacks.drain()
         errors: list[BaseException] = []
         for provider in self.providers.values():

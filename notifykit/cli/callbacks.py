@@ -129,6 +129,12 @@ def log_command(
         )
         for change in record.history:
             click.echo(f"    {_when(change.at)}  {change.status.value:<11}  {change.source}")
+        if record.status in (DeliveryStatus.UNKNOWN, DeliveryStatus.PENDING):
+            # What a human needs to decide: where a call may have reached a vendor, and when.
+            for attempt in record.attempts:
+                if attempt.outcome == "started" or attempt.error_type == "UnknownOutcome":
+                    at = _when(attempt.started_at) if attempt.started_at else "?"
+                    click.echo(f"    {at}  attempt      {attempt.provider} {attempt.outcome}")
         for reply in replies:
             click.echo(f"    {_when(reply.occurred_at)}  reply        {reply.text}")
 

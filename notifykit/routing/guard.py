@@ -37,20 +37,22 @@ _MAX_RECLAIMS = 5
 class RecipientGuard:
     """``routing.recipient_min_interval``: one send per number per interval, across processes.
 
-    The number is claimed before the first attempt and stays claimed for the interval even
-    when the send then fails: the store offers no way to give a claim back, and holding it
-    errs on the side of never sending one number two codes inside the interval.
+    The number is claimed (for the send's message id) before the first attempt and stays
+    claimed for the interval even when the send then fails: holding it errs on the side of
+    never sending one number two codes inside the interval. The one exception is a send
+    whose process died before any vendor call: the recovery sweep gives its claim back.
     """
 
     def __init__(self, store: Store, interval: float | None) -> None:
         self.store = store
         self.interval = interval
 
-    async def check(self, phone: str) -> None:
-        """Claim ``phone`` now, or raise :class:`RecipientRateLimited` without any request."""
+    async def check(self, phone: str, message_id: str | None = None) -> None:
+        """Claim ``phone`` now (for ``message_id``), or raise :class:`RecipientRateLimited`
+        without any request."""
         if not self.interval:
             return
-        wait = await self.store.check_recipient(phone, self.interval)
+        wait = await self.store.check_recipient(phone, self.interval, message_id=message_id)
         if wait is not None:
             raise RecipientRateLimited(
                 f"recipient {mask_phone(phone)} was sent a message less than "

@@ -4,13 +4,16 @@ Order of one send:
 
 1. the idempotency key, if any, is claimed (a repeat answers from the store, see
    :mod:`notifykit.routing.guard`);
-2. the message is recorded (``pending``) before any attempt;
+2. the message is recorded (``pending``, with a lease: the deadline plus the store timeout)
+   before any attempt;
 3. the recipient guard is checked (``RecipientRateLimited`` locally, without a request);
 4. the route is chosen (:mod:`notifykit.routing.rules`) and each instance on it is tried:
    declined or breaker-open instances are ``skipped`` attempts; a tried one is retried only
    per :mod:`notifykit.routing.retry`; its failure stops the send or moves on per
-   :mod:`notifykit.routing.policy`; the record is updated after each try (skipped
-   attempts, which make no request, are written with the next update).
+   :mod:`notifykit.routing.policy`; before each vendor call the record gets a ``started``
+   attempt (the instance and the time: what a crash leaves as evidence, see
+   :mod:`notifykit.recovery`), replaced by the try's outcome after it (skipped attempts,
+   which make no request, are written with the next update).
 
 Deadline (``routing.deadline``, from the start of ``send``): no try starts and no backoff
 ends after it. A vendor call still running at the deadline is abandoned and recorded as
@@ -31,6 +34,7 @@ import os
 import random
 import time
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any
 
 from notifykit.config import Config
@@ -46,6 +50,7 @@ from notifykit.errors import (
 )
 from notifykit.log import get_logger
 from notifykit.models import (
+    Attempt,
     DeliveryStatus,
     MessageRecord,
     SendReceipt,
@@ -67,6 +72,9 @@ from notifykit.store.base import Store
 __all__ = ["Router"]
 
 log = get_logger("notifykit.routing")
+
+LEASE_MARGIN = 5.0
+"""Seconds added to a record's lease beyond the deadline and the store timeout."""
 
 # A random (version 4) UUID's bits, as uuid.uuid4().hex spells them, at half its cost.
 _UUID4_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))
@@ -104,6 +112,7 @@ class Router:
         self.policy = FailoverPolicy.from_config(routing)
         self.retry = RetryPolicy.from_config(routing.retry)
         self.deadline = routing.deadline
+        self.lease = timedelta(seconds=routing.deadline + config.store.timeout + LEASE_MARGIN)
         self.breakers: dict[str, Breaker] = {
             name: CircuitBreaker.from_config(routing.breaker, clock) for name in providers
         }
@@ -145,6 +154,7 @@ class Router:
                     history=[StatusChange(status=DeliveryStatus.PENDING, at=now)],
                     created_at=now,
                     updated_at=now,
+                    lease_until=now + self.lease,
                 )
             )
             return await self._deliver(run)
@@ -161,7 +171,7 @@ class Router:
             watch = self._watch = DeadlineWatch(loop)
         watch.add(run)
         try:
-            await self.guard.check(run.message.to)
+            await self.guard.check(run.message.to, run.message_id)
             order = self.route(run.message)
             if not order:
                 raise ConfigError("routing: no provider instance is configured")
@@ -237,6 +247,19 @@ class Router:
         admission: Admission,
     ) -> SendReceipt:
         """One request to one provider, recorded and reported to its breaker."""
+        started_at = utcnow()
+        try:
+            # Evidence before the call: a process killed during it leaves this attempt.
+            await self.store.update_message(
+                run.message_id,
+                attempts=[
+                    *run.attempts,
+                    Attempt(provider=name, outcome="started", started_at=started_at),
+                ],
+            )
+        except BaseException:
+            breaker.release(admission)
+            raise
         started = time.perf_counter()
         timeout = None
         if run.watch is None or run.watch.loop.time() >= run.deadline:
@@ -265,19 +288,20 @@ class Router:
                     provider=name,
                 ),
                 started,
+                started_at,
             )
             raise
         except Exception as exc:
             expired = run.call_expired if timeout is None else timeout.expired()
             error = self._translate(name, exc, expired=expired)
             breaker.record(admission, breaker_effect(error), type(error).__name__)
-            run.failed(name, error, started)
+            run.failed(name, error, started, started_at)
             await self.store.update_message(run.message_id, attempts=run.attempts)
             if error is exc:
                 raise
             raise error from exc
         breaker.record(admission, breaker_effect(None), "accepted")
-        run.accepted(name, started)
+        run.accepted(name, started, started_at)
         return receipt
 
     @staticmethod

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from notifykit.errors import NotifyKitError
@@ -78,7 +79,9 @@ class SendRun:
         if declined:
             self.declined.append(f"{provider}: {reason}")
 
-    def failed(self, provider: str, exc: NotifyKitError, started: float) -> None:
+    def failed(
+        self, provider: str, exc: NotifyKitError, started: float, started_at: datetime | None
+    ) -> None:
         self.last_error = exc
         if may_have_been_accepted(exc):
             self.maybe_accepted = True
@@ -89,12 +92,20 @@ class SendRun:
                 error_type=type(exc).__name__,
                 error_message=exc.message,
                 duration_ms=_ms(started),
+                started_at=started_at,
             )
         )
 
-    def accepted(self, provider: str, started: float) -> None:
+    def accepted(self, provider: str, started: float, started_at: datetime) -> None:
         self.maybe_accepted = True
-        self._add(Attempt(provider=provider, outcome="accepted", duration_ms=_ms(started)))
+        self._add(
+            Attempt(
+                provider=provider,
+                outcome="accepted",
+                duration_ms=_ms(started),
+                started_at=started_at,
+            )
+        )
 
     @property
     def all_declined(self) -> bool:

@@ -10,9 +10,9 @@ backend can follow without touching them. Every method is a coroutine; a failure
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Literal
 
 from pydantic import BaseModel, Field
@@ -28,6 +28,7 @@ from notifykit.models import (
 )
 
 __all__ = [
+    "TIE_WINDOW",
     "AnyEvent",
     "InboxEntry",
     "QuarantineEntry",
@@ -35,9 +36,57 @@ __all__ = [
     "VerificationCheckStep",
     "VerificationClaim",
     "correlate",
+    "recovered_status",
+    "tie_to_unknown",
 ]
 
 AnyEvent = DeliveryReceipt | InboundMessage
+
+TIE_WINDOW = timedelta(days=3)
+"""How long after an attempt started a receipt without a known vendor id may still be
+tied to the ``unknown`` record of that attempt (:func:`tie_to_unknown`)."""
+
+
+def recovered_status(record: MessageRecord) -> DeliveryStatus:
+    """What the recovery sweep makes of a ``pending`` record left past its lease:
+    ``unknown`` when an attempt may have reached a vendor (never sent again automatically),
+    ``failed`` when none did."""
+    return DeliveryStatus.UNKNOWN if record.may_have_reached_vendor() else DeliveryStatus.FAILED
+
+
+def tie_to_unknown(event: AnyEvent, records: Iterable[MessageRecord]) -> str | None:
+    """The one ``unknown`` record a receipt with an unknown vendor id belongs to, or None.
+
+    ``records``: the ``unknown`` and ``pending`` records to the receipt's number that have
+    no vendor id. A candidate is one of them with an attempt at the receipt's provider
+    instance that may have reached it (``started``, or ended in ``UnknownOutcome``) and
+    started at most :data:`TIE_WINDOW` before the receipt arrived. Exactly one candidate,
+    and it is ``unknown``: its message id. Otherwise None (the receipt stays an orphan
+    rather than be tied to the wrong message; a ``pending`` candidate may still get its
+    vendor id from its own send).
+    """
+    if not isinstance(event, DeliveryReceipt) or event.phone is None:
+        return None
+    earliest = event.received_at - TIE_WINDOW
+    found: list[MessageRecord] = []
+    for record in records:
+        if (
+            record.status not in (DeliveryStatus.UNKNOWN, DeliveryStatus.PENDING)
+            or record.provider_message_id is not None
+            or record.to != event.phone
+        ):
+            continue
+        if any(
+            a.provider == event.provider
+            and a.started_at is not None
+            and (a.outcome == "started" or a.error_type == "UnknownOutcome")
+            and earliest <= a.started_at <= event.received_at
+            for a in record.attempts
+        ):
+            found.append(record)
+    if len(found) != 1 or found[0].status is not DeliveryStatus.UNKNOWN:
+        return None
+    return found[0].message_id
 
 
 def correlate(event: AnyEvent, candidates: Sequence[tuple[str, str]]) -> str | None:
@@ -164,8 +213,11 @@ class Store(ABC):
         """Store a raw request and its events in one transaction, before it is acknowledged.
 
         Each event is tied to its message by (provider, provider_message_id[, phone]) when
-        that message is known, and its status applied forward-only; an event whose message
-        is not known yet is kept as an orphan. An event whose ``event_id`` is already stored
+        that message is known, and its status applied forward-only. A receipt whose vendor
+        id no message has is tied by :func:`tie_to_unknown` when exactly one ``unknown``
+        record matches: that record takes the receipt's provider instance and vendor id
+        (linking other orphans with that id, as ``update_message`` does) and its status.
+        Any other event whose message is not known yet is kept as an orphan. An event whose ``event_id`` is already stored
         is not stored again. Returns the new events, with ``message_id`` set where known.
         """
 
@@ -199,6 +251,39 @@ class Store(ABC):
     async def mark_dispatched(self, event_ids: Sequence[str]) -> None:
         """Record that these events reached their subscribers."""
 
+    # -- recovery ---------------------------------------------------------------------------
+
+    @abstractmethod
+    async def recover_expired(self, *, now: datetime, limit: int = 100) -> list[MessageRecord]:
+        """Resolve up to ``limit`` records that a dead process left: ``pending`` with a
+        ``lease_until`` before ``now`` (UTC). Atomic per record, and safe while other
+        processes run it on the same store: each record is resolved by one of them.
+
+        Each becomes :func:`recovered_status` (history source ``"recovery"``). One that
+        becomes ``failed`` (no vendor call started) gives back the idempotency key and the
+        recipient-guard claim it holds (only its own: a claim since taken by another
+        message stays). One that becomes ``unknown`` is offered every orphan receipt of
+        its number from an instance it tried, as :func:`tie_to_unknown` decides (the
+        receipts arrived while the record was still ``pending``), once every record of
+        the call is resolved. Returns the resolved
+        records as stored afterwards, oldest lease first; fewer than ``limit`` means none
+        is left.
+
+        SQL shape (PostgreSQL: the same statements, ``FOR UPDATE SKIP LOCKED`` on the
+        first)::
+
+            SELECT record FROM messages WHERE status = 'pending' AND lease_until < :now
+                ORDER BY lease_until LIMIT :limit
+            UPDATE messages SET status = :status, record = :record WHERE message_id = :id
+                AND status = 'pending'
+            DELETE FROM idempotency_keys WHERE key = :key AND message_id = :id
+            DELETE FROM recipient_guards WHERE phone = :to AND message_id = :id
+            SELECT payload FROM events WHERE provider = :instance AND phone = :to
+                AND message_id IS NULL AND kind = 'receipt'
+            SELECT record FROM messages WHERE phone = :to
+                AND status IN ('unknown', 'pending') AND provider_message_id IS NULL
+        """
+
     # -- guards -----------------------------------------------------------------------------
 
     @abstractmethod
@@ -213,9 +298,13 @@ class Store(ABC):
         """Give up a claim (the send failed before any vendor could have accepted it)."""
 
     @abstractmethod
-    async def check_recipient(self, phone: str, interval: float) -> float | None:
+    async def check_recipient(
+        self, phone: str, interval: float, *, message_id: str | None = None
+    ) -> float | None:
         """Atomically: when ``phone`` was last claimed less than ``interval`` seconds ago,
-        return the seconds left to wait; otherwise claim it now and return None."""
+        return the seconds left to wait; otherwise claim it now (for ``message_id``, so
+        that :meth:`recover_expired` can give back the claim of a send that died before
+        any vendor call) and return None."""
 
     # -- verifications ------------------------------------------------------------------------
     #

@@ -28,6 +28,7 @@ from notifykit.models import (
     VerificationCheckStatus,
     VerificationRecord,
     VerificationStatus,
+    apply_status,
     utcnow,
 )
 from notifykit.store.base import (
@@ -38,13 +39,15 @@ from notifykit.store.base import (
     VerificationCheckStep,
     VerificationClaim,
     correlate,
+    recovered_status,
+    tie_to_unknown,
 )
 
 __all__ = ["MemoryStore"]
 
 # A stored message: these fields, then ``_HISTORY_LEN`` status changes of 3 values
-# (status value, at, source), then its attempts, 5 values each (provider, outcome,
-# error_type, error_message, duration_ms).
+# (status value, at, source), then its attempts, 6 values each (provider, outcome,
+# error_type, error_message, duration_ms, started_at).
 _ID: Final = 0
 _TO: Final = 1
 _TEMPLATE: Final = 2
@@ -57,9 +60,10 @@ _CREDITS: Final = 8
 _CREATED: Final = 9
 _UPDATED: Final = 10
 _HISTORY_LEN: Final = 11
-_HEAD: Final = 12
+_LEASE: Final = 12
+_HEAD: Final = 13
 _CHANGE: Final = 3
-_TRY: Final = 5
+_TRY: Final = 6
 
 _Row = tuple[Any, ...]
 
@@ -80,6 +84,7 @@ def _row(record: MessageRecord) -> _Row:
         record.created_at,
         record.updated_at,
         len(record.history),
+        record.lease_until,
     ]
     for change in record.history:
         values += (change.status.value, change.at, change.source)
@@ -89,7 +94,14 @@ def _row(record: MessageRecord) -> _Row:
 
 def _add_tries(values: list[Any], attempts: Sequence[Attempt]) -> None:
     for a in attempts:
-        values += (a.provider, a.outcome, a.error_type, a.error_message, a.duration_ms)
+        values += (
+            a.provider,
+            a.outcome,
+            a.error_type,
+            a.error_message,
+            a.duration_ms,
+            a.started_at,
+        )
 
 
 def _tries_at(row: _Row) -> int:
@@ -119,11 +131,13 @@ def _record(row: _Row) -> MessageRecord:
                 error_type=row[i + 2],
                 error_message=row[i + 3],
                 duration_ms=row[i + 4],
+                started_at=row[i + 5],
             )
             for i in range(tries, len(row), _TRY)
         ],
         created_at=row[_CREATED],
         updated_at=row[_UPDATED],
+        lease_until=row[_LEASE],
     )
 
 
@@ -162,7 +176,11 @@ class MemoryStore(Store):
         self._inbox: list[InboxEntry] = []
         self._quarantine: list[QuarantineEntry] = []
         self._idempotency: dict[str, tuple[str, float]] = {}
-        self._recipients: dict[str, float] = {}
+        self._recipients: dict[str, tuple[float, str | None]] = {}
+        # Messages with a lease that may still be pending (settled ones are dropped lazily)
+        self._leases: dict[str, datetime] = {}
+        # phone -> ids of messages that became unknown without a vendor id (checked on read)
+        self._unknown: dict[str, dict[str, None]] = {}
         self._verifications: dict[str, VerificationRecord] = {}
         # (to, purpose) -> the current verification's id
         self._current: dict[tuple[str, str], str] = {}
@@ -171,6 +189,8 @@ class MemoryStore(Store):
 
     async def create_message(self, record: MessageRecord) -> None:
         self._messages[record.message_id] = _row(record)
+        if record.lease_until is not None and record.status is DeliveryStatus.PENDING:
+            self._leases[record.message_id] = record.lease_until
 
     async def update_message(
         self,
@@ -199,9 +219,19 @@ class MemoryStore(Store):
             head += row[_HEAD : _tries_at(row)]
         _add_tries(head, attempts)
         self._messages[message_id] = tuple(head)
+        if head[_STATUS] != "pending":
+            self._leases.pop(message_id, None)
+            if head[_STATUS] == "unknown" and head[_VENDOR_ID] is None:
+                self._unknown.setdefault(head[_TO], {})[message_id] = None
         owner = head[_PROVIDER]
         if provider_message_id is None or owner is None:
             return []
+        return self._link_orphans(message_id, owner, provider_message_id)
+
+    def _link_orphans(
+        self, message_id: str, owner: str, provider_message_id: str
+    ) -> list[AnyEvent]:
+        """Index the message under its vendor id; tie and apply the orphans that match."""
         ids = self._by_vendor_id.setdefault(owner, {})
         sharing = ids.get(provider_message_id)
         if sharing is None:
@@ -280,6 +310,8 @@ class MemoryStore(Store):
             if event.message_id is None and vendor_id is not None:
                 candidates = self._sharing(event.provider, vendor_id)
                 message_id = self._match(event, candidates) if candidates else None
+                if message_id is None and not candidates:
+                    message_id = self._tie(event, vendor_id)
                 if message_id is not None:
                     event = event.model_copy(update={"message_id": message_id})
                 else:
@@ -290,6 +322,84 @@ class MemoryStore(Store):
             self._apply(event)
             new.append(event)
         return new
+
+    def _undecided(self, phone: str) -> list[MessageRecord]:
+        """The ``unknown`` and ``pending`` records to ``phone`` without a vendor id; none
+        when no ``unknown`` one exists (stale index entries are dropped on the way)."""
+        ids = self._unknown.get(phone)
+        if not ids:
+            return []
+        found = []
+        for message_id in list(ids):
+            row = self._messages[message_id]
+            if row[_STATUS] != "unknown" or row[_VENDOR_ID] is not None:
+                del ids[message_id]
+            else:
+                found.append(_record(row))
+        if not ids:
+            del self._unknown[phone]
+            return []
+        for message_id in self._leases:
+            row = self._messages[message_id]
+            if row[_TO] == phone and row[_STATUS] == "pending" and row[_VENDOR_ID] is None:
+                found.append(_record(row))
+        return found
+
+    def _tie(self, event: AnyEvent, vendor_id: str) -> str | None:
+        """Tie a receipt whose vendor id no message has to its one ``unknown`` record."""
+        if event.phone is None or not isinstance(event, DeliveryReceipt):
+            return None
+        message_id = tie_to_unknown(event, self._undecided(event.phone))
+        if message_id is None:
+            return None
+        head = list(self._messages[message_id])
+        head[_PROVIDER] = event.provider
+        head[_VENDOR_ID] = vendor_id
+        self._messages[message_id] = tuple(head)
+        self._link_orphans(message_id, event.provider, vendor_id)
+        return message_id
+
+    async def recover_expired(self, *, now: datetime, limit: int = 100) -> list[MessageRecord]:
+        due = sorted((lease, m) for m, lease in self._leases.items() if lease < now)
+        resolved: list[MessageRecord] = []
+        for _lease, message_id in due:
+            if len(resolved) >= limit:
+                break
+            del self._leases[message_id]
+            row = self._messages[message_id]
+            if row[_STATUS] != "pending":
+                continue
+            record = _record(row)
+            status = recovered_status(record)
+            apply_status(record, status, now, "recovery")
+            self._messages[message_id] = _row(record)
+            if status is DeliveryStatus.FAILED:
+                key = record.idempotency_key
+                if key is not None:
+                    await self.release_idempotency_key(key, message_id)
+                claim = self._recipients.get(record.to)
+                if claim is not None and claim[1] == message_id:
+                    del self._recipients[record.to]
+            else:
+                self._unknown.setdefault(record.to, {})[message_id] = None
+            resolved.append(record)
+        for record in resolved:
+            if record.status is DeliveryStatus.UNKNOWN:
+                self._tie_orphans(record)
+        return [_record(self._messages[r.message_id]) for r in resolved]
+
+    def _tie_orphans(self, record: MessageRecord) -> None:
+        """Offer a record just made ``unknown`` every orphan receipt of its number from an
+        instance it tried (they arrived while it was pending)."""
+        for provider in dict.fromkeys(a.provider for a in record.attempts):
+            for vendor_id, event_ids in list(self._orphans.get(provider, {}).items()):
+                for event_id in list(event_ids):
+                    event = self._events[event_id]
+                    if event.phone != record.to or not isinstance(event, DeliveryReceipt):
+                        continue
+                    if self._tie(event, vendor_id) is not None:
+                        # _tie linked every orphan with this vendor id: the record is done
+                        return
 
     async def quarantine(self, entry: QuarantineEntry) -> None:
         self._quarantine.append(entry)
@@ -336,12 +446,14 @@ class MemoryStore(Store):
         if held is not None and held[0] == message_id:
             del self._idempotency[key]
 
-    async def check_recipient(self, phone: str, interval: float) -> float | None:
+    async def check_recipient(
+        self, phone: str, interval: float, *, message_id: str | None = None
+    ) -> float | None:
         now = time.time()
-        last = self._recipients.get(phone)
-        if last is not None and now - last < interval:
-            return interval - (now - last)
-        self._recipients[phone] = now
+        claim = self._recipients.get(phone)
+        if claim is not None and now - claim[0] < interval:
+            return interval - (now - claim[0])
+        self._recipients[phone] = (now, message_id)
         return None
 
     # -- verifications (each method completes without awaiting: atomic on the loop) -------

@@ -43,6 +43,8 @@ from notifykit.store.base import (
     VerificationCheckStep,
     VerificationClaim,
     correlate,
+    recovered_status,
+    tie_to_unknown,
 )
 from notifykit.store.migrations import migrate
 from notifykit.store.writer import SQLiteWriter
@@ -126,13 +128,14 @@ class SQLiteStore(Store):
             try:
                 conn.execute(
                     "INSERT INTO messages (message_id, phone, status, provider,"
-                    " provider_message_id, record) VALUES (?, ?, ?, ?, ?, ?)",
+                    " provider_message_id, lease_until, record) VALUES (?, ?, ?, ?, ?, ?, ?)",
                     (
                         record.message_id,
                         record.to,
                         record.status.value,
                         record.provider,
                         record.provider_message_id,
+                        None if record.lease_until is None else _ts(record.lease_until),
                         record.model_dump_json(),
                     ),
                 )
@@ -171,26 +174,7 @@ class SQLiteStore(Store):
             record.updated_at = utcnow()
             _save_message(conn, record)
             if provider_message_id is not None and record.provider is not None:
-                candidates = _sharing(conn, record.provider, provider_message_id)
-                rows = conn.execute(
-                    "SELECT payload FROM events WHERE provider = ? AND provider_message_id = ?"
-                    " AND message_id IS NULL ORDER BY id",
-                    (record.provider, provider_message_id),
-                ).fetchall()
-                for (payload,) in rows:
-                    event = EventAdapter.validate_json(payload)
-                    if correlate(event, candidates) != message_id:
-                        continue
-                    event = event.model_copy(update={"message_id": message_id})
-                    conn.execute(
-                        "UPDATE events SET message_id = ? WHERE event_id = ?",
-                        (message_id, event.event_id),
-                    )
-                    linked.append(event)
-                if linked:
-                    for event in linked:
-                        _apply(record, event)
-                    _save_message(conn, record)
+                linked = _link_orphans(conn, record)
             return linked
 
         return await self._writer.run(write, write=True)
@@ -245,6 +229,8 @@ class SQLiteStore(Store):
                 if event.message_id is None and event.provider_message_id is not None:
                     candidates = _sharing(conn, event.provider, event.provider_message_id)
                     message_id = correlate(event, candidates) if candidates else None
+                    if message_id is None and not candidates:
+                        message_id = _tie(conn, event, event.provider_message_id)
                     if message_id is not None:
                         event = event.model_copy(update={"message_id": message_id})
                 conn.execute(
@@ -336,6 +322,39 @@ class SQLiteStore(Store):
 
         await self._writer.run(write, write=True)
 
+    # -- recovery ---------------------------------------------------------------------------
+
+    async def recover_expired(self, *, now: datetime, limit: int = 100) -> list[MessageRecord]:
+        def write(conn: sqlite3.Connection) -> list[MessageRecord]:
+            rows = conn.execute(
+                "SELECT record FROM messages WHERE status = 'pending' AND lease_until < ?"
+                " ORDER BY lease_until LIMIT ?",
+                (_ts(now), limit),
+            ).fetchall()
+            resolved: list[MessageRecord] = []
+            for (payload,) in rows:
+                record = MessageRecord.model_validate_json(payload)
+                status = recovered_status(record)
+                apply_status(record, status, now, "recovery")
+                _save_message(conn, record)
+                if status is DeliveryStatus.FAILED:
+                    if record.idempotency_key is not None:
+                        conn.execute(
+                            "DELETE FROM idempotency_keys WHERE key = ? AND message_id = ?",
+                            (record.idempotency_key, record.message_id),
+                        )
+                    conn.execute(
+                        "DELETE FROM recipient_guards WHERE phone = ? AND message_id = ?",
+                        (record.to, record.message_id),
+                    )
+                resolved.append(record)
+            for record in resolved:
+                if record.status is DeliveryStatus.UNKNOWN:
+                    _tie_orphans(conn, record)
+            return [_load_message(conn, r.message_id) or r for r in resolved]
+
+        return await self._writer.run(write, write=True)
+
     # -- guards -----------------------------------------------------------------------------
 
     async def claim_idempotency_key(self, key: str, message_id: str, ttl: float) -> str | None:
@@ -363,7 +382,9 @@ class SQLiteStore(Store):
 
         await self._writer.run(write, write=True)
 
-    async def check_recipient(self, phone: str, interval: float) -> float | None:
+    async def check_recipient(
+        self, phone: str, interval: float, *, message_id: str | None = None
+    ) -> float | None:
         def write(conn: sqlite3.Connection) -> float | None:
             now = time.time()
             row = conn.execute(
@@ -372,8 +393,9 @@ class SQLiteStore(Store):
             if row is not None and now - row[0] < interval:
                 return float(interval - (now - row[0]))
             conn.execute(
-                "INSERT OR REPLACE INTO recipient_guards (phone, claimed_at) VALUES (?, ?)",
-                (phone, now),
+                "INSERT OR REPLACE INTO recipient_guards (phone, claimed_at, message_id)"
+                " VALUES (?, ?, ?)",
+                (phone, now, message_id),
             )
             return None
 
@@ -531,6 +553,78 @@ def _save_message(conn: sqlite3.Connection, record: MessageRecord) -> None:
             record.message_id,
         ),
     )
+
+
+def _link_orphans(conn: sqlite3.Connection, record: MessageRecord) -> list[AnyEvent]:
+    """Tie the orphan events with ``record``'s provider instance and vendor id that belong
+    to it, apply them to it and save it; the linked events."""
+    assert record.provider is not None and record.provider_message_id is not None
+    candidates = _sharing(conn, record.provider, record.provider_message_id)
+    rows = conn.execute(
+        "SELECT payload FROM events WHERE provider = ? AND provider_message_id = ?"
+        " AND message_id IS NULL ORDER BY id",
+        (record.provider, record.provider_message_id),
+    ).fetchall()
+    linked: list[AnyEvent] = []
+    for (payload,) in rows:
+        event = EventAdapter.validate_json(payload)
+        if correlate(event, candidates) != record.message_id:
+            continue
+        event = event.model_copy(update={"message_id": record.message_id})
+        conn.execute(
+            "UPDATE events SET message_id = ? WHERE event_id = ?",
+            (record.message_id, event.event_id),
+        )
+        linked.append(event)
+    if linked:
+        for event in linked:
+            _apply(record, event)
+        _save_message(conn, record)
+    return linked
+
+
+def _undecided(conn: sqlite3.Connection, phone: str) -> list[MessageRecord]:
+    """The ``unknown`` and ``pending`` records to ``phone`` without a vendor id."""
+    rows = conn.execute(
+        "SELECT record FROM messages WHERE phone = ? AND status IN ('unknown', 'pending')"
+        " AND provider_message_id IS NULL ORDER BY id",
+        (phone,),
+    ).fetchall()
+    return [MessageRecord.model_validate_json(payload) for (payload,) in rows]
+
+
+def _tie(conn: sqlite3.Connection, event: AnyEvent, vendor_id: str) -> str | None:
+    """Tie a receipt whose vendor id no message has to its one ``unknown`` record: the
+    record takes the instance and vendor id, and the orphans that share them."""
+    if event.phone is None or not isinstance(event, DeliveryReceipt):
+        return None
+    message_id = tie_to_unknown(event, _undecided(conn, event.phone))
+    if message_id is None:
+        return None
+    record = _load_message(conn, message_id)
+    assert record is not None
+    record.provider = event.provider
+    record.provider_message_id = vendor_id
+    record.updated_at = utcnow()
+    _save_message(conn, record)
+    _link_orphans(conn, record)
+    return message_id
+
+
+def _tie_orphans(conn: sqlite3.Connection, record: MessageRecord) -> None:
+    """Offer a record just made ``unknown`` every orphan receipt of its number from an
+    instance it tried (they arrived while it was still pending)."""
+    for provider in dict.fromkeys(a.provider for a in record.attempts):
+        rows = conn.execute(
+            "SELECT payload FROM events WHERE provider = ? AND phone = ? AND message_id IS NULL"
+            " AND kind = 'receipt' AND provider_message_id IS NOT NULL ORDER BY id",
+            (provider, record.to),
+        ).fetchall()
+        for (payload,) in rows:
+            event = EventAdapter.validate_json(payload)
+            assert event.provider_message_id is not None
+            if _tie(conn, event, event.provider_message_id) is not None:
+                return
 
 
 def _sharing(

@@ -286,6 +286,186 @@ async def test_recipient_guard(store: Store) -> None:
     assert await store.check_recipient(PHONE, 0) is None
 
 
+# -- recovery after a crash (notifykit.recovery) -----------------------------------------------
+
+LEASE = T0 + timedelta(seconds=40)
+LATER = T0 + timedelta(minutes=5)
+
+
+async def left_pending(
+    store: Store,
+    message_id: str,
+    *,
+    started: bool,
+    to: str = PHONE,
+    key: str | None = None,
+    lease: datetime = LEASE,
+) -> None:
+    """A record as a process killed mid-send leaves it: pending, with or without a started
+    vendor call."""
+    await store.create_message(
+        MessageRecord(
+            message_id=message_id,
+            to=to,
+            template="verify_code",
+            idempotency_key=key,
+            created_at=T0,
+            lease_until=lease,
+        )
+    )
+    if started:
+        await store.update_message(
+            message_id,
+            attempts=[
+                Attempt(provider="vs", outcome="started", started_at=T0 + timedelta(seconds=1))
+            ],
+        )
+
+
+async def test_recovery_resolves_expired_pending_records_by_their_attempts(store: Store) -> None:
+    await left_pending(store, "reached", started=True)
+    await left_pending(store, "never", started=False)
+    await left_pending(store, "alive", started=True, lease=LATER + timedelta(minutes=1))
+    await sent(store, "done", vendor_id="task-9")
+
+    resolved = await store.recover_expired(now=LATER)
+
+    assert {r.message_id: r.status for r in resolved} == {
+        "reached": DeliveryStatus.UNKNOWN,
+        "never": DeliveryStatus.FAILED,
+    }
+    reached = await store.get_message("reached")
+    assert reached is not None and reached.status is DeliveryStatus.UNKNOWN
+    assert reached.history[-1].source == "recovery"
+    assert reached.attempts[0].outcome == "started"
+    alive = await store.get_message("alive")
+    assert alive is not None and alive.status is DeliveryStatus.PENDING
+    done = await store.get_message("done")
+    assert done is not None and done.status is DeliveryStatus.ACCEPTED
+    assert await store.recover_expired(now=LATER) == []
+    unknown = await store.list_messages(status=DeliveryStatus.UNKNOWN)
+    assert [r.message_id for r in unknown] == ["reached"]
+
+
+async def test_recovery_pages_by_limit(store: Store) -> None:
+    for i in range(5):
+        await left_pending(store, f"m{i}", started=False, to=f"+86156123410{i:02d}")
+    first = await store.recover_expired(now=LATER, limit=3)
+    second = await store.recover_expired(now=LATER, limit=3)
+    assert len(first) == 3 and len(second) == 2
+    assert {r.message_id for r in first + second} == {f"m{i}" for i in range(5)}
+
+
+async def test_recovery_gives_back_the_claims_of_a_send_that_reached_no_vendor(
+    store: Store,
+) -> None:
+    assert await store.claim_idempotency_key("k-never", "never", ttl=600) is None
+    assert await store.check_recipient(PHONE, 600, message_id="never") is None
+    await left_pending(store, "never", started=False, key="k-never")
+    assert await store.claim_idempotency_key("k-reached", "reached", ttl=600) is None
+    assert await store.check_recipient(OTHER, 600, message_id="reached") is None
+    await left_pending(store, "reached", started=True, to=OTHER, key="k-reached")
+
+    await store.recover_expired(now=LATER)
+
+    # Released: another send may use the key and the number now.
+    assert await store.claim_idempotency_key("k-never", "next", ttl=600) is None
+    assert await store.check_recipient(PHONE, 600, message_id="next") is None
+    # Kept: the vendor may have the first message.
+    assert await store.claim_idempotency_key("k-reached", "next2", ttl=600) == "reached"
+    assert await store.check_recipient(OTHER, 600, message_id="next2") is not None
+
+
+async def test_recovery_leaves_a_guard_claim_another_message_holds(store: Store) -> None:
+    await left_pending(store, "never", started=False)
+    assert await store.check_recipient(PHONE, 0, message_id="never") is None
+    assert await store.check_recipient(PHONE, 0, message_id="newer") is None  # interval over
+
+    await store.recover_expired(now=LATER)
+
+    assert await store.check_recipient(PHONE, 600, message_id="third") is not None
+
+
+def late_receipt(event_id: str, vendor_id: str, *, phone: str = PHONE) -> DeliveryReceipt:
+    return DeliveryReceipt(
+        event_id=event_id,
+        provider="vs",
+        provider_message_id=vendor_id,
+        phone=phone,
+        occurred_at=T0 + timedelta(minutes=6),
+        received_at=T0 + timedelta(minutes=6, seconds=1),
+        status=DeliveryStatus.DELIVERED,
+        vendor_status="1",
+    )
+
+
+async def test_receipt_with_unknown_vendor_id_is_tied_to_the_one_unknown_record(
+    store: Store,
+) -> None:
+    await left_pending(store, "reached", started=True)
+    await left_pending(store, "elsewhere", started=True, to=OTHER)
+    await store.recover_expired(now=LATER)
+
+    new = await store.ingest(entry(), [late_receipt("r1", "task-77")])
+
+    assert [e.message_id for e in new] == ["reached"]
+    record = await store.get_message("reached")
+    assert record is not None
+    assert record.status is DeliveryStatus.DELIVERED
+    assert (record.provider, record.provider_message_id) == ("vs", "task-77")
+    # Later events with that vendor id now follow the ordinary path.
+    again = await store.ingest(entry(), [reply("r2", "thanks", vendor_id="task-77", minutes=7)])
+    assert [e.message_id for e in again] == ["reached"]
+
+
+async def test_receipt_matching_several_unknown_records_stays_an_orphan(store: Store) -> None:
+    await left_pending(store, "a", started=True)
+    await left_pending(store, "b", started=True)
+    await store.recover_expired(now=LATER)
+
+    new = await store.ingest(entry(), [late_receipt("r1", "task-77")])
+
+    assert [e.message_id for e in new] == [None]
+    for message_id in ("a", "b"):
+        record = await store.get_message(message_id)
+        assert record is not None and record.status is DeliveryStatus.UNKNOWN
+
+
+async def test_receipt_from_an_instance_never_tried_or_out_of_window_stays_an_orphan(
+    store: Store,
+) -> None:
+    await left_pending(store, "reached", started=True)
+    await store.recover_expired(now=LATER)
+    other_vendor = late_receipt("r1", "task-77").model_copy(update={"provider": "tw"})
+    too_late = late_receipt("r2", "task-78").model_copy(
+        update={"received_at": T0 + timedelta(days=4)}
+    )
+
+    new = await store.ingest(entry(), [other_vendor, too_late])
+
+    assert [e.message_id for e in new] == [None, None]
+    record = await store.get_message("reached")
+    assert record is not None and record.status is DeliveryStatus.UNKNOWN
+
+
+async def test_receipts_stored_while_pending_are_tied_by_the_sweep(store: Store) -> None:
+    await left_pending(store, "reached", started=True)
+    await left_pending(store, "twin-a", started=True, to=OTHER)
+    await left_pending(store, "twin-b", started=True, to=OTHER)
+    await store.ingest(entry(), [late_receipt("r1", "task-77")])
+    await store.ingest(entry(), [late_receipt("r2", "task-78", phone=OTHER)])
+
+    resolved = await store.recover_expired(now=LATER)
+
+    by_id = {r.message_id: r for r in resolved}
+    assert by_id["reached"].status is DeliveryStatus.DELIVERED
+    assert by_id["reached"].provider_message_id == "task-77"
+    assert by_id["twin-a"].status is DeliveryStatus.UNKNOWN
+    assert by_id["twin-b"].status is DeliveryStatus.UNKNOWN
+    events = {e.event_id: e.message_id for e in await store.list_events()}
+    assert events == {"r1": "reached", "r2": None}
+
+
 # -- verifications (notifykit.verify keeps its rules here; docs in Store's docstrings) -------
 
 V0 = 1_700_000_000.0  # seconds since the epoch: the stores take the time from the caller
