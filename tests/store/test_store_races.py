@@ -10,8 +10,10 @@ only sometimes. Here the interleaving is chosen by the test:
   it suspends, then the second, so a claim that awaits between its check and its write
   is caught every time.
 The claims: idempotency keys (a claim, a takeover of an expired key, a release), the
-recipient guard, and the verification steps (a start's send claim, and checks: at most the
-attempts left are evaluated, a code approves at most once).
+recipient guard, the verification steps (a start's send claim, and checks: at most the
+attempts left are evaluated, a code approves at most once), and the recovery sweep (each
+left record resolved once, never over a slow sender's acceptance, giving back only its own
+claims).
 
 * ``sqlite://`` contenders are separate stores on one file (each its own connection and
   thread, exactly as two processes would be). :class:`StatementGate` pauses each
@@ -31,12 +33,20 @@ import sqlite3
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from notifykit.models import VerificationCheckStatus, VerificationRecord, VerificationStatus
+from notifykit.models import (
+    Attempt,
+    DeliveryStatus,
+    MessageRecord,
+    VerificationCheckStatus,
+    VerificationRecord,
+    VerificationStatus,
+)
 from notifykit.store import MemoryStore, SQLiteStore, Store
 from notifykit.store.base import VerificationCheckStep
 
@@ -412,3 +422,87 @@ async def test_the_right_code_approves_once(race: Race, first: int) -> None:
         VerificationCheckStatus.APPROVED,
         VerificationCheckStatus.NOT_FOUND,
     ], results
+
+
+# -- recovery of what a dead sender left ----------------------------------------------------
+
+T0 = datetime(2024, 5, 1, 9, 0, tzinfo=UTC)
+LEASE = T0 + timedelta(seconds=40)
+LATER = T0 + timedelta(minutes=5)
+
+
+async def _left_pending(
+    store: Store, message_id: str, *, started: bool, key: str | None = None
+) -> None:
+    """A record as a process stopped mid-send leaves it: pending past its lease."""
+    await store.create_message(
+        MessageRecord(
+            message_id=message_id,
+            to=PHONE,
+            template="verify_code",
+            idempotency_key=key,
+            created_at=T0,
+            lease_until=LEASE,
+        )
+    )
+    if started:
+        await store.update_message(
+            message_id,
+            attempts=[Attempt(provider="vs", outcome="started", started_at=T0)],
+        )
+
+
+@FIRST
+async def test_two_sweeps_resolve_a_record_once(race: Race, first: int) -> None:
+    a, b = race.stores
+    await _left_pending(a, "m1", started=True)
+    results = await race.run([a.recover_expired(now=LATER), b.recover_expired(now=LATER)], first)
+    assert not [r for r in results if isinstance(r, BaseException)], results
+    assert sorted(len(r) for r in results) == [0, 1], results
+    record = await a.get_message("m1")
+    assert record is not None and record.status is DeliveryStatus.UNKNOWN
+    assert [h.source for h in record.history].count("recovery") == 1
+
+
+@FIRST
+async def test_a_sweep_never_undoes_the_acceptance_of_a_slow_sender(race: Race, first: int) -> None:
+    """The sender was slow, not dead: its acceptance lands while a sweep resolves the
+    record. Whatever the order, the record ends accepted with the vendor's id."""
+    a, b = race.stores
+    await _left_pending(a, "m1", started=True)
+    accepted = Attempt(provider="vs", outcome="accepted", started_at=T0)
+    results = await race.run(
+        [
+            a.recover_expired(now=LATER),
+            b.update_message(
+                "m1",
+                attempts=[accepted],
+                status=DeliveryStatus.ACCEPTED,
+                provider="vs",
+                provider_message_id="task-1",
+            ),
+        ],
+        first,
+    )
+    assert not [r for r in results if isinstance(r, BaseException)], results
+    record = await a.get_message("m1")
+    assert record is not None
+    assert (record.status, record.provider, record.provider_message_id) == (
+        DeliveryStatus.ACCEPTED,
+        "vs",
+        "task-1",
+    )
+
+
+@FIRST
+async def test_a_sweep_gives_back_only_its_own_key(race: Race, first: int) -> None:
+    """The dead send's key expired and another send takes it over while the sweep gives the
+    dead one's back: the new holder keeps it."""
+    a, b = race.stores
+    assert await a.claim_idempotency_key("k", "dead", 0) is None  # expired at once
+    await _left_pending(a, "dead", started=False, key="k")
+    swept, taken = await race.run(
+        [a.recover_expired(now=LATER), b.claim_idempotency_key("k", "next", 600)], first
+    )
+    assert not isinstance(swept, BaseException) and taken is None, (swept, taken)
+    assert await a.claim_idempotency_key("k", "third", 600) == "next"
