@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import functools
 import ssl
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
@@ -160,24 +161,14 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         extensions: dict[str, Any] = {"http_version": b"HTTP/1.1"}
         if answer.reason:
             extensions["reason_phrase"] = answer.reason.encode("latin-1", "replace")
-        if "Content-Encoding" in answer.headers:  # httpx decodes it, as it reads
-            return httpx.Response(
-                answer.status,
-                headers=answer.raw_headers,
-                content=content,
-                request=request,
-                extensions=extensions,
-            )
-        response = httpx.Response(
+        # The headers as received; httpx decodes any content-encoding as the body is read.
+        return httpx.Response(
             answer.status,
             headers=answer.raw_headers,
             stream=httpx.ByteStream(content),
             request=request,
             extensions=extensions,
         )
-        # Read already, and nothing to decode: what response.read() would end with.
-        response._content = content
-        return response
 
     async def aclose(self) -> None:
         session, self._session = self._session, None
@@ -203,10 +194,17 @@ class _Client(httpx.AsyncClient):
     """The ``AsyncClient`` :func:`create_client` makes; :func:`request` sends its plain
     requests straight to ``transport``."""
 
-    def __init__(self, *, transport: httpx.AsyncBaseTransport, **kwargs: Any) -> None:
-        super().__init__(transport=transport, **kwargs)
+    def __init__(
+        self,
+        *,
+        transport: httpx.AsyncBaseTransport,
+        default_encoding: str | Callable[[bytes], str] = "utf-8",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(transport=transport, default_encoding=default_encoding, **kwargs)
         self.direct_transport = transport
-        self._prototypes: dict[tuple[Any, ...], tuple[httpx.URL, httpx.Headers, int]] = {}
+        self.direct_encoding = default_encoding
+        self._prototypes: dict[tuple[Any, ...], tuple[httpx.URL, httpx.Headers] | None] = {}
 
     def can_send_directly(self, kwargs: dict[str, Any]) -> bool:
         """True when ``AsyncClient.request`` would do nothing more than :func:`request`'s
@@ -222,8 +220,13 @@ class _Client(httpx.AsyncClient):
         )
 
     def build_direct(self, method: str, url: str, kwargs: dict[str, Any]) -> httpx.Request:
-        """The request ``AsyncClient.build_request`` would build, plus basic auth."""
-        extensions = {"timeout": self.timeout.as_dict()}
+        """The request ``AsyncClient.build_request`` would build, plus basic auth.
+
+        Public httpx API only. For a bytes body (a provider's form or JSON, encoded by
+        itself) everything but the body and its length is the same from one call to the
+        next, so the URL and headers are built once per (method, URL, headers) and each
+        call makes one ``httpx.Request`` from them.
+        """
         content = kwargs.get("content")
         extra = kwargs.get("headers")
         if (
@@ -232,9 +235,6 @@ class _Client(httpx.AsyncClient):
             and content
             and (extra is None or type(extra) is dict)
         ):
-            # A bytes body (a provider's form or JSON, encoded by itself): everything but
-            # the body and its length is the same from one call to the next, so the
-            # headers are built and normalised once per (method, URL, headers).
             key = (
                 method,
                 url,
@@ -242,58 +242,41 @@ class _Client(httpx.AsyncClient):
                 tuple(self.headers.raw),
                 self.auth,
             )
-            prototype = self._prototypes.get(key)
-            if prototype is None:
+            try:
+                prototype = self._prototypes[key]
+            except KeyError:
                 prototype = self._prototype(key, method, url, extra)
             if prototype is not None:
-                target, headers, length_at = prototype
-                # httpx copies a Headers' normalised list as it is: no per-header
-                # normalisation per send; then only the length is this body's own.
-                built = httpx.Request(
+                target, headers = prototype
+                return httpx.Request(
                     method,
                     target,
                     headers=headers,
-                    stream=httpx.ByteStream(content),
-                    extensions=extensions,
+                    content=content,
+                    extensions={"timeout": self.timeout.as_dict()},
                 )
-                items = built.headers._list
-                name, lower, _ = items[length_at]
-                items[length_at] = (name, lower, b"%d" % len(content))
-                built._content = content  # what built.read() would keep
-                return built
-        built = httpx.Request(
-            method,
-            self._merge_url(url),
-            headers=self._merge_headers(extra),
-            extensions=extensions,
-            **{k: v for k, v in kwargs.items() if k != "headers"},
-        )
+        built = self.build_request(method, url, **kwargs)
         if self.auth is not None:
             built = next(self.auth.auth_flow(built))  # basic auth: sets the header, no more
         return built
 
     def _prototype(
         self, key: tuple[Any, ...], method: str, url: str, extra: dict[str, Any] | None
-    ) -> tuple[httpx.URL, httpx.Headers, int] | None:
-        """httpx's own request for a one-byte body: its URL, its headers, and where its
-        content-length sits; None when the caller set the length or encoding itself."""
-        if extra and any(k.lower() in ("content-length", "transfer-encoding") for k in extra):
-            return None
-        sample = httpx.Request(
-            method, self._merge_url(url), headers=self._merge_headers(extra), content=b"-"
-        )
-        if self.auth is not None:
-            sample = next(self.auth.auth_flow(sample))
-        headers = sample.headers
-        length_at = next(
-            (i for i, (name, _) in enumerate(headers.raw) if name.lower() == b"content-length"),
-            None,
-        )
-        if length_at is None:  # pragma: no cover - httpx always sets it for a bytes body
-            return None
+    ) -> tuple[httpx.URL, httpx.Headers] | None:
+        """The URL and headers of httpx's own request for this call, without the body's
+        length (httpx sets it per body); None when the caller set the length or encoding
+        itself (then every call takes ``build_request``)."""
+        found: tuple[httpx.URL, httpx.Headers] | None = None
+        if not (extra and any(k.lower() in ("content-length", "transfer-encoding") for k in extra)):
+            sample = self.build_request(method, url, headers=extra, content=b"-")
+            if self.auth is not None:
+                sample = next(self.auth.auth_flow(sample))
+            headers = httpx.Headers(sample.headers)
+            del headers["content-length"]
+            found = (sample.url, headers)
         if len(self._prototypes) >= _URL_CACHE_SIZE:
             self._prototypes.clear()
-        found = self._prototypes[key] = (sample.url, headers, length_at)
+        self._prototypes[key] = found
         return found
 
 
@@ -367,17 +350,7 @@ async def _send_directly(
     built = client.build_direct(method, url, kwargs)
     response = await client.direct_transport.handle_async_request(built)
     response.request = built
-    response.default_encoding = client._default_encoding
-    if (
-        type(client.direct_transport) is AiohttpTransport
-        and type(response.stream) is httpx.ByteStream
-        and hasattr(response, "_content")
-    ):
-        # Read whole by the transport, and a ByteStream has nothing to release: what
-        # aread() and aclose() would end with, without two more awaits.
-        response.is_stream_consumed = True
-        response.is_closed = True
-        return response
+    response.default_encoding = client.direct_encoding
     try:
         await response.aread()
     finally:

@@ -5,8 +5,7 @@ from __future__ import annotations
 import re
 
 import phonenumbers
-from phonenumbers import PhoneMetadata, ValidationResult
-from phonenumbers import phonenumberutil as _util
+from phonenumbers import ValidationResult
 
 from notifykit.errors import InvalidMessage
 
@@ -16,16 +15,6 @@ __all__ = ["mask_phone", "number_type_of", "parse_phone", "parsed_number", "regi
 # Letters are refused (phonenumbers would read "1-800-FLOWERS" as digits), and so are
 # extensions, which an SMS cannot reach.
 _ALLOWED = re.compile(r"^\+?[0-9 ().\-/\u00a0]+$")
-
-# "+" and ASCII digits only, E.164's own spelling: parsed by _parse_plain.
-_PLAIN = re.compile(r"\+[0-9]{3,17}", re.ASCII)
-_KEEP_PREFIX = frozenset(
-    {
-        ValidationResult.TOO_SHORT,
-        ValidationResult.IS_POSSIBLE_LOCAL_ONLY,
-        ValidationResult.INVALID_LENGTH,
-    }
-)
 
 _MASKED = re.compile(r"\+?\d{0,6}\*+\d{0,4}")
 
@@ -111,9 +100,7 @@ def parse_phone(value: object, default_region: str | None = None) -> str:
             f"to: recipient {mask_phone(text)} has no country code (write it as +<country code><number>)"
         )
     try:
-        parsed = _parse_plain(text) if _FAST_PATH and _PLAIN.fullmatch(text) else None
-        if parsed is None:
-            parsed = phonenumbers.parse(text, None if text.startswith("+") else default_region)
+        parsed = phonenumbers.parse(text, None if text.startswith("+") else default_region)
     except phonenumbers.NumberParseException as exc:
         reason = exc.args[0] if exc.args else type(exc).__name__
         raise InvalidMessage(
@@ -133,49 +120,6 @@ def parse_phone(value: object, default_region: str | None = None) -> str:
     e164 = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
     _remember(e164, parsed, kind)
     return e164
-
-
-# The fast path uses phonenumbers' own private steps (pinned below 10 in pyproject.toml, and
-# checked equal to phonenumbers.parse by tests/core/test_core_phone_plain.py). Should a
-# release rename any of them, every number simply takes phonenumbers.parse again.
-_FAST_PATH = all(
-    hasattr(_util, name)
-    for name in (
-        "_extract_country_code",
-        "_maybe_strip_national_prefix_carrier_code",
-        "_test_number_length",
-        "_set_italian_leading_zeros_for_phone_number",
-        "_MIN_LENGTH_FOR_NSN",
-        "_MAX_LENGTH_FOR_NSN",
-    )
-)
-
-
-def _parse_plain(text: str) -> phonenumbers.PhoneNumber | None:
-    """``phonenumbers.parse(text, None)`` for a number written as ``+`` and ASCII digits,
-    without the general input handling (punctuation, letters, extensions, RFC 3966) that
-    such a number never needs: about half its time. None wherever phonenumbers would
-    raise (or the country code is not one it knows): the caller then asks phonenumbers
-    itself, for the same error. The steps are phonenumbers' own, in its order (checked
-    equal to it in tests/core/test_core_phone_plain.py)."""
-    country_code, national = _util._extract_country_code(text[1:])
-    if country_code == 0:
-        return None
-    region = phonenumbers.region_code_for_country_code(country_code)
-    metadata = PhoneMetadata.metadata_for_region_or_calling_code(country_code, region)
-    if metadata is None or len(national) < _util._MIN_LENGTH_FOR_NSN:
-        return None
-    # A national prefix written after the country code is dropped, as phonenumbers does,
-    # unless what is left would be too short for the region.
-    _, stripped, _ = _util._maybe_strip_national_prefix_carrier_code(national, metadata)
-    if _util._test_number_length(stripped, metadata) not in _KEEP_PREFIX:
-        national = stripped
-    if not _util._MIN_LENGTH_FOR_NSN <= len(national) <= _util._MAX_LENGTH_FOR_NSN:
-        return None
-    parsed = phonenumbers.PhoneNumber(country_code=country_code)
-    _util._set_italian_leading_zeros_for_phone_number(national, parsed)
-    parsed.national_number = int(national)
-    return parsed
 
 
 def _remember(e164: str, parsed: phonenumbers.PhoneNumber, kind: int | None) -> None:

@@ -4,7 +4,10 @@ Routes: ``POST /callbacks/{provider}`` (``/callbacks/{provider}/{token}`` when
 ``[callbacks] token`` is set) and ``GET /healthz``. Checks, in order: a wrong or missing token
 answers 404 (compared in constant time; no redirects, so no path reveals another), then an
 unknown provider 404, then a method other than POST 405, then a body over
-``[callbacks] max_body_bytes`` 413 (the body is read no further). What passes goes to the
+``[callbacks] max_body_bytes`` 413. The rest of an oversized body is read and discarded,
+up to :data:`DRAIN_FACTOR` times the limit, before the 413, so that a client sending its
+whole body before reading can read the answer; a longer body is cut off (answered at once,
+connection closed). What passes goes to the
 notifier's :class:`~notifykit.callbacks.processor.CallbackProcessor`: parsed, stored, then
 acknowledged.
 
@@ -109,14 +112,15 @@ class _CallbackEndpoint:
             return _text(405, "Method Not Allowed", {"allow": "POST"})
         limit = receiver.max_body_bytes
         declared = request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > limit:
-            return _too_large()
+        if declared.isdigit() and int(declared) > drain_bound(limit):
+            return _too_large(cut_off=True)
         body = bytearray()
+        chunks = request.stream()
         try:
-            async for chunk in request.stream():
+            async for chunk in chunks:
                 body += chunk
                 if len(body) > limit:
-                    return _too_large()
+                    return await _drain_then_refuse(chunks, len(body), drain_bound(limit))
         except ClientDisconnect:
             return None  # nobody is left to answer; nothing complete was received
         try:
@@ -149,9 +153,37 @@ def _text(status: int, text: str, headers: dict[str, str] | None = None) -> Resp
     return PlainTextResponse(text, status_code=status, headers=headers)
 
 
-def _too_large() -> Response:
-    # The rest of the body is never read, so the connection cannot be reused.
-    return _text(413, "request body too large", {"connection": "close"})
+DRAIN_FACTOR = 16
+"""An oversized body is read and discarded up to this many times ``max_body_bytes``."""
+
+
+def drain_bound(limit: int) -> int:
+    """How many bytes of an oversized body are read (and discarded) before the 413.
+
+    A server that answers and closes while the client's body is still arriving makes the
+    kernel reset the connection, and the client (a vendor still sending) never reads the
+    answer. So a body up to this bound is read to its end first; a longer one is cut off.
+    """
+    return DRAIN_FACTOR * limit
+
+
+async def _drain_then_refuse(
+    chunks: AsyncIterator[bytes], received: int, bound: int
+) -> Response | None:
+    """Discard the rest of an oversized body, up to ``bound`` bytes in all, then 413."""
+    try:
+        async for chunk in chunks:
+            received += len(chunk)
+            if received > bound:
+                return _too_large(cut_off=True)
+    except ClientDisconnect:
+        return None
+    return _too_large(cut_off=False)
+
+
+def _too_large(*, cut_off: bool) -> Response:
+    # When the rest of the body was not read, the connection cannot be reused.
+    return _text(413, "request body too large", {"connection": "close"} if cut_off else None)
 
 
 async def _healthz(_request: Request) -> Response:
