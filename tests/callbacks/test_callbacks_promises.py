@@ -4,7 +4,12 @@ stored, and credentials sent to the receiver are not kept in the inbox."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hmac
+import socket
+import sqlite3
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +20,9 @@ import pytest
 
 from notifykit.callbacks import create_app
 from notifykit.config import Config
+from notifykit.notifier import AsyncNotifier
 from notifykit.server import ServerThread
+from notifykit.store import MemoryStore, SQLiteStore, Store
 
 Serve = Callable[[Any], ServerThread]
 TOKEN = "s3cret-t0ken"
@@ -69,3 +76,168 @@ def test_every_token_is_compared_in_constant_time(
         assert answer.status_code == status, given
         against_token = [pair for pair in comparisons if pair[1] == TOKEN.encode()]
         assert against_token == [(given.encode(), TOKEN.encode())], given
+
+
+# -- stored before acknowledged -------------------------------------------------------------
+#
+# The store write of a push is held open; the test then lets the receiver's event loop run
+# every callback it has (LOOP_TURNS turns, far more than an answer needs once the handler
+# returns) and proves that no answer was started by the app nor reached the client's socket.
+# Only then is the write released; the answer must come after it, and say what was stored.
+# No sleeps: the hold is an event, and the turns are counted, not timed.
+
+LOOP_TURNS = 200
+GUARD = 30.0
+"""Seconds before a stuck test fails (a guard against hanging, not a measure)."""
+
+
+async def _turns(count: int) -> None:
+    for _ in range(count):
+        await asyncio.sleep(0)
+
+
+class Watched:
+    """The receiver app, with every answer's start recorded and checked as it is sent."""
+
+    def __init__(self, app: Any, stored: Callable[[], bool]) -> None:
+        self.app = app
+        self.stored = stored
+        self.answers: list[bool] = []
+        """For each answer started on a callback path: was the push stored at that moment?"""
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        self.loop = asyncio.get_running_loop()
+
+        async def watched_send(message: Any) -> None:
+            if message["type"] == "http.response.start" and "/callbacks/" in scope["path"]:
+                self.answers.append(self.stored())
+            await send(message)
+
+        await self.app(scope, receive, watched_send)
+
+    def run_turns(self) -> None:
+        assert self.loop is not None
+        asyncio.run_coroutine_threadsafe(_turns(LOOP_TURNS), self.loop).result(GUARD)
+
+
+def _raw_push(port: int, body: bytes = RECEIPT) -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", port), timeout=GUARD)
+    head = (
+        f"POST /callbacks/vs/{TOKEN} HTTP/1.1\r\nhost: 127.0.0.1\r\n"
+        f"content-type: application/x-www-form-urlencoded\r\n"
+        f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
+    )
+    sock.sendall(head.encode() + body)
+    return sock
+
+
+def _nothing_received(sock: socket.socket) -> bool:
+    """No byte (nor the end of the connection) is waiting on the client's socket."""
+    sock.setblocking(False)
+    try:
+        sock.recv(1, socket.MSG_PEEK)
+    except BlockingIOError:
+        return True
+    finally:
+        sock.setblocking(True)
+    return False
+
+
+def _answer(sock: socket.socket) -> bytes:
+    sock.settimeout(GUARD)
+    data = b""
+    while chunk := sock.recv(65536):
+        data += chunk
+    sock.close()
+    return data
+
+
+def _held_store(kind: type[Store], *args: Any) -> Store:
+    """A ``kind`` store whose ``ingest`` waits for ``release()`` before writing."""
+
+    class Held(kind):  # type: ignore[valid-type,misc]
+        entered = threading.Event()
+        done = False
+        _gate: asyncio.Event | None = None
+        _loop: asyncio.AbstractEventLoop | None = None
+
+        async def ingest(self, entry: Any, events: Any) -> Any:
+            self._loop = asyncio.get_running_loop()
+            self._gate = asyncio.Event()
+            self.entered.set()
+            await self._gate.wait()
+            new = await super().ingest(entry, events)
+            self.done = True
+            return new
+
+        def release(self) -> None:
+            assert self._loop is not None and self._gate is not None
+            self._loop.call_soon_threadsafe(self._gate.set)
+
+    return Held(*args)  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize("backend", ["memory", "sqlite"])
+def test_no_answer_leaves_before_the_store_write_completes(
+    serve: Serve, db: Path, backend: str
+) -> None:
+    store = _held_store(MemoryStore) if backend == "memory" else _held_store(SQLiteStore, db)
+    notifier = AsyncNotifier(config(db, timeout=GUARD), store=store)
+    app = Watched(create_app(notifier=notifier), lambda: bool(store.done))  # type: ignore[attr-defined]
+    server = serve(app)
+    client = _raw_push(server.port)
+    assert store.entered.wait(GUARD), "the push never reached the store"  # type: ignore[attr-defined]
+    app.run_turns()
+    assert app.answers == [], "the receiver answered before the push was stored"
+    assert _nothing_received(client), "an answer reached the client before the store write"
+    store.release()  # type: ignore[attr-defined]
+    answer = _answer(client)
+    assert answer.startswith(b"HTTP/1.1 200"), answer
+    assert app.answers == [True]
+
+
+def test_no_answer_leaves_before_sqlite_commits(
+    serve: Serve, db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same, one level down: SQLite's COMMIT of the push is held, so a writer that
+    resolved its callers before committing would let the answer out."""
+    at_commit = threading.Event()
+    release = threading.Event()
+    pending_inbox = threading.local()
+
+    def trace(sql: str) -> None:
+        if sql.startswith("INSERT INTO inbox"):
+            pending_inbox.value = True
+        elif sql.split(None, 1)[:1] == ["COMMIT"] and getattr(pending_inbox, "value", False):
+            pending_inbox.value = False
+            at_commit.set()
+            release.wait(GUARD)
+
+    original = sqlite3.connect
+
+    def connect(database: Any, *args: Any, **kwargs: Any) -> sqlite3.Connection:
+        conn = original(database, *args, **kwargs)
+        if str(database) == str(db):
+            conn.set_trace_callback(trace)
+        return conn
+
+    monkeypatch.setattr(sqlite3, "connect", connect)
+
+    def committed() -> bool:
+        with contextlib.closing(original(db)) as check:
+            return int(check.execute("SELECT count(*) FROM inbox").fetchone()[0]) == 1
+
+    app = Watched(create_app(config(db, timeout=GUARD)), committed)
+    server = serve(app)
+    try:
+        client = _raw_push(server.port)
+        assert at_commit.wait(GUARD), "the push's transaction never reached COMMIT"
+        app.run_turns()
+        assert app.answers == [], "the receiver answered before SQLite committed the push"
+        assert _nothing_received(client), "an answer reached the client before the COMMIT"
+    finally:
+        release.set()
+    answer = _answer(client)
+    assert answer.startswith(b"HTTP/1.1 200"), answer
+    assert app.answers == [True]
