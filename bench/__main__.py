@@ -1,33 +1,50 @@
-"""Run every benchmark: ``.venv/bin/python -m bench`` (about three minutes on 2 cores).
+"""Run every benchmark: ``.venv/bin/python -m bench`` (several minutes on 2 cores).
 
 Each prints one JSON line; the run then rewrites docs/benchmarks.md and
 docs/benchmarks-latency.png. ``--quick`` runs one round of each (for a smoke check; the
-figures it writes are noisier).
+figures it writes are noisier). The plot needs matplotlib (``pip install -e '.[bench]'``):
+without it the run stops at once, before measuring anything, unless ``--no-plot`` is given
+(then the report is written without the plot).
 """
 
 from __future__ import annotations
 
+import importlib.util
+import os
 import platform
 import sys
 
-from bench import bench_callbacks, bench_failover, bench_memory, bench_send
 from bench.common import quiet_logs
-from bench.report import write_report
 
 
-def main(argv: list[str]) -> None:
+def main(argv: list[str]) -> int:
     if "-h" in argv or "--help" in argv:
         print(__doc__)
-        return
+        return 0
+    plot = "--no-plot" not in argv
+    if plot and importlib.util.find_spec("matplotlib") is None:
+        print(
+            "bench: matplotlib is not installed, so the latency plot cannot be drawn.\n"
+            "Install it (.venv/bin/pip install -e '.[bench]') or run with --no-plot.",
+            file=sys.stderr,
+        )
+        return 2
+    from bench import bench_callbacks, bench_failover, bench_memory, bench_send
+    from bench.report import write_report
+
     quiet_logs()
+    before = os.getloadavg()
     quick = "--quick" in argv
     send = bench_send.main(rounds=1 if quick else bench_send.ROUNDS)
-    failover = bench_failover.main(rounds=1 if quick else bench_failover.ROUNDS)
     callbacks = bench_callbacks.main(rounds=1 if quick else bench_callbacks.ROUNDS)
+    failover = bench_failover.main(rounds=1 if quick else bench_failover.ROUNDS)
     memory = bench_memory.main()
+    after = os.getloadavg()
     machine = f"{platform.system()} {platform.machine()}, Python {platform.python_version()}"
-    write_report(send, failover, callbacks, memory, machine=machine)
+    load = f" (1-minute load average {before[0]:.1f} at the start, {after[0]:.1f} at the end)"
+    write_report(send, failover, callbacks, memory, machine=machine, plot_it=plot, load=load)
+    return 0
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    sys.exit(main(sys.argv[1:]))

@@ -1,8 +1,13 @@
-"""Send overhead: notifykit (AsyncNotifier + Veesing) vs raw aiohttp vs raw httpx.
+"""Send overhead: notifykit (AsyncNotifier + Veesing) against raw aiohttp, the client a
+user would write instead.
 
 2,000 codes per round at concurrency 50 against a fast keep-alive server in another
 process; the kinds run in interleaved rounds and each figure is the median over rounds.
-Also the synchronous ``Notifier`` driven from 8 threads, and notifykit with a SQLite store.
+Besides sends per second, the client's CPU time per send (all its threads) is
+recorded: on a shared machine it moves far less than the wall clock. The headline is notifykit with a ``sqlite:///`` store (the README's "Use it" setup); the
+``memory://`` store is the floor of notifykit's own cost. Also the synchronous ``Notifier``
+driven from 8 threads. Before any ratio, raw aiohttp's p50 at concurrency 1 is checked
+(:func:`bench.common.plausible`): a stalled baseline refuses every ratio.
 """
 
 from __future__ import annotations
@@ -21,7 +26,18 @@ import aiohttp
 import httpx
 from notifykit_veesing.provider import FORM_CONTENT_TYPE, SEND_PATH
 
-from bench.common import code, emit, fast_server, form, median, percentile, phone, veesing_config
+from bench.common import (
+    code,
+    emit,
+    fast_server,
+    form,
+    median,
+    percentile,
+    phone,
+    plausible,
+    ratio,
+    veesing_config,
+)
 from notifykit import AsyncNotifier, Notifier
 from notifykit.http import create_client, default_transport, request
 from notifykit.provider import ProviderContext
@@ -31,6 +47,14 @@ CONCURRENCY = 50
 THREADS = 8
 ROUNDS = 5
 WARMUP = 200
+SEQUENTIAL = 300
+"""Sequential raw aiohttp sends that check the baseline (p50 at concurrency 1)."""
+TARGETS = {
+    # kind: (baseline kind, target ratio)
+    "notifykit_sqlite": ("notifykit_memory", 0.75),
+    "notifykit_memory": ("raw_aiohttp", 0.5),
+    "notifykit_sync_8_threads": ("raw_aiohttp", 0.35),
+}
 HEADERS = {"content-type": FORM_CONTENT_TYPE, "accept": "application/json"}
 
 _numbers = itertools.count()
@@ -38,8 +62,10 @@ _numbers = itertools.count()
 Sender = Callable[[int], Awaitable[None]]
 
 
-async def run_round(send: Sender, count: int = SENDS) -> tuple[float, list[float]]:
-    """``count`` sends from CONCURRENCY workers: (seconds, per-send latencies in ms)."""
+async def run_round(
+    send: Sender, count: int = SENDS, concurrency: int = CONCURRENCY
+) -> tuple[float, list[float]]:
+    """``count`` sends from ``concurrency`` workers: (seconds, per-send latencies in ms)."""
     todo = iter([next(_numbers) for _ in range(count)])
     latencies: list[float] = []
 
@@ -50,7 +76,7 @@ async def run_round(send: Sender, count: int = SENDS) -> tuple[float, list[float
             latencies.append((time.perf_counter() - started) * 1000)
 
     started = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
     return time.perf_counter() - started, latencies
 
 
@@ -91,9 +117,6 @@ async def measure(base_url: str, rounds: int = ROUNDS, tmp: Path | None = None) 
     tmp = tmp or Path(tempfile.mkdtemp(prefix="notifykit-bench-"))
     url = base_url + SEND_PATH
     session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=100), headers=HEADERS)
-    raw_httpx = httpx.AsyncClient(
-        limits=httpx.Limits(max_connections=100, max_keepalive_connections=100), timeout=10
-    )
     # The transport notifykit uses by default, under a bare httpx.AsyncClient.
     bridged = httpx.AsyncClient(transport=default_transport(), timeout=10)
     # notifykit's HTTP edge alone (create_client + request), as the Veesing plugin uses it:
@@ -104,10 +127,6 @@ async def measure(base_url: str, rounds: int = ROUNDS, tmp: Path | None = None) 
         async with session.post(url, data=urlencode(form(i)).encode()) as answer:
             await answer.read()
             assert answer.status == 200
-
-    async def httpx_send(i: int) -> None:
-        answer = await raw_httpx.post(url, content=urlencode(form(i)).encode(), headers=HEADERS)
-        assert answer.status_code == 200
 
     async def bridged_send(i: int) -> None:
         answer = await bridged.post(url, content=urlencode(form(i)).encode(), headers=HEADERS)
@@ -126,14 +145,14 @@ async def measure(base_url: str, rounds: int = ROUNDS, tmp: Path | None = None) 
     sync = await asyncio.to_thread(Notifier, veesing_config({"vs": base_url}))
     kinds: dict[str, Sender | None] = {
         "raw_aiohttp": aiohttp_send,
-        "notifykit": notifykit_sender(memory),
-        "raw_httpx": httpx_send,
-        "httpx_over_aiohttp": bridged_send,
-        "notifykit_http_edge": edge_send,
         "notifykit_sqlite": notifykit_sender(sqlite),
+        "notifykit_memory": notifykit_sender(memory),
         "notifykit_sync_8_threads": None,
+        "notifykit_http_edge": edge_send,
+        "httpx_over_aiohttp": bridged_send,
     }
     rates: dict[str, list[float]] = {k: [] for k in kinds}
+    cpu: dict[str, list[float]] = {k: [] for k in kinds}
     latencies: dict[str, list[float]] = {k: [] for k in kinds}
     try:
         for sender in kinds.values():  # warm-up: connections, imports, caches
@@ -141,17 +160,19 @@ async def measure(base_url: str, rounds: int = ROUNDS, tmp: Path | None = None) 
                 await asyncio.to_thread(run_sync_round, sync, WARMUP)
             else:
                 await run_round(sender, WARMUP)
+        _s, sequential = await run_round(aiohttp_send, SEQUENTIAL, concurrency=1)
         for _ in range(rounds):
             for kind, sender in kinds.items():
+                used = time.process_time()  # this process, every thread
                 if sender is None:
                     seconds, lat = await asyncio.to_thread(run_sync_round, sync)
                 else:
                     seconds, lat = await run_round(sender)
+                cpu[kind].append((time.process_time() - used) / SENDS * 1e6)
                 rates[kind].append(SENDS / seconds)
                 latencies[kind].extend(lat)
     finally:
         await session.close()
-        await raw_httpx.aclose()
         await bridged.aclose()
         await edge.aclose()
         await memory.close()
@@ -159,12 +180,25 @@ async def measure(base_url: str, rounds: int = ROUNDS, tmp: Path | None = None) 
         await asyncio.to_thread(sync.close)
     per_s = {kind: round(median(values)) for kind, values in rates.items()}
     base = per_s["raw_aiohttp"]
+    baseline_p50 = round(percentile(sequential, 50), 3)
+    refused = plausible("raw_aiohttp", baseline_p50)
     return {
         "sends_per_round": SENDS,
         "concurrency": CONCURRENCY,
         "rounds": rounds,
+        "baseline_c1_p50_ms": baseline_p50,
+        "baseline_refused": refused,
         "per_second": per_s,
-        "ratio_to_raw_aiohttp": {k: round(v / base, 2) for k, v in per_s.items()},
+        "ratio_to_raw_aiohttp": {k: ratio(v, base, refused) for k, v in per_s.items()},
+        "targets": {
+            kind: {
+                "baseline": against,
+                "ratio": ratio(per_s[kind], per_s[against], refused),
+                "target": target,
+            }
+            for kind, (against, target) in TARGETS.items()
+        },
+        "cpu_us_per_send": {k: round(median(v)) for k, v in cpu.items()},
         "p50_ms": {k: round(percentile(v, 50), 2) for k, v in latencies.items()},
         "p99_ms": {k: round(percentile(v, 99), 2) for k, v in latencies.items()},
         "_latencies": latencies,
@@ -183,4 +217,7 @@ def main(rounds: int = ROUNDS) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
+    from bench.common import quiet_logs
+
+    quiet_logs()
     main()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import signal
 import statistics
 import subprocess
@@ -23,28 +24,49 @@ TEMPLATE_ID = "540"
 
 
 class Child:
-    """A Python child process whose first line names its port (``PORT <n>``, or
-    ``notifykit serve``'s banner); killed on ``stop()`` unless asked to end gracefully."""
+    """A child process that names its port when ready, killed on ``stop()`` unless asked
+    to end gracefully.
 
-    def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
+    ``python -m ...`` children print ``PORT <n>`` (or ``notifykit serve``'s banner) on
+    stdout; ``uvicorn=True`` children are the ``uvicorn`` command line, whose banner
+    ("Uvicorn running on http://127.0.0.1:<n>") is a log line on stderr.
+    """
+
+    def __init__(
+        self, *args: str, env: dict[str, str] | None = None, uvicorn: bool = False
+    ) -> None:
+        command = [*_uvicorn_command(), *args] if uvicorn else [sys.executable, *args]
         self.process = subprocess.Popen(
-            [sys.executable, *args],
+            command,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
             cwd=ROOT,
             env={**os.environ, **(env or {})},
         )
-        assert self.process.stdout is not None
-        line = self.process.stdout.readline()
-        if line.startswith("PORT "):
-            self.port = int(line.split()[1])
-        elif line.startswith("notifykit receiver on http://127.0.0.1:"):
-            self.port = int(line.split()[3].rsplit(":", 1)[1])
+        assert self.process.stdout is not None and self.process.stderr is not None
+        port = None
+        seen = []
+        if uvicorn:
+            for _ in range(50):
+                line = self.process.stderr.readline()
+                seen.append(line)
+                found = _UVICORN_BANNER.search(line)
+                if found or not line:
+                    port = int(found.group(1)) if found else None
+                    break
         else:
+            line = self.process.stdout.readline()
+            seen.append(line)
+            if line.startswith("PORT "):
+                port = int(line.split()[1])
+            elif line.startswith("notifykit receiver on http://127.0.0.1:"):
+                port = int(line.split()[3].rsplit(":", 1)[1])
+        if port is None:
             self.process.kill()
-            err = self.process.stderr.read() if self.process.stderr else ""
-            raise RuntimeError(f"child {args} did not start: {line!r} {err}")
+            err = self.process.stderr.read()
+            raise RuntimeError(f"child {command} did not start: {seen!r} {err}")
+        self.port = port
         self.url = f"http://127.0.0.1:{self.port}"
 
     def stop(self, graceful: bool = False) -> None:
@@ -63,6 +85,15 @@ class Child:
                 stream.close()
 
 
+_UVICORN_BANNER = re.compile(r"Uvicorn running on http://127\.0\.0\.1:(\d+)")
+
+
+def _uvicorn_command() -> list[str]:
+    """The ``uvicorn`` script next to this Python (a virtualenv's), else ``-m uvicorn``."""
+    script = Path(sys.executable).with_name("uvicorn")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "uvicorn"]
+
+
 @contextmanager
 def child(*args: str, env: dict[str, str] | None = None) -> Iterator[Child]:
     started = Child(*args, env=env)
@@ -70,6 +101,24 @@ def child(*args: str, env: dict[str, str] | None = None) -> Iterator[Child]:
         yield started
     finally:
         started.stop()
+
+
+def bare_endpoint() -> Child:
+    """The bare Starlette endpoint (:mod:`bench.bare_starlette`) under the ``uvicorn``
+    command line, binding its own port, as a user would start it."""
+    return Child(
+        "bench.bare_starlette:app",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--no-access-log",
+        "--log-level",
+        "info",  # the banner naming the port is an info line
+        "--lifespan",
+        "off",
+        uvicorn=True,
+    )
 
 
 def fast_server(mode: str = "ok") -> Child:
@@ -138,6 +187,27 @@ def percentile(values: Sequence[float], q: float) -> float:
 
 def median(values: Sequence[float]) -> float:
     return statistics.median(values)
+
+
+PLAUSIBLE_P50_MS = 5.0
+"""A baseline whose p50 at concurrency 1 on loopback is above this is broken (a stalled
+socket answers in about 40 ms): no ratio is reported against it."""
+
+
+def plausible(name: str, p50_ms: float) -> str | None:
+    """None when a baseline's sequential p50 is plausible, else why it is refused."""
+    if p50_ms <= PLAUSIBLE_P50_MS:
+        return None
+    return (
+        f"{name}: p50 {p50_ms:.2f} ms at concurrency 1 is above {PLAUSIBLE_P50_MS:g} ms on "
+        "loopback; the baseline itself is stalled or the machine is overloaded, so no "
+        "ratio is reported against it"
+    )
+
+
+def ratio(value: float, base: float, refused: str | None) -> float | None:
+    """``value / base`` rounded, or None when the baseline was refused."""
+    return None if refused is not None or not base else round(value / base, 2)
 
 
 def emit(name: str, figures: dict[str, Any]) -> dict[str, Any]:

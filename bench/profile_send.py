@@ -1,6 +1,6 @@
 """Client CPU per send, for profiling the send path (not part of ``python -m bench``).
 
-``.venv/bin/python -m bench.profile_send [notifykit|raw_aiohttp|httpx_over_aiohttp]
+``.venv/bin/python -m bench.profile_send [notifykit|notifykit_sqlite|raw_aiohttp|edge|httpx_over_aiohttp]
 [--rounds N] [--pyinstrument] [--cprofile]``: rounds of 2,000 sends at concurrency 50 against the fast
 server (in another process); prints the median client CPU time per send in microseconds
 and sends per second, and with ``--pyinstrument`` the profile of one more round.
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import tempfile
 import time
 from urllib.parse import urlencode
 
@@ -27,8 +28,11 @@ from notifykit.provider import ProviderContext
 async def _measure(url: str, kind: str, rounds: int, profile: bool, cprofile: bool = False) -> None:
     closers = []
     sender: Sender
-    if kind == "notifykit":
-        notifier = AsyncNotifier(veesing_config({"vs": url}))
+    if kind in ("notifykit", "notifykit_sqlite"):
+        store = "memory://"
+        if kind == "notifykit_sqlite":
+            store = f"sqlite:///{tempfile.mkdtemp(prefix='notifykit-profile-')}/send.sqlite3"
+        notifier = AsyncNotifier(veesing_config({"vs": url}, store=store))
         sender = notifykit_sender(notifier)
         closers.append(notifier.close)
     elif kind == "raw_aiohttp":

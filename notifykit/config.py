@@ -7,13 +7,18 @@ what is wrong, never the value (it may be a secret).
 
 from __future__ import annotations
 
+import difflib
+import math
 import os
 import re
 import tomllib
+import types
+import typing
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import phonenumbers
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -22,6 +27,7 @@ from pydantic import (
     SecretStr,
     SerializerFunctionWrapHandler,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_serializer,
     model_validator,
@@ -33,8 +39,10 @@ __all__ = [
     "BreakerConfig",
     "CallbacksConfig",
     "Config",
+    "Duration",
     "HttpConfig",
     "ProviderConfig",
+    "RegionCode",
     "RetryConfig",
     "RouteRule",
     "RoutingConfig",
@@ -44,6 +52,7 @@ __all__ = [
     "format_validation_error",
     "load_config",
     "parse_duration",
+    "parse_region",
 ]
 
 CONFIG_ENV = "NOTIFYKIT_CONFIG"
@@ -69,6 +78,21 @@ def parse_duration(value: Any) -> float:
 
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
+"""Seconds, written as a number or a string with a unit: every duration in the
+configuration, a plugin's included, is this type (add ``Field(gt=0)`` and friends)."""
+
+
+def parse_region(value: Any) -> str:
+    """An ISO 3166 region code that phonenumbers knows (``"cn"`` -> ``"CN"``)."""
+    if isinstance(value, str):
+        code = value.strip().upper()
+        if code in phonenumbers.SUPPORTED_REGIONS:
+            return code
+    raise ValueError("expected an ISO 3166 two-letter region code such as CN or US")
+
+
+RegionCode = Annotated[str, BeforeValidator(parse_region)]
+"""A destination region: every region code in the configuration is this type."""
 
 
 class _Section(BaseModel):
@@ -111,6 +135,13 @@ class RetryConfig(_Section):
     initial_delay: Duration = 0.05
     max_delay: Duration = 1.0
 
+    @field_validator("max_delay")
+    @classmethod
+    def _delays(cls, value: float, info: ValidationInfo) -> float:
+        if value < info.data.get("initial_delay", 0.0):
+            raise ValueError("must not be shorter than initial_delay")
+        return value
+
 
 class BreakerConfig(_Section):
     failure_threshold: int = Field(default=5, ge=1)
@@ -128,17 +159,12 @@ Strategy = Literal["priority", "weighted"]
 class RouteRule(_Section):
     """``[[routing.rules]]``: the first rule whose conditions all match chooses the route."""
 
-    country: list[str] | None = None
+    country: list[RegionCode] | None = None
     template: list[str] | None = None
     tags: list[str] | None = None
     providers: list[str] = Field(min_length=1)
     strategy: Strategy | None = None
     weights: dict[str, float] | None = None
-
-    @field_validator("country")
-    @classmethod
-    def _upper(cls, value: list[str] | None) -> list[str] | None:
-        return None if value is None else [c.upper() for c in value]
 
 
 class RoutingConfig(_Section):
@@ -148,12 +174,12 @@ class RoutingConfig(_Section):
     rules: list[RouteRule] = Field(default_factory=list)
     on_unknown_outcome: Literal["stop", "failover"] = "stop"
     on_recipient_rate_limited: Literal["stop", "failover"] = "stop"
-    deadline: Duration = 30.0
+    deadline: Duration = Field(default=30.0, gt=0)
     """The whole send, every attempt and retry included, in seconds."""
     retry: RetryConfig = Field(default_factory=RetryConfig)
     breaker: BreakerConfig = Field(default_factory=BreakerConfig)
-    recipient_min_interval: Duration | None = None
-    idempotency_ttl: Duration = 86400.0
+    recipient_min_interval: Annotated[Duration, Field(gt=0)] | None = None
+    idempotency_ttl: Duration = Field(default=86400.0, gt=0)
 
 
 class StoreConfig(_Section):
@@ -161,11 +187,24 @@ class StoreConfig(_Section):
     fsync: bool = False
     """Whether each commit is flushed to disk (SQLite ``synchronous=FULL``) so that it
     survives a power cut, not only a killed process. Costs throughput: docs/benchmarks.md."""
-    timeout: Duration = 5.0
+    timeout: Duration = Field(default=5.0, gt=0)
     """How long a store operation may wait (e.g. for a lock) before it fails."""
     recovery_interval: Duration = 60.0
     """Seconds between two recovery sweeps in an open notifier (0: only the sweep when it
     opens the store). See :mod:`notifykit.recovery`."""
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        scheme, sep, rest = value.partition("://")
+        if not sep or not re.fullmatch(r"[a-z][a-z0-9+.-]*", scheme):
+            raise ValueError("expected a URL such as memory:// or sqlite:///notifykit.db")
+        if scheme == "sqlite" and (not rest.startswith("/") or not rest.strip("/")):
+            raise ValueError(
+                "a SQLite URL has three slashes and a path: sqlite:///notifykit.db "
+                "(relative) or sqlite:////var/lib/notifykit.db (absolute)"
+            )
+        return value
 
 
 class CallbacksConfig(_Section):
@@ -266,12 +305,32 @@ class Config(_Section):
         for i, rule in enumerate(self.routing.rules):
             refs.append((f"routing.rules[{i}].providers", rule.providers))
             refs.append((f"routing.rules[{i}].weights", list(rule.weights or {})))
+        configured = ", ".join(self.providers) or "none"
         for where, names in refs:
             for name in names:
                 if name not in known:
                     raise ValueError(
-                        f"{where}: unknown provider {name!r} (configured: {sorted(known)})"
+                        f"{where}: unknown provider {name!r} (configured: {configured})"
                     )
+        routes = [("routing", self.routing.providers, self.routing.strategy, self.routing.weights)]
+        for i, rule in enumerate(self.routing.rules):
+            weights = self.routing.weights if rule.weights is None else rule.weights
+            strategy = rule.strategy or self.routing.strategy
+            routes.append((f"routing.rules[{i}]", rule.providers, strategy, weights))
+        for where, providers, strategy, weights in routes:
+            if len(set(providers)) != len(providers):
+                raise ValueError(f"{where}.providers: an instance is listed twice")
+            for name, weight in weights.items():
+                if not math.isfinite(weight) or weight < 0:
+                    raise ValueError(
+                        f"{where}.weights.{name}: a weight must be a finite number >= 0"
+                    )
+            route = providers or list(self.providers)
+            if strategy == "weighted" and route and not any(weights.get(n, 0) > 0 for n in route):
+                raise ValueError(
+                    f"{where}.weights: the weighted strategy needs a positive weight for at "
+                    "least one provider on the route"
+                )
         for template, per_instance in self.templates.items():
             for instance in per_instance:
                 if instance not in known:
@@ -300,30 +359,89 @@ class Config(_Section):
         """Validate a parsed configuration, interpolating ``${VAR}`` from ``environ``."""
         where = f"{source}: " if source else ""
         if "source" in data:
-            raise ConfigError(f"{where}source: Extra inputs are not permitted")
+            raise ConfigError(f"{where}source: unknown key")
+        missing: list[str] = []
         try:
-            expanded = _interpolate(dict(data), os.environ if environ is None else environ, ())
+            expanded = _interpolate(
+                dict(data), os.environ if environ is None else environ, (), missing
+            )
         except ConfigError as exc:
             raise ConfigError(where + exc.message) from None
+        if missing:
+            raise ConfigError(
+                f"{where}environment variable{'s' if len(missing) > 1 else ''} not set: "
+                + ", ".join(missing)
+            )
         try:
             config = cls.model_validate({**expanded, "source": source})
         except ValidationError as exc:
-            raise ConfigError(format_validation_error(exc, source)) from None
+            raise ConfigError(format_validation_error(exc, source, model=cls)) from None
         return config
 
 
 def format_validation_error(
-    exc: ValidationError, source: str | None = None, prefix: str = ""
+    exc: ValidationError,
+    source: str | None = None,
+    prefix: str = "",
+    *,
+    model: type[BaseModel] | None = None,
 ) -> str:
-    """One line per problem, ``key: what is wrong``, without the offending values."""
+    """One line per problem, ``key: what is wrong``, without the offending values.
+
+    With ``model`` (the class that was validated), an unknown key is answered with the
+    closest known one (``timout: unknown key (did you mean 'timeout'?)``).
+    """
     problems = []
     for error in exc.errors(include_input=False, include_url=False):
-        loc = ".".join(str(part) for part in error["loc"])
-        key = ".".join(p for p in (prefix, loc) if p)
+        key = prefix
+        for part in error["loc"]:
+            key += f"[{part}]" if isinstance(part, int) else f"{'.' if key else ''}{part}"
         msg = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden":
+            msg = _unknown_key(model, error["loc"])
+        elif error["type"] == "missing":
+            msg = "required, not set"
         problems.append(f"{key}: {msg}" if key else msg)
     where = f"{source}: " if source else ""
     return where + "; ".join(problems)
+
+
+def _unknown_key(model: type[BaseModel] | None, loc: tuple[int | str, ...]) -> str:
+    known = _keys_at(model, loc[:-1])
+    close = difflib.get_close_matches(str(loc[-1]), known, n=1, cutoff=0.6)
+    if close:
+        return f"unknown key (did you mean {close[0]!r}?)"
+    if known:
+        return f"unknown key (known: {', '.join(known)})"
+    return "unknown key"
+
+
+def _keys_at(model: type[BaseModel] | None, loc: tuple[int | str, ...]) -> list[str]:
+    """The keys the section at ``loc`` inside ``model`` accepts ([] when unknown)."""
+    annotation: Any = model
+    for part in loc:
+        annotation = _unwrap_optional(annotation)
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            field = annotation.model_fields.get(str(part))
+            if field is None:
+                return []
+            annotation = field.annotation
+        elif typing.get_origin(annotation) in (dict, list):
+            annotation = typing.get_args(annotation)[-1]
+        else:
+            return []
+    annotation = _unwrap_optional(annotation)
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [name for name, field in annotation.model_fields.items() if not field.exclude]
+    return []
+
+
+def _unwrap_optional(annotation: Any) -> Any:
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if len(args) == 1:
+            return args[0]
+    return annotation
 
 
 # ``$${`` is a literal ``${``; any other ``${`` that is not a well-formed reference is an
@@ -331,11 +449,15 @@ def format_validation_error(
 _VAR = re.compile(r"\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}|\$\{")
 
 
-def _interpolate(value: Any, environ: Mapping[str, str], path: tuple[str, ...]) -> Any:
+def _interpolate(
+    value: Any, environ: Mapping[str, str], path: tuple[str, ...], missing: list[str]
+) -> Any:
+    """``value`` with ``${VAR}`` references replaced; each unset variable is added to
+    ``missing`` (``"VK (providers.primary.app_key)"``) so that all are reported at once."""
     if isinstance(value, dict):
-        return {k: _interpolate(v, environ, (*path, str(k))) for k, v in value.items()}
+        return {k: _interpolate(v, environ, (*path, str(k)), missing) for k, v in value.items()}
     if isinstance(value, list):
-        return [_interpolate(v, environ, (*path, str(i))) for i, v in enumerate(value)]
+        return [_interpolate(v, environ, (*path, f"[{i}]"), missing) for i, v in enumerate(value)]
     if isinstance(value, str):
 
         def substitute(match: re.Match[str]) -> str:
@@ -344,7 +466,7 @@ def _interpolate(value: Any, environ: Mapping[str, str], path: tuple[str, ...]) 
             name, default = match.group(1), match.group(2)
             if name is None:
                 raise ConfigError(
-                    f"{'.'.join(path)}: malformed reference (write ${{NAME}} or "
+                    f"{_dotted(path)}: malformed reference (write ${{NAME}} or "
                     "${NAME:-default}; $${ for a literal ${)"
                 )
             current = environ.get(name)
@@ -353,10 +475,15 @@ def _interpolate(value: Any, environ: Mapping[str, str], path: tuple[str, ...]) 
                 return current
             if default is not None:
                 return default
-            raise ConfigError(f"{'.'.join(path)}: environment variable {name} is not set")
+            missing.append(f"{name} ({_dotted(path)})")
+            return ""
 
         return _VAR.sub(substitute, value)
     return value
+
+
+def _dotted(path: tuple[str, ...]) -> str:
+    return ".".join(path).replace(".[", "[")
 
 
 def find_config_path(explicit: str | os.PathLike[str] | None = None) -> Path | None:

@@ -1,11 +1,13 @@
 """``notifykit demo``: the main job on the embedded default, with no account and no setup.
 
-Starts two Veesing sandboxes (a primary that runs out of balance after a few sends and then
-stops answering — its one request in flight then ends ``unknown`` and is never sent twice —
-and a healthy backup), a Twilio sandbox for non-Chinese numbers when the
-Twilio plugin is installed, and the callback receiver, all on free loopback ports; writes a
-configuration with a SQLite store; sends verification codes through the router; waits for
-the pushed receipts and replies; prints what happened to each message.
+Starts a Veesing sandbox as the primary (it runs out of balance after a few sends and then
+stops answering — its one request in flight then ends ``unknown`` and is never sent twice),
+an Alibaba Cloud sandbox as the Chinese backup (another Veesing sandbox when the Alibaba
+plugin is not installed), a Twilio sandbox for non-Chinese numbers when the Twilio plugin is
+installed, and the callback receiver, all on free loopback ports; writes a configuration
+with a SQLite store; sends verification codes through the router; waits for the pushed
+receipts and replies, and fetches one receipt by polling (``reconcile``) for a message the
+Alibaba sandbox was told not to push; prints what happened to each message.
 """
 
 from __future__ import annotations
@@ -68,6 +70,8 @@ class Row:
 @dataclass
 class DemoOutcome:
     rows: list[Row] = field(default_factory=list)
+    polled: int | None = None
+    """The row whose receipt came by polling (``reconcile``), if any."""
     failovers: int = 0
     breaker_opened: list[str] = field(default_factory=list)
     receipts: int = 0
@@ -112,9 +116,10 @@ def _write_config(
     receiver: str,
     token: str,
     store: Path,
+    aliyun: bool = False,
 ) -> None:
     lines = [
-        "# Written by `notifykit demo`: two Veesing sandboxes, failover between them.",
+        "# Written by `notifykit demo`: a Veesing primary and a Chinese backup, with failover.",
         "[providers.primary]",
         'type = "veesing"',
         'app_id = "demo-primary"',
@@ -122,14 +127,30 @@ def _write_config(
         f'base_url = "{primary}"',
         "timeout = 1.0",
         "",
-        "[providers.backup]",
-        'type = "veesing"',
-        'app_id = "demo-backup"',
-        'app_key = "${NOTIFYKIT_DEMO_KEY:-demo-backup-key}"',
-        f'base_url = "{backup}"',
-        "timeout = 1.0",
-        "",
     ]
+    lines += (
+        [
+            "[providers.backup]",
+            'type = "aliyun"',
+            'access_key_id = "demo-aliyun-ak"',
+            'access_key_secret = "${NOTIFYKIT_DEMO_ALIYUN_SECRET:-demo-aliyun-secret}"',
+            'sign_name = "notifykit演示"',
+            f'endpoint = "{backup}"',
+            f'balance_endpoint = "{backup}"',
+            "timeout = 1.0",
+            "",
+        ]
+        if aliyun
+        else [
+            "[providers.backup]",
+            'type = "veesing"',
+            'app_id = "demo-backup"',
+            'app_key = "${NOTIFYKIT_DEMO_KEY:-demo-backup-key}"',
+            f'base_url = "{backup}"',
+            "timeout = 1.0",
+            "",
+        ]
+    )
     if twilio:
         lines += [
             "[providers.intl]",
@@ -146,7 +167,7 @@ def _write_config(
         "[templates.verify_code.primary]",
         'template_id = "540"',
         "[templates.verify_code.backup]",
-        'template_id = "611"',
+        'template_code = "SMS_15305001"' if aliyun else 'template_id = "611"',
         "",
     ]
     if twilio:
@@ -208,6 +229,7 @@ def run_demo(settings: DemoSettings) -> DemoOutcome:
     veesing = _require(sandboxes, "veesing", "sandbox")
     _require(providers, "veesing", "provider")
     twilio_sandbox = sandboxes.get("twilio") if "twilio" in providers else None
+    aliyun_sandbox = sandboxes.get("aliyun") if "aliyun" in providers else None
     started = time.perf_counter()
     outcome = DemoOutcome()
     token = secrets.token_urlsafe(16)
@@ -237,12 +259,30 @@ def run_demo(settings: DemoSettings) -> DemoOutcome:
         primary_box = veesing_box(
             "primary", "demo-primary", "demo-primary-key", "540", balance=PRIMARY_BALANCE
         )
-        backup_box = veesing_box("backup", "demo-backup", "demo-backup-key", "611")
+        if aliyun_sandbox is not None:
+            backup_box = aliyun_sandbox.cls(
+                aliyun_sandbox.cls.Settings(
+                    access_key_id="demo-aliyun-ak",
+                    access_key_secret="demo-aliyun-secret",
+                    sign_name=["notifykit演示"],
+                    template_code=["SMS_15305001:code"],
+                    callback_url=f"{base}/callbacks/backup/{token}",
+                    receipt_delay=0.1,
+                    undelivered_rate=0.1,
+                    reply_rate=0.2,
+                    push_retry_delays=[0.2, 0.5],
+                    seed=7,
+                )
+            )
+        else:
+            backup_box = veesing_box("backup", "demo-backup", "demo-backup-key", "611")
         primary = ServerThread(primary_box.app(), lifespan="on")
         backup = ServerThread(backup_box.app(), lifespan="on")
         stack.callback(backup.stop)
         stack.callback(primary.stop)
         stack.callback(primary_box.release_hangs)  # runs first: nothing waits on a hang
+        if aliyun_sandbox is not None:
+            stack.callback(_close_sandbox, backup_box)  # before its server stops
         twilio_url = None
         if twilio_sandbox is not None:
             twilio_box = twilio_sandbox.cls(
@@ -266,6 +306,7 @@ def run_demo(settings: DemoSettings) -> DemoOutcome:
             receiver=base,
             token=token,
             store=workdir / "notifykit.sqlite3",
+            aliyun=aliyun_sandbox is not None,
         )
         outcome.config_path = config_path
         config = load_config(config_path)
@@ -274,17 +315,67 @@ def run_demo(settings: DemoSettings) -> DemoOutcome:
             server.start()
         if twilio_url is not None:
             twilio_server.start()
+        backup_kind = "aliyun" if aliyun_sandbox is not None else "veesing"
         echo(
-            f"Sandboxes: primary {primary.url} (balance {PRIMARY_BALANCE}), backup {backup.url}"
+            f"Sandboxes: primary (veesing) {primary.url} (balance {PRIMARY_BALANCE}), "
+            f"backup ({backup_kind}) {backup.url}"
             + (f", twilio {twilio_url}" if twilio_url else "")
         )
         echo(f"Receiver:  {base}/callbacks/<provider>/*** (token hidden)")
         echo(f"Config:    {config_path}")
         echo("")
         numbers = _cn_numbers(settings.count) + (list(INTL_NUMBERS) if twilio_url else [])
-        asyncio.run(_send_all(config_path, numbers, primary, settings, outcome))
+        poll = (
+            _PollOne(backup.url, settings.count)
+            if aliyun_sandbox is not None and settings.count > 1
+            else None
+        )
+        asyncio.run(_send_all(config_path, numbers, primary, settings, outcome, poll))
         outcome.elapsed = time.perf_counter() - started
     return outcome
+
+
+def _close_sandbox(sandbox: Any) -> None:
+    # Pending pushes are cancelled on the sandbox's own loop (its server thread).
+    asyncio.run(sandbox.aclose())
+
+
+@dataclass
+class _PollOne:
+    """One message to the Alibaba backup whose receipt comes by polling: the sandbox is
+    told to stop pushing just before it is sent, and ``reconcile`` fetches the receipt."""
+
+    backup_url: str
+    index: int
+
+    async def before_send(self) -> None:
+        async with httpx.AsyncClient() as admin:
+            # Let the receipts of earlier messages go out first, then stop pushing.
+            for _ in range(50):
+                state = (await admin.get(f"{self.backup_url}/_sandbox/admin")).json()
+                if state["accepted"] == state["reports_pushed"]:
+                    break
+                await asyncio.sleep(0.05)
+            await admin.post(f"{self.backup_url}/_sandbox/admin", json={"callback_url": None})
+
+    async def fetch(
+        self, notifier: AsyncNotifier, row: Row, echo: Callable[[str], None], timeout: float
+    ) -> bool:
+        """Reconcile until the row's message is final; True when polling delivered it."""
+        assert row.message_id is not None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            await asyncio.sleep(0.15)  # the sandbox's receipt delay
+            await notifier.reconcile(0)
+            record = await notifier.get_message(row.message_id)
+            if record is not None and record.status.is_final:
+                echo(
+                    f"#{row.index} {mask_phone(row.phone)}: no push for this one (the backup "
+                    "was told not to push); `notifykit reconcile` asked QuerySendDetails: "
+                    f"{record.status.value}"
+                )
+                return True
+        return False
 
 
 async def _send_all(
@@ -293,6 +384,7 @@ async def _send_all(
     primary: ServerThread,
     settings: DemoSettings,
     outcome: DemoOutcome,
+    poll: _PollOne | None = None,
 ) -> None:
     echo = settings.echo
     async with AsyncNotifier(config_path) as notifier:
@@ -307,6 +399,8 @@ async def _send_all(
                     async with httpx.AsyncClient() as admin:
                         await admin.post(f"{primary.url}/_sandbox/admin", json={"hang_rate": 1.0})
                     _note(bar, echo, f"#{i}: the primary sandbox stops answering from now on")
+                if poll is not None and i == poll.index:
+                    await poll.before_send()
                 row = Row(index=i, phone=phone)
                 t0 = time.perf_counter()
                 try:
@@ -342,6 +436,10 @@ async def _send_all(
                 bar.update(1)
                 if i < len(numbers):
                     await asyncio.sleep(settings.pace)
+        if poll is not None:
+            row = outcome.rows[poll.index - 1]
+            if row.provider == "backup" and await poll.fetch(notifier, row, echo, 5.0):
+                outcome.polled = row.index
         await _wait_for_receipts(notifier, outcome, settings.receipt_timeout)
 
 
@@ -441,5 +539,7 @@ def render(outcome: DemoOutcome, echo: Callable[[str], None] = click.echo) -> No
         + ", ".join(f"{name} {n}" for name, n in sorted(by_provider.items()))
         + f"; {outcome.failovers} routed past a failing provider"
         + f"; breaker opened {len(outcome.breaker_opened)}x"
-        + f"; {outcome.receipts} receipts, {outcome.replies} replies; {outcome.elapsed:.1f} s"
+        + f"; {outcome.receipts} receipts, {outcome.replies} replies"
+        + (f" (#{outcome.polled}'s by polling)" if outcome.polled else "")
+        + f"; {outcome.elapsed:.1f} s"
     )

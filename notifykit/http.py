@@ -135,10 +135,14 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         session = self._session if self._session is not None else self._open()
-        try:
-            body: bytes | None = request.content
-        except httpx.RequestNotRead:
-            body = await request.aread()
+        body: bytes | None
+        if type(request.stream) is httpx.ByteStream:  # a bytes body: in memory already
+            body = b"".join(request.stream)
+        else:
+            try:
+                body = request.content
+            except httpx.RequestNotRead:
+                body = await request.aread()
         try:
             answer = await session.request(
                 request.method,
@@ -248,13 +252,17 @@ class _Client(httpx.AsyncClient):
                 prototype = self._prototype(key, method, url, extra)
             if prototype is not None:
                 target, headers = prototype
-                return httpx.Request(
+                # The body as a stream with its length set here: httpx's own encoding of
+                # a bytes body would normalise the headers and read the body once more.
+                built = httpx.Request(
                     method,
                     target,
                     headers=headers,
-                    content=content,
+                    stream=httpx.ByteStream(content),
                     extensions={"timeout": self.timeout.as_dict()},
                 )
+                built.headers["Content-Length"] = str(len(content))
+                return built
         built = self.build_request(method, url, **kwargs)
         if self.auth is not None:
             built = next(self.auth.auth_flow(built))  # basic auth: sets the header, no more

@@ -40,8 +40,9 @@ def build_providers(
     for instance, section in config.providers.items():
         registered = types.get(section.type)
         if registered is None:
+            where = f"{config.source}: " if config.source else ""
             raise ConfigError(
-                f"providers.{instance}.type: unknown provider type {section.type!r} "
+                f"{where}providers.{instance}.type: unknown provider type {section.type!r} "
                 f"(installed: {', '.join(sorted(types)) or 'none'})"
             )
         cls: type[SmsProvider[Any]] = registered.cls
@@ -49,7 +50,9 @@ def build_providers(
             options = cls.Options.model_validate(section.options)
         except ValidationError as exc:
             raise ConfigError(
-                format_validation_error(exc, config.source, f"providers.{instance}")
+                format_validation_error(
+                    exc, config.source, f"providers.{instance}", model=cls.Options
+                )
             ) from None
         templates: dict[str, TemplateOptions] = {}
         for template, per_instance in config.templates.items():
@@ -59,7 +62,12 @@ def build_providers(
                 templates[template] = cls.TemplateOptions.model_validate(per_instance[instance])
             except ValidationError as exc:
                 raise ConfigError(
-                    format_validation_error(exc, config.source, f"templates.{template}.{instance}")
+                    format_validation_error(
+                        exc,
+                        config.source,
+                        f"templates.{template}.{instance}",
+                        model=cls.TemplateOptions,
+                    )
                 ) from None
         path = callback_path(config, instance)
         public = config.callbacks.public_url
@@ -77,7 +85,8 @@ def build_providers(
             # A plugin bug must not surface as a foreign exception; its text may hold an
             # option value, so only the type is named.
             raise ConfigError(
-                f"providers.{instance}: provider type {section.type!r} "
+                f"{config.source + ': ' if config.source else ''}providers.{instance}: "
+                f"provider type {section.type!r} "
                 f"({registered.distribution}) failed to start: {type(exc).__name__}"
             ) from exc
     return built

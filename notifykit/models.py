@@ -98,6 +98,10 @@ class SmsMessage(BaseModel):
     params: dict[str, str] = Field(default_factory=dict)
     idempotency_key: str | None = None
     tags: tuple[str, ...] = ()
+    message_id: str | None = None
+    """notifykit's id of this message (the store's ``message_id``), set by the router on the
+    copy it hands to a provider's ``send`` so that a vendor reference field can carry it
+    (Alibaba's ``OutId``); None on a message built by hand."""
 
     @model_validator(mode="wrap")
     @classmethod

@@ -7,6 +7,7 @@ import os
 import threading
 from collections.abc import Coroutine, Mapping, Sequence
 from concurrent.futures import Future
+from datetime import timedelta
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -22,6 +23,7 @@ from notifykit.models import Balance, MessageRecord, SendResult, SmsMessage
 from notifykit.phone import parse_phone
 from notifykit.plugins import get_plugin_manager, provider_types
 from notifykit.provider import SmsProvider
+from notifykit.reconcile import DEFAULT_OLDER_THAN, Reconciler, ReconcileReport
 from notifykit.recovery import RecoveryTimer, sweep
 from notifykit.routing import Router
 from notifykit.store import Store, open_store
@@ -98,13 +100,25 @@ class AsyncNotifier:
         self.providers: dict[str, SmsProvider[Any]] = build_providers(
             self.config, self.provider_types, transport=transport
         )
-        self.store = store if store is not None else open_store(self.config.store)
-        self.router = Router(self.config, self.providers, self.store)
+        try:
+            self.store = store if store is not None else open_store(self.config.store)
+            self.router = Router(self.config, self.providers, self.store)
+        except ConfigError as exc:
+            source = self.config.source
+            if source is None or exc.message.startswith(f"{source}: "):
+                raise
+            raise ConfigError(f"{source}: {exc.message}") from None
         self.callbacks = CallbackProcessor(
             self.providers,
             self.store,
             self.pm,
             max_body_bytes=self.config.callbacks.max_body_bytes,
+            store_timeout=self.config.store.timeout,
+        )
+        self.reconciler = Reconciler(
+            self.providers,
+            self.store,
+            self.callbacks.dispatch,
             store_timeout=self.config.store.timeout,
         )
         self.recovery = RecoveryTimer(self.store, self.config.store.recovery_interval)
@@ -182,7 +196,9 @@ class AsyncNotifier:
         self._check_open()
         name = provider or next(iter(self.config.default_route()), None)
         if name is None or name not in self.providers:
-            raise ConfigError(f"unknown provider {name!r} (configured: {sorted(self.providers)})")
+            raise ConfigError(
+                f"unknown provider {name!r} (configured: {', '.join(self.providers) or 'none'})"
+            )
         try:
             return await self.providers[name].balance()
         except NotifyKitError:
@@ -191,6 +207,22 @@ class AsyncNotifier:
             raise ProviderError(
                 f"{name}: balance query failed ({type(exc).__name__})", provider=name
             ) from exc
+
+    async def reconcile(
+        self, older_than: float | timedelta = DEFAULT_OLDER_THAN, *, limit: int = 1000
+    ) -> ReconcileReport:
+        """Ask each provider that can (``fetch_status``) about messages it accepted that
+        still have no final status and were created ``older_than`` seconds ago or earlier
+        (at most ``limit``, oldest first); store what it learns like a push (a later push
+        of the same receipt is a duplicate) and dispatch the new events.
+
+        Safe to run from cron on several hosts at once. Instances without a status query
+        (Veesing) are skipped and named in the report; a failed query is counted, not
+        raised. Raises StoreError when the store fails. See docs/routing.md, "Reconcile".
+        """
+        self._check_open()
+        await self.open()
+        return await self.reconciler.run(older_than, limit=limit)
 
     def _check_open(self) -> None:
         if self._closed:
@@ -329,6 +361,12 @@ class Notifier:
 
     def get_message(self, message_id: str) -> MessageRecord | None:
         return self._call(self._async.get_message(message_id))
+
+    def reconcile(
+        self, older_than: float | timedelta = DEFAULT_OLDER_THAN, *, limit: int = 1000
+    ) -> ReconcileReport:
+        """See :meth:`AsyncNotifier.reconcile`."""
+        return self._call(self._async.reconcile(older_than, limit=limit))
 
     def handle_callback(
         self, provider: str, method: str, headers: Mapping[str, str], body: bytes, *, url: str = ""

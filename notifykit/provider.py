@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, SecretStr
 
 from notifykit.errors import CallbackError, NotSupported
 from notifykit.events import DeliveryReceipt, InboundMessage
-from notifykit.models import Balance, SendReceipt, SmsMessage
+from notifykit.models import Balance, MessageRecord, SendReceipt, SmsMessage
 
 __all__ = [
     "CallbackRequest",
@@ -22,6 +22,8 @@ __all__ = [
     "ProviderOptions",
     "SmsProvider",
     "TemplateOptions",
+    "answers_checks",
+    "fetches_status",
 ]
 
 
@@ -97,7 +99,14 @@ class CallbackRequest:
 
 @dataclass
 class CallbackResult:
-    """What a provider made of a push: its events, and the acknowledgement the vendor expects."""
+    """What a provider made of a push: its events, and the acknowledgement the vendor expects.
+
+    ``quarantine_reason`` is set when part of the push could not be understood (an item of
+    a batch, say): the core then stores ``events`` (the items that could be read) *and*
+    quarantines the whole request with that reason, and answers with ``status_code`` /
+    ``body`` as given, so a plugin whose vendor would retry forever what can never parse
+    acknowledges it (docs/callbacks.md, "Batch pushes").
+    """
 
     events: list[DeliveryReceipt | InboundMessage]
     status_code: int = 200
@@ -105,6 +114,7 @@ class CallbackResult:
         default_factory=lambda: {"content-type": "text/plain; charset=utf-8"}
     )
     body: bytes = b"ok"
+    quarantine_reason: str | None = None
 
 
 OptionsT = TypeVar("OptionsT", bound=ProviderOptions)
@@ -127,6 +137,10 @@ class SmsProvider(ABC, Generic[OptionsT]):
     TemplateOptions: ClassVar[type[TemplateOptions]] = TemplateOptions
     requires_templates: ClassVar[bool] = True
     """Whether a message needs a ``[templates.<name>.<instance>]`` entry to be sent here."""
+    callback_check_methods: ClassVar[frozenset[str]] = frozenset()
+    """HTTP methods other than POST the vendor uses on the callback URL to check that it
+    answers (Alibaba Cloud's GET). The receiver hands such a request, still behind the
+    callbacks token, to :meth:`answer_check` and never stores it as a push."""
 
     def __init__(
         self,
@@ -175,6 +189,24 @@ class SmsProvider(ABC, Generic[OptionsT]):
         """
         raise NotSupported(f"provider {self.instance!r} ({self.name}) receives no callbacks")
 
+    async def answer_check(self, request: CallbackRequest) -> CallbackResult:
+        """The answer to a vendor's check of the callback URL (a request whose method is in
+        ``callback_check_methods``). ``events`` of the result are ignored: a check is never
+        stored. Called only for the methods the class declares."""
+        raise NotSupported(f"provider {self.instance!r} ({self.name}) declares no URL check")
+
+    async def fetch_status(self, record: MessageRecord) -> list[DeliveryReceipt]:
+        """Ask the vendor where a sent message stands (the optional status capability).
+
+        ``record`` is a stored message this instance accepted (``provider_message_id`` set,
+        status not final). Returns the receipts the vendor's answer amounts to, built
+        exactly as the same news would be built from a push (same ``event_id``), so that
+        the reconciler and a later push de-duplicate each other; an empty list when the
+        vendor has nothing new (still waiting). Raises a ProviderError when the query
+        failed; the default raises NotSupported (the vendor has no status query).
+        """
+        raise NotSupported(f"provider {self.instance!r} ({self.name}) has no status query")
+
     def config_warnings(self) -> list[str]:
         """Problems ``notifykit config check`` should report that validation cannot see."""
         return []
@@ -185,3 +217,15 @@ class SmsProvider(ABC, Generic[OptionsT]):
 
     async def aclose(self) -> None:
         """Release connections. Called once when the notifier closes."""
+
+
+def fetches_status(instance: SmsProvider[Any]) -> bool:
+    """Whether the instance's provider type implements ``fetch_status``."""
+    return type(instance).fetch_status is not SmsProvider.fetch_status
+
+
+def answers_checks(instance: SmsProvider[Any], method: str) -> bool:
+    """Whether the instance answers a vendor URL check made with ``method`` (upper case)."""
+    return method in type(instance).callback_check_methods and (
+        type(instance).answer_check is not SmsProvider.answer_check
+    )

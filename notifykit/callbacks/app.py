@@ -3,7 +3,9 @@
 Routes: ``POST /callbacks/{provider}`` (``/callbacks/{provider}/{token}`` when
 ``[callbacks] token`` is set) and ``GET /healthz``. Checks, in order: a wrong or missing token
 answers 404 (compared in constant time; no redirects, so no path reveals another), then an
-unknown provider 404, then a method other than POST 405, then a body over
+unknown provider 404, then a method other than POST 405 (unless the provider type declares
+it as the vendor's URL check, ``callback_check_methods``: such a request is answered by the
+plugin and never stored), then a body over
 ``[callbacks] max_body_bytes`` 413. The rest of an oversized body is read and discarded,
 up to :data:`DRAIN_FACTOR` times the limit, before the 413, so that a client sending its
 whole body before reading can read the answer; a longer body is cut off (answered at once,
@@ -31,11 +33,12 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from notifykit.callbacks.processor import receives_callbacks
+from notifykit.callbacks.processor import allowed_methods, receives_callbacks
 from notifykit.compare import constant_time_equal
 from notifykit.config import Config
 from notifykit.errors import ConfigError
 from notifykit.log import get_logger
+from notifykit.provider import answers_checks
 
 if TYPE_CHECKING:
     # notifykit.notifier imports this package (for the processor): import it lazily.
@@ -108,8 +111,9 @@ class _CallbackEndpoint:
         instance = receiver.notifier.providers.get(provider)
         if instance is None or not receives_callbacks(instance):
             return _text(404, "Not Found")
-        if request.method != "POST":
-            return _text(405, "Method Not Allowed", {"allow": "POST"})
+        if request.method != "POST" and not answers_checks(instance, request.method):
+            allow = ", ".join(allowed_methods(instance))
+            return _text(405, "Method Not Allowed", {"allow": allow})
         limit = receiver.max_body_bytes
         declared = request.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > drain_bound(limit):
@@ -124,7 +128,9 @@ class _CallbackEndpoint:
         except ClientDisconnect:
             return None  # nobody is left to answer; nothing complete was received
         try:
-            await receiver.start()
+            if request.method == "POST":
+                # A URL check touches no store: it is answered even while the store is down.
+                await receiver.start()
             status, headers, content = await receiver.notifier.callbacks.handle(
                 provider,
                 request.method,

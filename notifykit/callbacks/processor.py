@@ -11,7 +11,7 @@ import pluggy
 
 from notifykit.errors import CallbackError, InvalidSignature
 from notifykit.log import get_logger
-from notifykit.provider import CallbackRequest, SmsProvider
+from notifykit.provider import CallbackRequest, SmsProvider, answers_checks
 from notifykit.store.base import AnyEvent, InboxEntry, QuarantineEntry, Store
 
 __all__ = [
@@ -19,6 +19,7 @@ __all__ = [
     "CallbackProcessor",
     "CallbackResponse",
     "Subscriber",
+    "allowed_methods",
     "receives_callbacks",
 ]
 
@@ -34,6 +35,13 @@ REDACTED_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
 def receives_callbacks(instance: SmsProvider[Any]) -> bool:
     """Whether the instance's provider type implements ``parse_callback`` at all."""
     return type(instance).parse_callback is not SmsProvider.parse_callback
+
+
+def allowed_methods(instance: SmsProvider[Any]) -> list[str]:
+    """The methods the instance's callback URL answers: POST (pushes), then the vendor's
+    URL-check methods the provider type declares (``callback_check_methods``)."""
+    checks = sorted(m for m in type(instance).callback_check_methods if answers_checks(instance, m))
+    return ["POST", *checks]
 
 
 class CallbackResponse(NamedTuple):
@@ -82,16 +90,22 @@ class CallbackProcessor:
         instance = self.providers.get(provider)
         if instance is None or not receives_callbacks(instance):
             return _plain(404, "not found")
-        if method.upper() != "POST":
+        verb = method.upper()
+        if verb != "POST" and not answers_checks(instance, verb):
             return CallbackResponse(
                 405,
-                {"allow": "POST", "content-type": "text/plain; charset=utf-8"},
+                {
+                    "allow": ", ".join(allowed_methods(instance)),
+                    "content-type": "text/plain; charset=utf-8",
+                },
                 b"method not allowed",
             )
         if len(body) > self.max_body_bytes:
             return _plain(413, "request body too large")
         lowered = {k.lower(): v for k, v in headers.items()}
-        request = CallbackRequest(method=method.upper(), url=url, headers=lowered, body=body)
+        request = CallbackRequest(method=verb, url=url, headers=lowered, body=body)
+        if verb != "POST":
+            return await self._answer_check(provider, instance, request)
         entry = InboxEntry(
             provider=provider,
             method=request.method,
@@ -129,6 +143,37 @@ class CallbackProcessor:
             return _plain(503, "try again later")
         if new:
             self.dispatch(new)
+        if result.quarantine_reason is not None:
+            # Part of the push could not be read: what could be read is stored above, and
+            # the request itself is kept with the reason, for a person to look at.
+            try:
+                await asyncio.wait_for(
+                    self.store.quarantine(
+                        QuarantineEntry(**entry.model_dump(), reason=result.quarantine_reason)
+                    ),
+                    self.store_timeout,
+                )
+            except Exception as store_exc:
+                log.error("quarantine_failed", provider=provider, error=type(store_exc).__name__)
+                return _plain(503, "try again later")
+            log.warning(
+                "callback_partly_quarantined",
+                provider=provider,
+                reason=result.quarantine_reason,
+                stored=len(result.events),
+            )
+        return CallbackResponse(result.status_code, dict(result.headers), result.body)
+
+    async def _answer_check(
+        self, provider: str, instance: SmsProvider[Any], request: CallbackRequest
+    ) -> CallbackResponse:
+        """A vendor's check of the callback URL: answered by the plugin, never stored."""
+        try:
+            result = await instance.answer_check(request)
+        except Exception as exc:
+            log.error("callback_check_failed", provider=provider, error=type(exc).__name__)
+            return _plain(500, "check failed")
+        log.info("callback_check_answered", provider=provider, method=request.method)
         return CallbackResponse(result.status_code, dict(result.headers), result.body)
 
     def dispatch(self, events: list[AnyEvent]) -> None:

@@ -76,6 +76,9 @@ def serve(host: str, port: int, config_path: str | None) -> None:
     )
     try:
         server.run(sockets=[sock])
+    except KeyboardInterrupt:
+        # uvicorn stopped gracefully, then re-raised the signal: stopping is not a failure.
+        click.echo("notifykit receiver stopped", err=True)
     finally:
         sock.close()
 

@@ -26,8 +26,10 @@ __all__ = [
     "EXIT_FAILED",
     "EXIT_OK",
     "EXIT_USAGE",
+    "HelpGroup",
     "NotifyKitGroup",
     "cli",
+    "columns",
     "config_option",
     "echo_json",
     "exit_code_for",
@@ -75,6 +77,19 @@ def redact(text: str) -> str:
     return text
 
 
+def columns(rows: Iterable[Iterable[str]], indent: str = "  ") -> list[str]:
+    """Rows of cells as lines whose columns line up (two spaces between columns)."""
+    table = [list(row) for row in rows]
+    widths = [
+        max(len(row[i]) for row in table if i < len(row))
+        for i in range(max(map(len, table), default=0))
+    ]
+    return [
+        indent + "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip()
+        for row in table
+    ]
+
+
 def one_line(text: str) -> str:
     return "; ".join(part.strip() for part in text.splitlines() if part.strip())
 
@@ -94,6 +109,11 @@ def describe_error(exc: BaseException) -> str:
         if isinstance(exc, ConfigError | InvalidMessage):
             return one_line(message)
         return one_line(f"{type(exc).__name__}: {message}")
+    if isinstance(exc, OSError) and exc.strerror:
+        # A condition the user can cause and fix (a path that cannot be written, a full
+        # disk), not a bug: said as the system says it, with the path.
+        where = f": {exc.filename}" if exc.filename else ""
+        return one_line(f"{exc.strerror}{where}")
     return one_line(f"unexpected error: {type(exc).__name__}: {exc}")
 
 
@@ -113,7 +133,39 @@ def _usage_failure(exc: click.UsageError) -> _Failure:
     return _Failure(one_line(exc.format_message()) + hint, EXIT_USAGE)
 
 
-class NotifyKitGroup(click.Group):
+def summary(command: click.Command) -> str:
+    """A command's summary for a listing: its help's whole first paragraph, never cut."""
+    if command.short_help:
+        return command.short_help
+    return " ".join((command.help or "").split("\n\n", 1)[0].split())
+
+
+class HelpGroup(click.Group):
+    """A click group that prints its help (exit 0) when given no subcommand, and lists its
+    commands with whole summaries, wrapped rather than cut at click's 45 characters."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("no_args_is_help", True)
+        super().__init__(*args, **kwargs)
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if not args and self.no_args_is_help and not ctx.resilient_parsing:
+            click.echo(ctx.get_help(), color=ctx.color)
+            ctx.exit(EXIT_OK)
+        return super().parse_args(ctx, args)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = []
+        for name in self.list_commands(ctx):
+            command = self.get_command(ctx, name)
+            if command is not None and not command.hidden:
+                rows.append((name, summary(command)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+class NotifyKitGroup(HelpGroup):
     """A click group whose every error, click's usage errors included, is one line.
 
     Commands that plugins add through the ``register_commands`` hook are loaded the first
@@ -157,7 +209,8 @@ class NotifyKitGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except (click.exceptions.Exit, click.Abort, EOFError, _Failure):
+        except (click.exceptions.Exit, click.Abort, EOFError, _Failure, BrokenPipeError):
+            # A closed stdout (``notifykit log | head -1``): click ends quietly with 1.
             raise
         except click.UsageError as exc:
             raise _usage_failure(exc) from exc
@@ -167,7 +220,11 @@ class NotifyKitGroup(click.Group):
             raise _Failure(describe_error(exc), exit_code_for(exc)) from exc
 
 
-@click.group(cls=NotifyKitGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    cls=NotifyKitGroup,
+    no_args_is_help=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
 @click.option("-v", "--verbose", count=True, help="More log output on stderr (-v info, -vv debug).")
 @click.version_option(package_name="notifykit")
 @click.pass_context

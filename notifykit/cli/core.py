@@ -1,4 +1,4 @@
-"""CLI commands: ``send``, ``balance``, ``providers`` and ``config check``.
+"""CLI commands: ``send``, ``balance``, ``providers``, ``reconcile`` and ``config check``.
 
 Human output masks phone numbers; ``--json`` prints ``model_dump(mode="json")`` of the
 result on stdout, and keeps stdout for that document alone (a provider that prints, such
@@ -20,6 +20,8 @@ from pydantic import BaseModel
 from notifykit.cli.common import (
     EXIT_FAILED,
     EXIT_USAGE,
+    HelpGroup,
+    columns,
     config_option,
     describe_error,
     echo_json,
@@ -30,11 +32,12 @@ from notifykit.cli.common import (
     remember_secrets,
     secrets_of,
 )
-from notifykit.config import Config
+from notifykit.config import Config, parse_duration
 from notifykit.errors import NotifyKitError, NotSupported
 from notifykit.models import Attempt, SendResult
 from notifykit.notifier import AsyncNotifier
 from notifykit.phone import mask_phone, parse_phone
+from notifykit.reconcile import ReconcileReport
 
 __all__ = ["BalanceRow", "ConfigReport", "ProvidersReport", "SendFailure", "register"]
 
@@ -289,18 +292,19 @@ def providers(as_json: bool, config_path: str | None) -> None:
         echo_json(report.model_dump(mode="json"))
         return
     click.echo("Provider types:")
-    width = max((len(t.name) for t in report.types), default=0)
-    for info in report.types:
-        click.echo(f"  {info.name:<{width}}  {info.distribution}  ({info.cls})")
+    for line in columns((t.name, t.distribution, f"({t.cls})") for t in report.types):
+        click.echo(line)
     click.echo(f"Instances ({report.config or 'built-in default'}):")
-    width = max((len(i.name) for i in report.instances), default=0)
+    rows = []
     for inst in report.instances:
         state = inst.health.get("state", "unknown")
         extra = f" ({inst.health['reason']})" if inst.health.get("reason") else ""
-        click.echo(redact(f"  {inst.name:<{width}}  type={inst.type}  breaker={state}{extra}"))
+        rows.append((inst.name, f"type={inst.type}", f"breaker={state}{extra}"))
+    for line in columns(rows):
+        click.echo(redact(line))
 
 
-@click.group("config")
+@click.group("config", cls=HelpGroup)
 def config_group() -> None:
     """Inspect the configuration."""
 
@@ -330,9 +334,69 @@ def config_check(config_path: str | None) -> None:
             click.echo(redact(f"    warning: {warning}"))
 
 
+class Duration(click.ParamType[float]):
+    """A duration as the configuration reads one (``notifykit.config.parse_duration``):
+    seconds, or a number with ``ms``, ``s``, ``m``, ``h`` or ``d``."""
+
+    name = "DURATION"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        try:
+            return parse_duration(value)
+        except ValueError:
+            self.fail(f"{value!r} is not a duration (e.g. 90s, 5m, 2h, 1d)", param, ctx)
+
+
+@click.command()
+@click.option(
+    "--older-than",
+    type=Duration(),
+    default="5m",
+    show_default=True,
+    help="Only messages sent at least this long ago (90s, 5m, 2h, 1d).",
+)
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    default=1000,
+    show_default=True,
+    help="Ask about at most this many messages, oldest first.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@config_option
+def reconcile(older_than: float, limit: int, as_json: bool, config_path: str | None) -> None:
+    """Ask vendors about sent messages that still have no final status (exit 1 when a
+    query failed)."""
+    config = load(config_path)
+    report: ReconcileReport = _run(
+        lambda n: n.reconcile(older_than, limit=limit), config, open_store=True
+    )
+    if as_json:
+        echo_json(report.model_dump(mode="json"))
+    else:
+        click.echo(
+            f"Reconciled: {report.checked} asked, {report.events} new events, "
+            f"{report.failed} failed (messages older than {report.older_than:g} s)"
+        )
+        for name, row in report.providers.items():
+            text = f"  {name}: {row.checked} asked, {row.events} new events"
+            if row.failed:
+                text += f", {row.failed} failed"
+            if row.skipped:
+                text += f", {row.skipped} skipped"
+            if row.reason:
+                text += f" ({row.reason})"
+            click.echo(redact(text))
+    if report.failed:
+        sys.exit(EXIT_FAILED)
+
+
 def register(cli: click.Group) -> None:
     """Add this module's commands to ``cli``."""
     cli.add_command(send)
+    cli.add_command(reconcile)
     cli.add_command(balance)
     cli.add_command(providers)
     cli.add_command(config_group)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import click
@@ -36,8 +37,19 @@ def demo(keep: Path | None, count: int) -> None:
     if notifykit_logger.level == logging.WARNING:
         notifykit_logger.setLevel(logging.ERROR)
 
+    if keep is not None:
+        try:
+            keep.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            fail(f"--keep {keep}: cannot create the folder: {exc.strerror}", EXIT_USAGE)
+        if not os.access(keep, os.W_OK | os.X_OK):
+            fail(f"--keep {keep}: the folder cannot be written", EXIT_USAGE)
     try:
         outcome = run_demo(DemoSettings(count=count, keep=keep))
+    except KeyboardInterrupt:
+        # Every sandbox and server was stopped on the way out: stopping is not a failure.
+        click.echo("demo stopped (Ctrl+C); nothing is left running", err=True)
+        return
     except ConfigError as exc:
         fail(exc.message, EXIT_USAGE)
     except NotifyKitError as exc:

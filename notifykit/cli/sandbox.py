@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
+import socket
 import types
 import typing
 from typing import Any
@@ -12,11 +14,12 @@ import uvicorn
 from pydantic import ValidationError
 from pydantic.fields import FieldInfo
 
-from notifykit.cli.common import EXIT_USAGE, fail
+from notifykit.cli.common import EXIT_USAGE, HelpGroup, fail
 from notifykit.config import format_validation_error
 from notifykit.errors import ConfigError
 from notifykit.plugins import Registered, get_plugin_manager, sandbox_types
 from notifykit.sandbox import Sandbox, SandboxSettings
+from notifykit.server import listening_socket
 
 __all__ = ["register", "settings_options"]
 
@@ -76,32 +79,34 @@ def _settings_from(registered: Registered, values: dict[str, Any]) -> SandboxSet
 
 
 def _serve(registered: Registered, settings: SandboxSettings) -> None:
+    try:
+        sock = listening_socket(settings.host, settings.port)
+    except OSError as exc:
+        fail(f"cannot listen on {settings.host}:{settings.port}: {exc.strerror}", EXIT_USAGE)
     sandbox: Sandbox = registered.cls(settings)
     server = uvicorn.Server(
-        uvicorn.Config(
-            sandbox.app(),
-            host=settings.host,
-            port=settings.port,
-            log_level="warning",
-            access_log=False,
-            lifespan="auto",
-        )
+        uvicorn.Config(sandbox.app(), log_level="warning", access_log=False, lifespan="auto")
     )
 
     async def run() -> None:
         try:
-            await server.serve()
+            await server.serve(sockets=[sock])
         finally:
             await sandbox.aclose()
 
-    click.echo(
-        f"{registered.name} sandbox on http://{settings.host}:{settings.port} (Ctrl+C to stop)",
-        err=True,
-    )
-    asyncio.run(run())
+    port = sock.getsockname()[1]
+    shown = f"[{settings.host}]" if sock.family == socket.AF_INET6 else settings.host
+    click.echo(f"{registered.name} sandbox on http://{shown}:{port} (Ctrl+C to stop)", err=True)
+    try:
+        asyncio.run(run())
+    except KeyboardInterrupt:
+        # uvicorn stopped gracefully, then re-raised the signal: stopping is not a failure.
+        click.echo(f"{registered.name} sandbox stopped", err=True)
+    finally:
+        sock.close()
 
 
-class SandboxGroup(click.Group):
+class SandboxGroup(HelpGroup):
     """Subcommands come from the ``register_sandboxes`` hook, loaded only when used."""
 
     def _types(self) -> dict[str, Registered]:
@@ -125,12 +130,12 @@ class SandboxGroup(click.Group):
                 fail(exc.message, EXIT_USAGE)
             _serve(registered, settings)
 
-        doc = (registered.cls.__doc__ or "").strip().splitlines()
+        first = " ".join(inspect.cleandoc(registered.cls.__doc__ or "").split("\n\n", 1)[0].split())
         return click.Command(
             cmd_name,
             params=list(settings_options(registered.cls.Settings)),
             callback=callback,
-            help=f"{doc[0] if doc else 'Run the sandbox.'} (from {registered.distribution})",
+            help=f"{first or 'Run the sandbox.'} (from {registered.distribution})",
         )
 
 

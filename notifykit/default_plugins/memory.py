@@ -13,9 +13,10 @@ from collections import deque
 from decimal import Decimal
 from typing import Any, ClassVar, Literal
 
-from pydantic import ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field
 
 from notifykit import errors
+from notifykit.config import Duration, RegionCode
 from notifykit.hookspecs import hookimpl
 from notifykit.models import Balance, SendReceipt, SmsMessage
 from notifykit.phone import region_of
@@ -56,21 +57,10 @@ class MemoryOptions(ProviderOptions):
     """Fail every send with this error class."""
     balance: int = Field(default=1000, ge=0)
     """Credits; each accepted send costs one."""
-    delay: float = Field(default=0.0, ge=0.0, le=60.0)
-    """Seconds each send takes."""
-    countries: list[str] | None = None
+    delay: Duration = Field(default=0.0, ge=0.0, le=60.0)
+    """Seconds each send takes (a duration: 0.5, "500ms")."""
+    countries: list[RegionCode] | None = None
     """Decline numbers outside these regions (ISO 3166 codes); None accepts all."""
-
-    @field_validator("countries")
-    @classmethod
-    def _regions(cls, value: list[str] | None) -> list[str] | None:
-        if value is None:
-            return None
-        regions = [code.strip().upper() for code in value]
-        for code in regions:
-            if len(code) != 2 or not code.isalpha():
-                raise ValueError("expected ISO 3166 two-letter region codes such as CN or US")
-        return regions
 
 
 class AnyTemplateOptions(TemplateOptions):

@@ -136,7 +136,13 @@ class Router:
         Every error raised carries ``.attempts``.
         """
         loop = asyncio.get_running_loop()
-        run = SendRun(message, _new_message_id(), loop.time() + self.deadline)
+        message_id = _new_message_id()
+        # The provider sees the message with its id (a vendor reference field may carry it).
+        run = SendRun(
+            message.model_copy(update={"message_id": message_id}),
+            message_id,
+            loop.time() + self.deadline,
+        )
         key = message.idempotency_key
         if key is not None:
             earlier = await self.idempotency.claim(message, run.message_id, run.deadline)

@@ -206,6 +206,27 @@ class Store(ABC):
     ) -> list[MessageRecord]:
         """Messages, newest first, optionally filtered by number (E.164) and status."""
 
+    @abstractmethod
+    async def list_unsettled(
+        self,
+        *,
+        created_before: datetime,
+        created_after: datetime | None = None,
+        limit: int = 100,
+    ) -> list[MessageRecord]:
+        """Messages a provider accepted whose status is not final yet: what the reconciler
+        (``notifykit reconcile``) asks the vendors about.
+
+        Selects records with ``provider_message_id`` set, a status that is not final
+        (``DeliveryStatus.is_final`` false: accepted, sent, unknown, pending) and
+        ``created_before >= created_at > created_after`` (``created_after`` None: no lower
+        bound), **oldest first** (by ``created_at``), at most ``limit``. Both bounds are
+        timezone-aware datetimes. The reconciler pages by passing the last record's
+        ``created_at`` as the next ``created_after``. Every backend implements it (memory,
+        SQLite, PostgreSQL) and runs the contract suite's ``test_list_unsettled_*``;
+        an index on (status, created_at) or the status index keeps it cheap.
+        """
+
     # -- callbacks --------------------------------------------------------------------------
 
     @abstractmethod

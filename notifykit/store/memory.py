@@ -285,6 +285,24 @@ class MemoryStore(Store):
                 found.append(_record(row))
         return found
 
+    async def list_unsettled(
+        self,
+        *,
+        created_before: datetime,
+        created_after: datetime | None = None,
+        limit: int = 100,
+    ) -> list[MessageRecord]:
+        found = [
+            row
+            for row in self._messages.values()
+            if row[_VENDOR_ID] is not None
+            and not _STATUSES[row[_STATUS]].is_final
+            and row[_CREATED] <= created_before
+            and (created_after is None or row[_CREATED] > created_after)
+        ]
+        found.sort(key=lambda row: row[_CREATED])
+        return [_record(row) for row in found[:limit]]
+
     def _match(self, event: AnyEvent, candidates: Sequence[str]) -> str | None:
         return correlate(event, [(m, self._messages[m][_TO]) for m in candidates])
 

@@ -210,6 +210,37 @@ class SQLiteStore(Store):
 
         return await self._writer.run(read, write=False)
 
+    async def list_unsettled(
+        self,
+        *,
+        created_before: datetime,
+        created_after: datetime | None = None,
+        limit: int = 100,
+    ) -> list[MessageRecord]:
+        unsettled = [s.value for s in DeliveryStatus if not s.is_final]
+        # created_at lives in the record's JSON (ISO 8601, "Z"): julianday() compares instants
+        # whatever the fractional digits, with no schema change.
+        sql = (
+            "SELECT record FROM messages"
+            f" WHERE status IN ({', '.join('?' for _ in unsettled)})"
+            " AND provider_message_id IS NOT NULL"
+            " AND julianday(json_extract(record, '$.created_at')) <= julianday(?)"
+        )
+        args: list[Any] = [*unsettled, _iso(created_before)]
+        if created_after is not None:
+            sql += " AND julianday(json_extract(record, '$.created_at')) > julianday(?)"
+            args.append(_iso(created_after))
+        sql += " ORDER BY julianday(json_extract(record, '$.created_at')), id LIMIT ?"
+        args.append(limit)
+
+        def read(conn: sqlite3.Connection) -> list[MessageRecord]:
+            return [
+                MessageRecord.model_validate_json(row[0])
+                for row in conn.execute(sql, args).fetchall()
+            ]
+
+        return await self._writer.run(read, write=False)
+
     # -- callbacks --------------------------------------------------------------------------
 
     async def ingest(self, entry: InboxEntry, events: Sequence[AnyEvent]) -> list[AnyEvent]:
@@ -693,6 +724,13 @@ def _raw_requests(
         )
         for provider, method, path, headers, body, received_at, last in rows
     ]
+
+
+def _iso(at: datetime) -> str:
+    """A timezone-aware time as the ISO 8601 UTC text SQLite's julianday() reads."""
+    if at.tzinfo is None or at.utcoffset() is None:
+        raise StoreError("list_unsettled: times must be timezone-aware")
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 _GONE = frozenset(

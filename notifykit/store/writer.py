@@ -99,7 +99,11 @@ class SQLiteWriter:
         self._queue.put(job)
         try:
             # A job whose caller gave up is cancelled, and skipped unless already running.
-            return await asyncio.wait_for(asyncio.wrap_future(job.future), self.timeout)
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for returns the result of a
+            # job that finished as the caller was cancelled, swallowing the cancellation
+            # (Ctrl-C on the demo, a send's task being cancelled).
+            async with asyncio.timeout(self.timeout):
+                return await asyncio.wrap_future(job.future)
         except TimeoutError:
             raise self._late() from None
 
@@ -199,6 +203,10 @@ class SQLiteWriter:
 def _translate(exc: BaseException, what: str) -> StoreError:
     if isinstance(exc, StoreError):
         return exc
-    error = StoreError(f"{what}: {type(exc).__name__}: {exc}")
+    if isinstance(exc, OSError) and exc.strerror:
+        where = f": {exc.filename}" if exc.filename else ""
+        error = StoreError(f"{what}: {exc.strerror}{where}")
+    else:
+        error = StoreError(f"{what}: {type(exc).__name__}: {exc}")
     error.__cause__ = exc
     return error

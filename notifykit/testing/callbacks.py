@@ -246,7 +246,9 @@ def twilio_callback_url(target: Config | AsyncNotifier | Notifier, instance: str
     config = _config_of(target)
     section = config.providers.get(instance)
     if section is None:
-        raise ConfigError(f"unknown provider {instance!r} (configured: {sorted(config.providers)})")
+        raise ConfigError(
+            f"unknown provider {instance!r} (configured: {', '.join(config.providers) or 'none'})"
+        )
     public_url = section.options.get("public_url")
     if not isinstance(public_url, str) or not public_url:
         raise ConfigError(f"providers.{instance}.public_url: not set")

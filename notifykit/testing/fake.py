@@ -437,7 +437,7 @@ def fake_config(
     per_instance = dict(options or {})
     unknown_names = sorted(set(per_instance) - set(instances))
     if unknown_names:
-        raise errors.ConfigError(f"options for unknown fake instances: {unknown_names}")
+        raise errors.ConfigError(f"options for unknown fake instances: {', '.join(unknown_names)}")
     data: dict[str, Any] = dict(extra or {})
     data["providers"] = {
         name: {"type": "fake", **dict(per_instance.get(name, {}))} for name in instances

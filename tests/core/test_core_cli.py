@@ -229,8 +229,9 @@ def test_providers_lists_types_with_distributions_and_instances(tmp_path: Path) 
         "console": ("console", "closed"),
     }
     human = run("providers", "--config", path)
-    assert "  memory   notifykit  (notifykit.default_plugins.memory.MemoryProvider)" in human.stdout
-    assert "  primary  type=memory  breaker=closed" in human.stdout
+    lines = [line.split() for line in human.stdout.splitlines()]
+    assert ["memory", "notifykit", "(notifykit.default_plugins.memory.MemoryProvider)"] in lines
+    assert ["primary", "type=memory", "breaker=closed"] in lines
 
 
 def test_config_check_builds_instances_and_prints_warnings(
@@ -249,7 +250,7 @@ def test_config_check_builds_instances_and_prints_warnings(
     broken = text + "colour = 1\n"
     result = run("config", "check", "--config", config_file(tmp_path, text=broken))
     assert result.exit_code == 2
-    assert "providers.v.colour: Extra inputs are not permitted" in one_error_line(result)
+    assert "providers.v.colour: unknown key (known: api_key, fail, crash)" in one_error_line(result)
 
 
 def test_config_check_refuses_a_file_without_providers(tmp_path: Path) -> None:

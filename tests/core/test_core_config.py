@@ -44,9 +44,12 @@ GOOD = '[providers.fake]\ntype = "memory"\n'
 # so that every message is checked for it.
 FILE_ERRORS: list[tuple[str, str]] = [
     ("providers = 3\n", "providers: Input should be a valid dictionary"),
-    ('[provider.fake]\ntype = "memory"\n', "provider: Extra inputs are not permitted"),
-    (GOOD + 'secret = "${NK_SECRET}"\n', "providers.fake.secret: Extra inputs"),
-    ('[providers.fake]\napp_key = "${NK_SECRET}"\n', "providers.fake.type: Field required"),
+    ('[provider.fake]\ntype = "memory"\n', "provider: unknown key (did you mean 'providers'?)"),
+    (
+        GOOD + 'secret = "${NK_SECRET}"\n',
+        "providers.fake.secret: unknown key (known: fail, balance, delay, countries)",
+    ),
+    ('[providers.fake]\napp_key = "${NK_SECRET}"\n', "providers.fake.type: required, not set"),
     (
         '[providers.fake]\ntype = "nosuchvendor"\napp_key = "${NK_SECRET}"\n',
         "providers.fake.type: unknown provider type 'nosuchvendor' (installed: console, memory)",
@@ -61,11 +64,11 @@ FILE_ERRORS: list[tuple[str, str]] = [
     ),
     (
         '[providers.fake]\ntype = "memory"\ncountries = ["${NK_SECRET}"]\n',
-        "providers.fake.countries: expected ISO 3166",
+        "providers.fake.countries[0]: expected an ISO 3166",
     ),
     (
         '[providers.fake]\ntype = "memory"\napp_key = "${NK_MISSING_VAR}"\n',
-        "providers.fake.app_key: environment variable NK_MISSING_VAR is not set",
+        "environment variable not set: NK_MISSING_VAR (providers.fake.app_key)",
     ),
     (
         '[providers.fake]\ntype = "memory"\napp_key = "${NK_SECRET"\n',
@@ -99,9 +102,12 @@ FILE_ERRORS: list[tuple[str, str]] = [
     (GOOD + "[routing.retry]\nattempts = 0\n", "routing.retry.attempts: Input should be greater"),
     (GOOD + "[store]\nurl = 5\n", "store.url: Input should be a valid string"),
     (GOOD + '[http]\ntransport = "curl"\n', "http.transport: Input should be 'aiohttp' or 'httpx'"),
-    (GOOD + '[callbacks]\ntoken = "${NK_SECRET}"\nmax_body = 1\n', "callbacks.max_body: Extra"),
+    (
+        GOOD + '[callbacks]\ntoken = "${NK_SECRET}"\nmax_body = 1\n',
+        "callbacks.max_body: unknown key (did you mean 'max_body_bytes'?)",
+    ),
     ('[providers."a.b"]\ntype = "memory"\n', "providers.a.b: instance names may hold"),
-    ('source = "${NK_SECRET}"\n' + GOOD, "source: Extra inputs are not permitted"),
+    ('source = "${NK_SECRET}"\n' + GOOD, "source: unknown key"),
 ]
 
 
@@ -113,7 +119,7 @@ def test_a_bad_file_names_the_key_and_never_the_secret(
     with pytest.raises(ConfigError) as info:
         build(load_config(path))
     message = str(info.value)
-    assert message.startswith(f"{path}: ") or message.startswith("providers."), message
+    assert message.startswith(f"{path}: "), message
     assert expected in message
     assert SECRET not in message
     assert SECRET not in repr(info.value)
@@ -217,7 +223,9 @@ def test_interpolation_reaches_nested_tables_and_lists() -> None:
 
 
 def test_a_missing_variable_in_a_list_names_its_index() -> None:
-    with pytest.raises(ConfigError, match=r"routing\.providers\.1: environment variable NOPE"):
+    with pytest.raises(
+        ConfigError, match=r"environment variable not set: NOPE \(routing\.providers\[1\]\)"
+    ):
         Config.from_dict({"routing": {"providers": ["a", "${NOPE}"]}}, environ={})
 
 

@@ -16,7 +16,11 @@ from notifykit.plugins import check_pending, get_plugin_manager, provider_types
 
 InstallDist = Callable[..., str]
 
-WORKSPACE_TYPES = {"veesing": "notifykit-veesing", "twilio": "notifykit-twilio"}
+WORKSPACE_TYPES = {
+    "veesing": "notifykit-veesing",
+    "twilio": "notifykit-twilio",
+    "aliyun": "notifykit-aliyun",
+}
 
 
 def test_builtin_types_come_through_the_same_hook() -> None:

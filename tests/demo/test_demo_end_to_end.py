@@ -35,6 +35,13 @@ def test_demo_command_exits_zero_and_accounts_for_every_message(tmp_path: Path) 
     counted = sum(int(part.split()[0]) for part in match.group(2).split(", "))
     assert total == counted >= 20
     assert "failover" in proc.stdout and "breaker of primary: closed -> open" in proc.stdout
+    # The Chinese backup is Alibaba Cloud; its last message's receipt came by polling.
+    assert "backup (aliyun)" in proc.stdout
+    assert "#20 +86156****0703: no push for this one" in proc.stdout
+    assert "QuerySendDetails: delivered" in proc.stdout or "QuerySendDetails: undelivered" in (
+        proc.stdout
+    )
+    assert "(#20's by polling)" in proc.stdout
     # Every row of the table ends in a final delivery status, except the one request the
     # hung primary took: unknown, and never sent a second time by the backup.
     rows = [line for line in proc.stdout.splitlines() if re.match(r"^\s+\d+\s+\+", line)]
@@ -60,6 +67,7 @@ def test_demo_in_process_leaves_nothing_running_and_keep_shows_history(tmp_path:
         outcome.rows[5].provider == "backup" and "InsufficientBalance" in outcome.rows[5].attempts
     )
     assert all(row.status in {"delivered", "undelivered", "unknown"} for row in outcome.rows)
+    assert outcome.polled == 8  # the last Chinese message, to the Alibaba backup, by polling
     # The kept store and configuration answer `notifykit log`.
     config = tmp_path / "notifykit.toml"
     assert config.is_file()

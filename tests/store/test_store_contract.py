@@ -137,6 +137,48 @@ async def test_list_messages_newest_first_with_filters(store: Store) -> None:
     assert [r.message_id for r in both] == ["m3"]
 
 
+async def _accepted_at(store: Store, message_id: str, created: datetime, vendor: str) -> None:
+    await store.create_message(
+        MessageRecord(message_id=message_id, to=PHONE, template="t", created_at=created)
+    )
+    await store.update_message(
+        message_id,
+        attempts=[Attempt(provider="vs", outcome="accepted")],
+        status=DeliveryStatus.ACCEPTED,
+        provider="vs",
+        provider_message_id=vendor,
+    )
+
+
+async def test_list_unsettled_oldest_first_within_bounds(store: Store) -> None:
+    # Created out of order, with and without fractional seconds: ordered by the instant.
+    await _accepted_at(store, "m-late", T0 + timedelta(minutes=3), "t3")
+    await _accepted_at(store, "m-early", T0 + timedelta(seconds=59, microseconds=500), "t1")
+    await _accepted_at(store, "m-mid", T0 + timedelta(minutes=1), "t2")
+    await store.create_message(
+        MessageRecord(message_id="m-pending", to=PHONE, template="t", created_at=T0)
+    )
+    found = await store.list_unsettled(created_before=T0 + timedelta(minutes=5))
+    assert [r.message_id for r in found] == ["m-early", "m-mid", "m-late"]
+    assert found[0].provider_message_id == "t1"
+    before = await store.list_unsettled(created_before=T0 + timedelta(minutes=1))
+    assert [r.message_id for r in before] == ["m-early", "m-mid"]  # the bound is inclusive
+    page = await store.list_unsettled(
+        created_before=T0 + timedelta(minutes=5), created_after=found[0].created_at, limit=1
+    )
+    assert [r.message_id for r in page] == ["m-mid"]
+    assert await store.list_unsettled(created_before=T0 + timedelta(seconds=30)) == []
+
+
+async def test_list_unsettled_leaves_out_final_messages(store: Store) -> None:
+    await _accepted_at(store, "m1", T0, "t1")
+    await _accepted_at(store, "m2", T0 + timedelta(seconds=1), "t2")
+    await store.ingest(entry(), [receipt("e1", DeliveryStatus.DELIVERED, vendor_id="t1")])
+    await store.ingest(entry(), [receipt("e2", DeliveryStatus.SENT, vendor_id="t2")])
+    found = await store.list_unsettled(created_before=T0 + timedelta(hours=1))
+    assert [(r.message_id, r.status) for r in found] == [("m2", DeliveryStatus.SENT)]
+
+
 async def test_receipt_correlates_and_moves_status_forward_only(store: Store) -> None:
     await sent(store)
     delivered = receipt("e-delivered", DeliveryStatus.DELIVERED, minutes=3)

@@ -5,15 +5,26 @@ from __future__ import annotations
 import json
 import re
 import string
+from datetime import UTC
 from decimal import Decimal, InvalidOperation
+from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar
 
 import httpx
 from pydantic import Field, SecretStr, field_validator, model_validator
 
+from notifykit.config import Duration
 from notifykit.errors import InvalidMessage, ProviderUnavailable, UnknownOutcome
+from notifykit.events import DeliveryReceipt, make_event_id
 from notifykit.http import create_client, request
-from notifykit.models import Balance, DeliveryStatus, SendReceipt, SmsMessage
+from notifykit.models import (
+    Balance,
+    DeliveryStatus,
+    MessageRecord,
+    SendReceipt,
+    SmsMessage,
+    utcnow,
+)
 from notifykit.provider import (
     CallbackRequest,
     CallbackResult,
@@ -21,7 +32,7 @@ from notifykit.provider import (
     SmsProvider,
     TemplateOptions,
 )
-from notifykit_twilio.callbacks import parse_push
+from notifykit_twilio.callbacks import STATUS_MAP, parse_push
 from notifykit_twilio.errors import error_for_response
 
 __all__ = ["MAX_BODY_CHARS", "TwilioOptions", "TwilioProvider", "TwilioTemplate"]
@@ -70,7 +81,12 @@ class TwilioOptions(ProviderOptions):
         default=None, description="Sender: a Messaging Service SID (MG + 32 hex)."
     )
     base_url: str = Field(default="https://api.twilio.com", description="Twilio's API root.")
-    timeout: float = Field(default=10.0, gt=0, le=300, description="Seconds per request.")
+    timeout: Duration = Field(
+        default=10.0,
+        gt=0,
+        le=300,
+        description='Seconds per request (a duration: 10, "10s", "500ms").',
+    )
     public_url: str | None = Field(
         default=None,
         description="The externally visible base URL of the callback receiver; the receiver "
@@ -332,6 +348,50 @@ class TwilioProvider(SmsProvider[TwilioOptions]):
             )
         return Balance(provider=self.instance, remaining=remaining, unit=currency.upper())
 
+    async def fetch_status(self, record: MessageRecord) -> list[DeliveryReceipt]:
+        """GET the Message resource (``/Messages/{sid}.json``) and report its ``status`` as
+        the receipt a status callback with the same ``MessageStatus`` and ``ErrorCode``
+        would give (same ``event_id``). Raises the mapped ProviderError when Twilio refuses
+        (20404 for an unknown SID), ProviderUnavailable for an unreadable answer."""
+        sid = record.provider_message_id
+        if not sid:
+            return []
+        response = await request(
+            self.client, "GET", f"{self.account_url}/Messages/{sid}.json", provider=self.instance
+        )
+        if not response.is_success:
+            raise error_for_response(response, self.instance)
+        data = self._json(response)
+        vendor_status = data.get("status") if data is not None else None
+        status = STATUS_MAP.get(vendor_status) if isinstance(vendor_status, str) else None
+        if data is None or status is None or not isinstance(vendor_status, str):
+            raise ProviderUnavailable(
+                f"{self.instance}: Twilio's Message answer has no known status",
+                provider=self.instance,
+            )
+        code = data.get("error_code")
+        error_code = str(code) if isinstance(code, int | str) and str(code).isdigit() else None
+        raw: dict[str, Any] = {
+            "MessageSid": sid,
+            "MessageStatus": vendor_status,
+            "source": "GET Message",
+        }
+        if error_code is not None:
+            raw["ErrorCode"] = error_code
+        return [
+            DeliveryReceipt(
+                event_id=make_event_id(self.instance, sid, vendor_status, error_code),
+                provider=self.instance,
+                provider_message_id=sid,
+                phone=record.to,
+                occurred_at=_rfc2822(data.get("date_updated")),
+                raw=raw,
+                status=status,
+                vendor_status=vendor_status,
+                error_code=error_code,
+            )
+        ]
+
     async def parse_callback(self, request: CallbackRequest) -> CallbackResult:
         token = self.options.auth_token
         return parse_push(
@@ -346,3 +406,15 @@ class TwilioProvider(SmsProvider[TwilioOptions]):
         if self._client is not None:
             client, self._client = self._client, None
             await client.aclose()
+
+
+def _rfc2822(value: object) -> Any:
+    """Twilio's ``date_updated`` (RFC 2822, UTC) as an aware datetime; now when unreadable."""
+    if isinstance(value, str):
+        try:
+            parsed = parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            parsed = None
+        if parsed is not None:
+            return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+    return utcnow()

@@ -1,6 +1,7 @@
 """``notifykit sandbox twilio``: a local stand-in for the parts of Twilio notifykit uses.
 
-Serves the Messages resource (send) and the Balance resource over HTTP Basic auth, answers
+Serves the Messages resource (send, and GET of one Message, as ``client.messages(sid).fetch()``
+of Twilio's SDK asks) and the Balance resource over HTTP Basic auth, answers
 with Twilio's documented JSON and error codes, and posts signed status callbacks (``sent``,
 then ``delivered`` or ``undelivered`` with ``ErrorCode=30003``) to each message's
 ``StatusCallback`` URL from background tasks.
@@ -143,6 +144,7 @@ class TwilioSandbox(Sandbox):
             routes=[
                 Route(f"{base}/Messages.json", self._messages, methods=["POST"]),
                 Route(f"{base}/Balance.json", self._balance, methods=["GET"]),
+                Route(f"{base}/Messages/{{sid}}.json", self._message, methods=["GET"]),
             ]
         )
 
@@ -176,6 +178,16 @@ class TwilioSandbox(Sandbox):
                 "currency": self.config.currency,
             }
         )
+
+    async def _message(self, request: Request) -> Response:
+        """GET a Message resource: what ``client.messages(sid).fetch()`` asks, and the
+        ``uri`` the create answer links to."""
+        if not self._authorized(request):
+            return self._denied()
+        message = self.messages.get(request.path_params["sid"])
+        if message is None:
+            return _error(404, 20404, f"The requested resource {request.url.path} was not found")
+        return JSONResponse(message)
 
     async def _messages(self, request: Request) -> Response:
         if not self._authorized(request):
@@ -235,10 +247,9 @@ class TwilioSandbox(Sandbox):
             "uri": f"/{API_VERSION}/Accounts/{self.config.account_sid}/Messages/{sid}.json",
         }
         self.messages[sid] = message
-        callback = form.get("StatusCallback")
-        if callback:
-            self._schedule(self._report(message, callback))
-        return message
+        # The status moves on whether or not anyone is told (GET Message shows it).
+        self._schedule(self._report(message, form.get("StatusCallback") or None))
+        return dict(message)
 
     # -- status callbacks ----------------------------------------------------------------
 
@@ -248,16 +259,19 @@ class TwilioSandbox(Sandbox):
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _report(self, message: dict[str, Any], url: str) -> None:
+    async def _report(self, message: dict[str, Any], url: str | None) -> None:
         final = (
             "undelivered" if self._random.random() < self.config.undelivered_rate else "delivered"
         )
         for status in ("sent", final):
             await asyncio.sleep(self.config.status_delay)
             message["status"] = status
+            message["date_updated"] = format_datetime(utcnow())
             if status == "undelivered":
                 message["error_code"] = 30003
-            await self._post(message, url)
+                message["error_message"] = "Unknown destination handset"
+            if url is not None:
+                await self._post(message, url)
 
     async def _post(self, message: dict[str, Any], url: str) -> None:
         status = message["status"]

@@ -7,6 +7,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, field_validator
 
+from notifykit.config import Duration
 from notifykit.provider import ProviderOptions, TemplateOptions
 
 __all__ = ["DEFAULT_BASE_URL", "VeesingOptions", "VeesingTemplateOptions"]
@@ -20,8 +21,11 @@ class VeesingOptions(ProviderOptions):
     app_id: str = Field(min_length=1, description="The account's appId (the vendor console).")
     app_key: SecretStr = Field(description="The account's appKey; a secret.")
     base_url: str = Field(default=DEFAULT_BASE_URL, description="Scheme and host of the API.")
-    timeout: float = Field(
-        default=10.0, gt=0, le=300, description="Seconds allowed to connect, and to read."
+    timeout: Duration = Field(
+        default=10.0,
+        gt=0,
+        le=300,
+        description='Seconds allowed to connect, and to read (a duration: 10, "10s", "500ms").',
     )
     callback_timezone: str = Field(
         default="Asia/Shanghai", description="The zone `receivetime` in pushes is read in."
