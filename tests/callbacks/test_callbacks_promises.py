@@ -10,6 +10,7 @@ import hmac
 import socket
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -241,3 +242,122 @@ def test_no_answer_leaves_before_sqlite_commits(
     answer = _answer(client)
     assert answer.startswith(b"HTTP/1.1 200"), answer
     assert app.answers == [True]
+
+
+# -- credentials sent to the receiver are not kept ------------------------------------------
+
+CREDENTIALS = {
+    "Authorization": "Basic dmVuZG9yOmF1dGgtc2VjcmV0",
+    "Proxy-Authorization": "Bearer proxy-secret",
+    "Cookie": "session=cookie-secret",
+}
+
+
+def _assert_redacted(headers: dict[str, str]) -> None:
+    for name in CREDENTIALS:
+        assert headers[name.lower()] == "***", (name, headers)
+    assert headers["x-vendor"] == "kept"
+    assert not any("secret" in value for value in headers.values()), headers
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("backend", ["memory", "sqlite"])
+async def test_credentials_are_blanked_in_the_inbox_and_the_quarantine(
+    db: Path, backend: str
+) -> None:
+    """At the notifier's level, on every store backend."""
+    store: Store = MemoryStore() if backend == "memory" else SQLiteStore(db)
+    headers = {**FORM, **CREDENTIALS, "X-Vendor": "kept"}
+    async with AsyncNotifier(config(db), store=store) as notifier:
+        status, _, _ = await notifier.handle_callback("vs", "POST", headers, RECEIPT)
+        assert status == 200
+        status, _, _ = await notifier.handle_callback("vs", "POST", headers, b"garbage=1")
+        assert status == 400
+        (stored,) = await store.list_inbox()
+        (quarantined,) = await store.list_quarantine()
+    _assert_redacted(stored.headers)
+    _assert_redacted(quarantined.headers)
+
+
+def test_credentials_are_blanked_over_real_sockets(serve: Serve, db: Path) -> None:
+    server = serve(create_app(config(db)))
+    url = f"{server.url}/callbacks/vs/{TOKEN}"
+    headers = {**FORM, **CREDENTIALS, "X-Vendor": "kept"}
+    assert httpx.post(url, content=RECEIPT, headers=headers).status_code == 200
+    assert httpx.post(url, content=b"garbage=1", headers=headers).status_code == 400
+    server.stop()
+
+    async def read() -> tuple[dict[str, str], dict[str, str]]:
+        store = SQLiteStore(db)
+        await store.open()
+        try:
+            (stored,) = await store.list_inbox()
+            (quarantined,) = await store.list_quarantine()
+            return stored.headers, quarantined.headers
+        finally:
+            await store.close()
+
+    inbox_headers, quarantine_headers = asyncio.run(read())
+    _assert_redacted(inbox_headers)
+    _assert_redacted(quarantine_headers)
+    for path in db.parent.iterdir():
+        if path.name.startswith(db.name):
+            assert b"secret" not in path.read_bytes(), path.name
+
+
+# -- a push answered "try again" is not stored behind the vendor's back ----------------------
+
+
+def test_a_push_answered_503_after_a_store_timeout_is_never_stored_later(
+    serve: Serve, db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The writer takes the push's write and is held at its BEGIN (as by another process's
+    lock) until the receiver has answered 503; the write must then be skipped."""
+    timeout = 0.3
+    at_begin = threading.Event()
+    release = threading.Event()
+    armed = threading.Event()
+    original = sqlite3.connect
+
+    def trace(sql: str) -> None:
+        if armed.is_set() and sql.startswith("BEGIN"):
+            armed.clear()
+            at_begin.set()
+            release.wait(GUARD)
+
+    def connect(database: Any, *args: Any, **kwargs: Any) -> sqlite3.Connection:
+        conn = original(database, *args, **kwargs)
+        if str(database) == str(db):
+            conn.set_trace_callback(trace)
+        return conn
+
+    monkeypatch.setattr(sqlite3, "connect", connect)
+    server = serve(create_app(config(db, timeout=timeout)))
+    url = f"{server.url}/callbacks/vs/{TOKEN}"
+    try:
+        first = b"mobile=15080921234&taskid=1&status=1&receivetime=2024-05-01 17:00:00"
+        assert httpx.post(url, content=first, headers=FORM).status_code == 200
+        armed.set()
+        late = b"mobile=15080921234&taskid=2&status=1&receivetime=2024-05-01 17:00:00"
+        answer = httpx.post(url, content=late, headers=FORM, timeout=GUARD)
+        answered = time.monotonic()
+        assert answer.status_code == 503, answer.text
+        assert at_begin.is_set(), "the writer had not taken the write"
+        # The write's own deadline is `timeout` after it was queued, which was before the
+        # answer: past this bound of the clock it has passed, however slow the machine.
+        time.sleep(max(0.0, answered + timeout - time.monotonic()))
+    finally:
+        release.set()
+    after = b"mobile=15080921234&taskid=3&status=1&receivetime=2024-05-01 17:00:00"
+    assert httpx.post(url, content=after, headers=FORM).status_code == 200
+    server.stop()
+
+    async def vendor_ids() -> set[str]:
+        store = SQLiteStore(db)
+        await store.open()
+        try:
+            return {e.provider_message_id or "" for e in await store.list_events()}
+        finally:
+            await store.close()
+
+    assert asyncio.run(vendor_ids()) == {"1", "3"}
