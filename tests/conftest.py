@@ -12,12 +12,18 @@ string (except httpx's request line of a push *to* the receiver, see
 :func:`is_push_to_receiver`); hits are reported with the test that logged them (the secret itself masked) and
 the session exits with status 1. Records made in other processes (``notifykit serve``
 subprocesses) are not seen.
+
+Verification codes are secrets too, but made at run time: every code that
+``notifykit.verify.derive_code`` makes during a test (of 6 digits or more, the first
+:data:`MAX_CODES_PER_TEST`) is a canary for the rest of that test, searched as a whole token
+in everything a record holds except its timestamps (whose microseconds are digits too).
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -54,6 +60,13 @@ CANARIES: tuple[str, ...] = (
 
 PLUGIN_NAME = "notifykit-secrets-scan"
 
+MIN_CODE_LENGTH = 6
+"""Shorter codes are not watched: a 4-digit token (a year, a masked number's last digits)
+would match by chance."""
+MAX_CODES_PER_TEST = 500
+"""The statistical tests make 10**5 codes and log none; watching them all would be slow."""
+_TIME_FIELDS = frozenset({"created", "msecs", "relativeCreated", "timestamp"})
+
 
 @dataclass(frozen=True)
 class Leak:
@@ -70,6 +83,16 @@ def record_text(record: logging.LogRecord) -> str:
     """Everything a handler could render from ``record``."""
     parts = [str(value) for value in vars(record).values()]
     # A malformed record cannot render; its raw parts above are still searched.
+    with contextlib.suppress(Exception):
+        parts.append(record.getMessage())
+    if record.exc_info and record.exc_info[1] is not None:
+        parts.append("".join(traceback.format_exception(record.exc_info[1])))
+    return "\n".join(parts)
+
+
+def code_text(record: logging.LogRecord) -> str:
+    """:func:`record_text` without the timestamps, for the search for codes."""
+    parts = [str(v) for k, v in vars(record).items() if k not in _TIME_FIELDS]
     with contextlib.suppress(Exception):
         parts.append(record.getMessage())
     if record.exc_info and record.exc_info[1] is not None:
@@ -98,7 +121,20 @@ class SecretsScan:
         self.current_test = "<collection>"
         self._diverted: list[Leak] | None = None
         self._original: Callable[[logging.Logger, logging.LogRecord], Any] | None = None
+        self._original_derive: Callable[[bytes, bytes, int], str] | None = None
         self._root_level = logging.WARNING
+        self.codes: list[tuple[str, re.Pattern[str]]] = []
+        """The verification codes made during the current test, as whole-token patterns."""
+        self.codes_seen = 0
+
+    def watch_code(self, code: str) -> None:
+        """Treat ``code`` as a canary until the test ends."""
+        self.codes_seen += 1
+        if any(known == code for known, _ in self.codes):
+            return  # a resend derives the same code again
+        if len(code) >= MIN_CODE_LENGTH and len(self.codes) < MAX_CODES_PER_TEST:
+            pattern = re.compile(rf"(?<![0-9A-Za-z]){re.escape(code)}(?![0-9A-Za-z])")
+            self.codes.append((code, pattern))
 
     def scan(self, record: logging.LogRecord) -> None:
         self.records_scanned += 1
@@ -109,6 +145,13 @@ class SecretsScan:
             if canary in text:
                 leak = Leak(self.current_test, record.name, canary)
                 (self._diverted if self._diverted is not None else self.leaks).append(leak)
+        codes = list(self.codes)
+        if codes:
+            text = code_text(record)
+            for code, pattern in codes:
+                if pattern.search(text):
+                    leak = Leak(self.current_test, record.name, code)
+                    (self._diverted if self._diverted is not None else self.leaks).append(leak)
 
     @contextmanager
     def diverted(self) -> Iterator[list[Leak]]:
@@ -132,6 +175,18 @@ class SecretsScan:
 
         self._original = original
         logging.Logger.handle = handle  # type: ignore[method-assign]
+
+        import notifykit.verify
+
+        derive = notifykit.verify.derive_code
+
+        def derive_code(key: bytes, seed: bytes, length: int) -> str:
+            code = derive(key, seed, length)
+            scanner.watch_code(code)
+            return code
+
+        self._original_derive = derive
+        notifykit.verify.derive_code = derive_code
         root = logging.getLogger()
         self._root_level = root.level
         root.setLevel(logging.DEBUG)
@@ -140,11 +195,17 @@ class SecretsScan:
         if self._original is not None:
             logging.Logger.handle = self._original  # type: ignore[method-assign]
             self._original = None
+        if self._original_derive is not None:
+            import notifykit.verify
+
+            notifykit.verify.derive_code = self._original_derive
+            self._original_derive = None
         logging.getLogger().setLevel(self._root_level)
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_logstart(self, nodeid: str) -> None:
         self.current_test = nodeid
+        self.codes = []
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         self.uninstall()
@@ -159,7 +220,8 @@ class SecretsScan:
         else:
             terminalreporter.line(
                 f"secrets scan: {self.records_scanned} log records, "
-                f"{len(self.canaries)} canary secrets, 0 occurrences"
+                f"{len(self.canaries)} canary secrets and {self.codes_seen} verification "
+                "codes, 0 occurrences"
             )
 
 

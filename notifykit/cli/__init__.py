@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import click
 
-from notifykit.cli import callbacks, core, demo, sandbox
+from notifykit.cli import callbacks, core, demo, sandbox, verify
 from notifykit.cli.common import cli
 
 __all__ = ["cli", "main"]
 
-for _module in (core, callbacks, sandbox, demo):
+for _module in (core, callbacks, sandbox, demo, verify):
     _module.register(cli)
 
 

@@ -62,6 +62,8 @@ def secrets_of(config: Config, options: Iterable[BaseModel] = ()) -> list[str]:
     found: list[str] = []
     if config.callbacks.token is not None:
         found.append(config.callbacks.token.get_secret_value())
+    if config.verify.secret is not None:
+        found.append(config.verify.secret.get_secret_value())
     for model in options:
         for name in type(model).model_fields:
             value = getattr(model, name, None)

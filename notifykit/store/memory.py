@@ -575,6 +575,9 @@ class MemoryStore(Store):
     async def get_verification(self, verification_id: str) -> VerificationRecord | None:
         return self._verifications.get(verification_id)
 
+    async def current_verification(self, to: str, purpose: str) -> VerificationRecord | None:
+        return self._current_of(to, purpose)
+
 
 _GONE = frozenset(
     {VerificationStatus.APPROVED, VerificationStatus.CANCELED, VerificationStatus.FAILED}

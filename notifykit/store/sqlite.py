@@ -121,6 +121,12 @@ class SQLiteStore(Store):
     async def close(self) -> None:
         await self._writer.stop()
 
+    async def check(self) -> None:
+        def write(conn: sqlite3.Connection) -> None:
+            conn.execute("DELETE FROM recipient_guards WHERE 0")
+
+        await self._writer.run(write, write=True)
+
     # -- messages ---------------------------------------------------------------------------
 
     async def create_message(self, record: MessageRecord) -> None:
@@ -561,6 +567,11 @@ class SQLiteStore(Store):
     async def get_verification(self, verification_id: str) -> VerificationRecord | None:
         return await self._writer.run(
             lambda conn: _load_verification(conn, verification_id), write=False
+        )
+
+    async def current_verification(self, to: str, purpose: str) -> VerificationRecord | None:
+        return await self._writer.run(
+            lambda conn: _current_verification(conn, to, purpose), write=False
         )
 
 

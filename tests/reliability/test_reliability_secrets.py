@@ -4,6 +4,7 @@ is logged, and a send that fails in every way logs none of the configured secret
 from __future__ import annotations
 
 import logging
+from urllib.parse import unquote_plus
 
 import httpx
 import pytest
@@ -75,4 +76,88 @@ async def test_failing_sends_log_no_configured_secret(pytestconfig: pytest.Confi
             logging.getLogger("notifykit.reliability").error("send failed: %s", caught.value)
     assert scan.records_scanned > before  # DEBUG records of the attempts were made and read
     assert APP_KEY not in str(caught.value)
+    assert leaks == []
+
+
+# -- verification codes: canaries made at run time ----------------------------------------
+
+VERIFY_SECRET = "RELIABILITY-VERIFY-SECRET-0099"
+
+
+def verify_config(**providers: object) -> Config:
+    return Config.from_dict(
+        {
+            "providers": providers
+            or {"a": {"type": "veesing", "app_id": APP_ID, "app_key": APP_KEY}},
+            "templates": {"verify_code": {"a": {"template_id": "540"}}},
+            "routing": {"retry": {"attempts": 1}},
+            "verify": {"secret": VERIFY_SECRET, "resend_interval": 0},
+        }
+    )
+
+
+async def test_the_scan_sees_a_verification_code_wherever_it_is_logged(
+    pytestconfig: pytest.Config,
+) -> None:
+    scan = scanner(pytestconfig)
+    sent: list[str] = []
+
+    def vendor(request: httpx.Request) -> httpx.Response:
+        sent.append(request.content.decode())
+        return httpx.Response(200, json={"returnStatus": "1", "message": "ok", "taskId": "t1"})
+
+    async with AsyncNotifier(verify_config(), transport=httpx.MockTransport(vendor)) as notifier:
+        await notifier.verify.start("+8615612341090")
+    assert len(sent) == 1
+    assert len(scan.codes) == 1, "the scan was not told about the code"  # type: ignore[attr-defined]
+    made = scan.codes[0][0]  # type: ignore[attr-defined]
+    assert made in unquote_plus(sent[0])  # it went to the vendor, and only there
+    logger = logging.getLogger("notifykit.reliability.isolated")
+    logger.propagate = False
+    try:
+        with scan.diverted() as leaks:  # type: ignore[attr-defined]
+            logger.debug("your code is %s", made)
+            logger.info("fine", extra={"detail": {"params": {"code": made}}})
+            logger.info(f"ids that only contain it: 9{made}9 ab{made}cd")  # not the code
+    finally:
+        logger.propagate = True
+    assert [leak.canary for leak in leaks] == [made, made]
+    assert all(made not in str(leak) for leak in leaks)
+
+
+async def test_a_verification_that_fails_in_every_way_logs_no_code(
+    pytestconfig: pytest.Config,
+) -> None:
+    scan = scanner(pytestconfig)
+    answers = iter(
+        [
+            # The vendor echoes the whole request (the code in it) in its error text.
+            lambda body: httpx.Response(500, text=f"<html>bad request {body}</html>"),
+            lambda body: httpx.Response(
+                200, json={"returnStatus": "0", "message": f"参数错误 {body}"}
+            ),
+            lambda body: httpx.Response(200, content=b"\xff not json " + body.encode()),
+            lambda body: httpx.Response(200, json={"returnStatus": "1", "taskId": "t9"}),
+        ]
+    )
+
+    def vendor(request: httpx.Request) -> httpx.Response:
+        return next(answers)(request.content.decode())
+
+    before = (scan.records_scanned, scan.codes_seen)  # type: ignore[attr-defined]
+    with scan.diverted() as leaks:  # type: ignore[attr-defined]
+        async with AsyncNotifier(
+            verify_config(), transport=httpx.MockTransport(vendor)
+        ) as notifier:
+            for _ in range(3):
+                with pytest.raises(NotifyKitError) as caught:
+                    await notifier.verify.start("+8615612341090")
+                logging.getLogger("notifykit.reliability").error(
+                    "start failed: %s %r", caught.value, caught.value.attempts
+                )
+            await notifier.verify.start("+8615612341090")
+            for guess in ("000000", "999999"):
+                await notifier.verify.check("+8615612341090", guess)
+    assert scan.codes_seen > before[1]  # type: ignore[attr-defined]
+    assert scan.records_scanned > before[0] + 10  # type: ignore[attr-defined]
     assert leaks == []

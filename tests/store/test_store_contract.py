@@ -566,6 +566,9 @@ async def test_verification_first_claim_stores_the_new_one(store: Store) -> None
     assert made.claim_id and made.retry_after is None
     assert await store.get_verification("v1") == verification("v1")
     assert await store.get_verification("ghost") is None
+    assert await store.current_verification(PHONE, "login") == verification("v1")
+    assert await store.current_verification(PHONE, "other") is None
+    assert await store.current_verification(OTHER, "login") is None
     done = await store.finish_verification_send(
         "v1", made.claim_id, sent=True, now=V0 + 1, expires_at=V0 + 1 + TTL
     )
@@ -735,6 +738,8 @@ async def test_verification_the_current_one_is_the_last_stored(store: Store) -> 
         await check(store, "wrong", V0 + 1)
     # Locked out: the next start (after the interval) makes a new one, which checks count on.
     await started(store, "v2", V0 + INTERVAL)
+    current = await store.current_verification(PHONE, "login")
+    assert current is not None and current.verification_id == "v2"
     step = await check(store, "hash-of-v2", V0 + INTERVAL + 1)
     assert step.status is VerificationCheckStatus.APPROVED
     assert step.record is not None and step.record.verification_id == "v2"
