@@ -253,8 +253,10 @@ class AsyncNotifier:
 
     async def health(self) -> dict[str, dict[str, Any]]:
         """Each provider instance's breaker: ``{instance: {"state", "consecutive_failures",
-        "reason", "retry_in"}}`` (``retry_in`` in seconds). A coroutine, as every method of
-        the async twin that answers a question is (docs/routing.md)."""
+        "reason", "retry_in"}}`` (``retry_in`` in seconds), plus ``"shared_state"`` when
+        ``[shared_state]`` is set (``"redis"``, or ``"local (redis unreachable since …)"``
+        during an outage). A coroutine, as every method of the async twin that answers a
+        question is (docs/routing.md)."""
         self._check_open()
         return self.router.health()
 
@@ -273,6 +275,7 @@ class AsyncNotifier:
                 errors.append(exc)
         # Retries of a write recording an accepted send (the store had failed it).
         await self.router.drain()
+        await self.router.close()
         if self._opened:
             await self.store.close()
         if errors:
