@@ -22,6 +22,11 @@ over like any UnknownOutcome. When the deadline has passed before the next provi
 tried, the send stops and raises the last error (the one that sent it onwards), or
 ``ProviderUnavailable("deadline exceeded ...")`` when no provider was tried at all.
 
+Once a provider has accepted, ``send`` returns the :class:`SendResult` whatever the store
+does: a failed (or cancelled) write of the acceptance is logged and retried in the
+background (:meth:`Router.drain` waits for it), never raised, since an error would invite a
+second send (docs/routing.md, "When the store fails after a vendor accepted").
+
 Final status: ``accepted`` (or what the provider reported) when one accepted; ``unknown``
 when the send stopped on :class:`UnknownOutcome`; ``failed`` otherwise. The idempotency key
 is given back on failure unless an attempt may have reached a vendor.
@@ -30,10 +35,11 @@ is given back on failure unless an attempt may have reached a vendor.
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import random
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -72,19 +78,22 @@ from notifykit.store.base import Store
 if TYPE_CHECKING:
     from notifykit.shared.base import SharedState
 
-__all__ = ["Router"]
+__all__ = ["Router", "new_message_id"]
 
 log = get_logger("notifykit.routing")
 
 LEASE_MARGIN = 5.0
 """Seconds added to a record's lease beyond the deadline and the store timeout."""
 
+RECORD_RETRY_DELAYS = (0.1, 0.5, 2.0, 5.0)
+"""Seconds before each background retry of a failed write recording an accepted send."""
+
 # A random (version 4) UUID's bits, as uuid.uuid4().hex spells them, at half its cost.
 _UUID4_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))
 _UUID4_SET = (0x4000 << 64) | (0x8000 << 48)
 
 
-def _new_message_id() -> str:
+def new_message_id() -> str:
     """A message id: a random UUID (version 4) in hex, as ``uuid.uuid4().hex``."""
     return f"{int.from_bytes(os.urandom(16), 'big') & _UUID4_CLEAR | _UUID4_SET:032x}"
 
@@ -129,6 +138,9 @@ class Router:
         self.guard = RecipientGuard(store, routing.recipient_min_interval, shared=self.shared)
         self.idempotency = Idempotency(store, routing.idempotency_ttl)
         self.rng = rng if rng is not None else random.Random()
+        self.record_retry_delays: tuple[float, ...] = RECORD_RETRY_DELAYS
+        """Seconds to wait before each retry of a failed write recording an acceptance."""
+        self._recording: set[asyncio.Task[None]] = set()
         self._watch: DeadlineWatch | None = None
 
     def route(self, message: SmsMessage) -> list[str]:
@@ -155,13 +167,13 @@ class Router:
         Every error raised carries ``.attempts``.
         """
         loop = asyncio.get_running_loop()
-        message_id = _new_message_id()
         # The provider sees the message with its id (a vendor reference field may carry it).
-        run = SendRun(
-            message.model_copy(update={"message_id": message_id}),
-            message_id,
-            loop.time() + self.deadline,
-        )
+        # AsyncNotifier.send builds each message with a fresh id; a copy is made only for a
+        # message handed to the router without one.
+        if message.message_id is None:
+            message = message.model_copy(update={"message_id": new_message_id()})
+        assert message.message_id is not None
+        run = SendRun(message, message.message_id, loop.time() + self.deadline)
         key = message.idempotency_key
         if key is not None:
             earlier = await self.idempotency.claim(message, run.message_id, run.deadline)
@@ -319,7 +331,9 @@ class Router:
         except Exception as exc:
             expired = run.call_expired if timeout is None else timeout.expired()
             # Vendor text masked (secrets, numbers) before it is recorded, logged or raised.
-            error = provider.redactor.error(self._translate(name, exc, expired=expired))
+            error = provider.redactor.error(
+                self._translate(name, exc, expired=expired), content=run.message.params.values()
+            )
             if self.shared is None:
                 breaker.record(admission, breaker_effect(error), type(error).__name__)
             else:
@@ -361,6 +375,10 @@ class Router:
         )
 
     async def _accepted(self, run: SendRun, name: str, receipt: SendReceipt) -> SendResult:
+        """Record the acceptance and return the result. A store that fails this write (or
+        a cancellation during it) never turns the send into an error: the vendor has the
+        message, and an error would invite a second send. The write is retried in the
+        background instead (:attr:`record_retry_delays`; :meth:`drain` waits for it)."""
         result = SendResult(
             message_id=run.message_id,
             provider=name,
@@ -368,24 +386,65 @@ class Router:
             remaining_credits=receipt.remaining_credits,
             attempts=list(run.attempts),
         )
+        write = functools.partial(
+            self.store.update_message,
+            run.message_id,
+            attempts=list(run.attempts),
+            status=receipt.status,
+            provider=name,
+            provider_message_id=receipt.provider_message_id,
+            remaining_credits=receipt.remaining_credits,
+        )
         try:
-            await self.store.update_message(
-                run.message_id,
-                attempts=run.attempts,
-                status=receipt.status,
-                provider=name,
-                provider_message_id=receipt.provider_message_id,
-                remaining_credits=receipt.remaining_credits,
-            )
-        except StoreError as exc:
-            # The vendor has the message: raising now would invite a second send.
-            log.error(
-                "store_update_failed",
-                message_id=run.message_id,
-                provider=name,
-                error_type=type(exc).__name__,
-            )
+            await write()
+        except asyncio.CancelledError:
+            self._record_later(result, write, "CancelledError")
+            raise
+        except Exception as exc:  # a StoreError, or a store's bug: the answer stands
+            self._record_later(result, write, type(exc).__name__)
         return result
+
+    def _record_later(
+        self, result: SendResult, write: Callable[[], Awaitable[object]], error_type: str
+    ) -> None:
+        log.error(
+            "store_update_failed",
+            message_id=result.message_id,
+            provider=result.provider,
+            error_type=error_type,
+            retries=len(self.record_retry_delays),
+        )
+        task = asyncio.get_running_loop().create_task(self._retry_record(result, write))
+        self._recording.add(task)
+        task.add_done_callback(self._recording.discard)
+
+    async def _retry_record(
+        self, result: SendResult, write: Callable[[], Awaitable[object]]
+    ) -> None:
+        error_type = "none"
+        for delay in self.record_retry_delays:
+            await asyncio.sleep(delay)
+            try:
+                await write()
+            except Exception as exc:
+                error_type = type(exc).__name__
+                continue
+            log.info("store_update_recovered", message_id=result.message_id)
+            return
+        # Left for a human: the record stays as the store last had it (pending, or unknown
+        # once swept), while the vendor has the message under this id.
+        log.error(
+            "store_update_lost",
+            message_id=result.message_id,
+            provider=result.provider,
+            provider_message_id=result.provider_message_id,
+            error_type=error_type,
+        )
+
+    async def drain(self) -> None:
+        """Wait until every background retry of an accepted send's record has ended."""
+        while self._recording:
+            await asyncio.gather(*list(self._recording), return_exceptions=True)
 
     async def _finish(self, run: SendRun, exc: NotifyKitError | None) -> None:
         """Write the final status of a send that did not succeed (``exc`` None: cancelled).
