@@ -163,12 +163,12 @@ def _held_store(kind: type[Store], *args: Any) -> Store:
         _gate: asyncio.Event | None = None
         _loop: asyncio.AbstractEventLoop | None = None
 
-        async def ingest(self, entry: Any, events: Any) -> Any:
+        async def ingest(self, entry: Any, events: Any, **claim: Any) -> Any:
             self._loop = asyncio.get_running_loop()
             self._gate = asyncio.Event()
             self.entered.set()
             await self._gate.wait()
-            new = await super().ingest(entry, events)
+            new = await super().ingest(entry, events, **claim)
             self.done = True
             return new
 
