@@ -405,3 +405,23 @@ async def test_accept_statuses_from_the_vendor_are_kept(make: MakeNotifier) -> N
     fake_of(notifier).script(accept("vid-7"))
     started = await notifier.verify.start(PHONE)
     assert started.send.provider_message_id == "vid-7"
+
+
+async def test_last_code_finds_the_last_verification_sms_only(
+    make: MakeNotifier, outbox: Outbox
+) -> None:
+    notifier = make()
+    with pytest.raises(
+        AssertionError, match=r"no verification SMS was sent to \+86156\*\*\*\*1090"
+    ):
+        outbox.last_code(PHONE)
+    await notifier.send(PHONE, template="welcome", params={"code": "not-a-verification"})
+    with pytest.raises(AssertionError, match="no verification SMS"):
+        outbox.last_code(PHONE)
+    await notifier.verify.start(PHONE, purpose="login")
+    code = outbox.last_code("+86 156 1234 1090")
+    assert code == outbox.last_code(PHONE, purpose="login") == outbox.last.params["code"]
+    with pytest.raises(AssertionError, match="for purpose 'reset'"):
+        outbox.last_code(PHONE, purpose="reset")
+    with pytest.raises(AssertionError, match="has no parameter 'pin'"):
+        outbox.last_code(PHONE, param="pin")
