@@ -454,7 +454,7 @@ def _breaker_changes(
 ) -> list[str]:
     """What changed in each instance's breaker (state or reason) since the last call."""
     changes = []
-    for name, health in notifier.health().items():
+    for name, health in notifier.router.health().items():
         now = (health.get("state"), health.get("reason"))
         before = last.get(name, (now[0], None) if name not in last else (None, None))
         if name in last and now != before:

@@ -1,16 +1,19 @@
-"""Structured logging under the ``notifykit`` logger, without taking over the host's logging.
+"""Logging under the ``notifykit`` logger, through the standard ``logging`` module.
 
-The library only creates structlog loggers that hand their events to the standard
-``logging`` module (logger ``notifykit``); nothing is configured at import. Phone numbers
-in the well-known fields are masked before any handler sees them. The CLI calls
-:func:`configure_cli_logging` to render (JSON when output is not a terminal).
+The library logs as httpx and urllib3 do: plain stdlib records whose message reads well
+under any handler (``attempt primary failed: InsufficientBalance (余额不足) in 18 ms``),
+the same fields in ``extra`` (``record.provider``, ``record.outcome``, and the event's
+name in ``record.event``) for structured handlers, phone numbers masked before any
+handler sees them. The package logger has a ``NullHandler`` and nothing else: a host that
+configured no logging gets no output from notifykit (no "last resort" lines on stderr).
+structlog renders only in the CLI (:func:`configure_cli_logging`).
 """
 
 from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Callable, MutableMapping
+from collections.abc import Callable, Mapping, MutableMapping
 from typing import Any
 
 import structlog
@@ -19,10 +22,11 @@ from notifykit.phone import mask_phone
 
 __all__ = [
     "PHONE_FIELDS",
+    "EventLogger",
     "configure_cli_logging",
     "get_logger",
     "mask_phone_fields",
-    "protect_record_fields",
+    "readable",
 ]
 
 PHONE_FIELDS = frozenset({"to", "phone", "mobile", "recipient", "number"})
@@ -32,6 +36,8 @@ PHONE_FIELDS = frozenset({"to", "phone", "mobile", "recipient", "number"})
 _RECORD_FIELDS = frozenset(
     vars(logging.LogRecord("", 0, "", 0, "", (), None)).keys() | {"message", "asctime"}
 )
+
+logging.getLogger("notifykit").addHandler(logging.NullHandler())
 
 
 def mask_phone_fields(
@@ -45,62 +51,94 @@ def mask_phone_fields(
     return event_dict
 
 
-def protect_record_fields(
-    _logger: Any, _name: str, event_dict: MutableMapping[str, Any]
-) -> MutableMapping[str, Any]:
-    """structlog processor: rename keys that would collide with ``LogRecord`` attributes
-    (``name`` -> ``name_``), so that no log call can raise."""
-    for key in _RECORD_FIELDS.intersection(event_dict):
-        if key not in ("event", "exc_info", "stack_info"):
-            event_dict[f"{key}_"] = event_dict.pop(key)
-    return event_dict
+def readable(event: str, fields: Mapping[str, Any]) -> str:
+    """The message of a log record: the event in words with its fields.
+
+    ``attempt`` reads ``attempt primary failed: InsufficientBalance (余额不足) in 18 ms``;
+    any other event ``callback_refused: provider=primary, reason=...``.
+    """
+    if event == "attempt":
+        text = f"attempt {fields.get('provider', '?')} {fields.get('outcome', '?')}"
+        if fields.get("error_type"):
+            text += f": {fields['error_type']}"
+            if fields.get("error_message"):
+                text += f" ({fields['error_message']})"
+        if isinstance(fields.get("duration_ms"), int | float):
+            text += f" in {fields['duration_ms']:.0f} ms"
+        if fields.get("message_id"):
+            text += f", message {fields['message_id']}"
+        return text
+    shown = ", ".join(f"{key}={value}" for key, value in fields.items() if value is not None)
+    return f"{event}: {shown}" if shown else event
 
 
-class _LevelCheckedLogger(structlog.stdlib.BoundLogger):
-    """A stdlib BoundLogger that asks the standard logger whether the level is enabled
-    before building anything: a send logs one event per attempt at INFO, which must cost
-    next to nothing when INFO is off."""
+class EventLogger:
+    """A standard logger that takes an event name and fields: ``log.warning("attempt",
+    provider="primary", outcome="failed")``. The level is checked before anything is
+    built, so an event the host does not log costs one check."""
 
-    def _proxy_to_logger(
-        self, method_name: str, event: str | None = None, *event_args: str, **event_kw: Any
-    ) -> Any:
-        level = _LEVELS.get(method_name)
-        if level is not None and not self._logger.isEnabledFor(level):
-            return None
-        return super()._proxy_to_logger(method_name, event, *event_args, **event_kw)
+    __slots__ = ("logger",)
+
+    def __init__(self, logger: logging.Logger) -> None:
+        self.logger = logger
+
+    def isEnabledFor(self, level: int) -> bool:
+        return self.logger.isEnabledFor(level)
+
+    def log(self, level: int, event: str, /, **fields: Any) -> None:
+        if not self.logger.isEnabledFor(level):
+            return
+        exc_info = fields.pop("exc_info", None)
+        for key in PHONE_FIELDS.intersection(fields):
+            if isinstance(fields[key], str):
+                fields[key] = mask_phone(fields[key])
+        extra = {(f"{k}_" if k in _RECORD_FIELDS else k): v for k, v in fields.items()}
+        extra["event"] = event
+        self.logger.log(
+            level, readable(event, fields), exc_info=exc_info, extra=extra, stacklevel=3
+        )
+
+    def debug(self, event: str, /, **fields: Any) -> None:
+        self.log(logging.DEBUG, event, **fields)
+
+    def info(self, event: str, /, **fields: Any) -> None:
+        self.log(logging.INFO, event, **fields)
+
+    def warning(self, event: str, /, **fields: Any) -> None:
+        self.log(logging.WARNING, event, **fields)
+
+    def error(self, event: str, /, **fields: Any) -> None:
+        self.log(logging.ERROR, event, **fields)
+
+    def exception(self, event: str, /, **fields: Any) -> None:
+        self.log(logging.ERROR, event, exc_info=True, **fields)
+
+    def critical(self, event: str, /, **fields: Any) -> None:
+        self.log(logging.CRITICAL, event, **fields)
 
 
-_LEVELS = {
-    "debug": logging.DEBUG,
-    "info": logging.INFO,
-    "warning": logging.WARNING,
-    "warn": logging.WARNING,
-    "error": logging.ERROR,
-    "exception": logging.ERROR,
-    "critical": logging.CRITICAL,
-    "fatal": logging.CRITICAL,
-}
+def get_logger(name: str = "notifykit") -> EventLogger:
+    """The :class:`EventLogger` over the standard logger ``name``; configures nothing."""
+    return EventLogger(logging.getLogger(name))
 
 
-def get_logger(name: str = "notifykit") -> structlog.stdlib.BoundLogger:
-    """A structlog logger over the standard logger ``name``; configures nothing globally.
+def _fields_of_record(json: bool) -> Callable[[Any, str, MutableMapping[str, Any]], Any]:
+    """structlog processor for the CLI: a record's extra fields into the event dict. In
+    JSON ``event`` is the event's name and ``message`` the readable text; on a terminal
+    the text leads and the fields follow."""
+    extras = structlog.stdlib.ExtraAdder()
 
-    Bound once, here (no lazy proxy re-binding on every call), and checking the level
-    before any processing."""
-    return _LevelCheckedLogger(
-        logging.getLogger(name),
-        context={},
-        processors=[
-            # First, so that a level the host does not log costs no processing (masking
-            # parses phone numbers): the standard logger's own check, made early.
-            structlog.stdlib.filter_by_level,
-            mask_phone_fields,
-            structlog.stdlib.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            protect_record_fields,
-            structlog.stdlib.render_to_log_kwargs,
-        ],
-    )
+    def add(logger: Any, name: str, event_dict: MutableMapping[str, Any]) -> Any:
+        text = event_dict.get("event")
+        event_dict = extras(logger, name, event_dict)
+        if json:
+            if text != event_dict.get("event"):
+                event_dict["message"] = text
+        else:
+            event_dict["event"] = text
+        return event_dict
+
+    return add
 
 
 def configure_cli_logging(
@@ -124,7 +162,7 @@ def configure_cli_logging(
             processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
             foreign_pre_chain=[
                 structlog.stdlib.add_log_level,
-                structlog.stdlib.ExtraAdder(),
+                _fields_of_record(use_json),
                 mask_phone_fields,
             ],
         )

@@ -251,8 +251,11 @@ class AsyncNotifier:
         """Call ``fn(event)`` (sync or async) for each new stored event."""
         self.callbacks.subscribers.append(fn)
 
-    def health(self) -> dict[str, dict[str, Any]]:
-        """Each provider instance's breaker state."""
+    async def health(self) -> dict[str, dict[str, Any]]:
+        """Each provider instance's breaker: ``{instance: {"state", "consecutive_failures",
+        "reason", "retry_in"}}`` (``retry_in`` in seconds). A coroutine, as every method of
+        the async twin that answers a question is (docs/routing.md)."""
+        self._check_open()
         return self.router.health()
 
     async def close(self) -> None:
@@ -377,7 +380,8 @@ class Notifier:
         self._async.subscribe(fn)
 
     def health(self) -> dict[str, dict[str, Any]]:
-        return self._async.health()
+        """Each provider instance's breaker (see :meth:`AsyncNotifier.health`)."""
+        return self._call(self._async.health())
 
     def close(self) -> None:
         """Wait for every stored event to be dispatched, release everything, stop the loop."""

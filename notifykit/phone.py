@@ -79,7 +79,10 @@ def mask_phone(value: str | None) -> str:
 def parse_phone(value: object, default_region: str | None = None) -> str:
     """Parse and validate a number, returning its E.164 form.
 
-    A number without ``+`` needs ``default_region`` (e.g. ``"CN"``). Raises
+    The country code comes after ``+`` or the international prefix ``00``
+    (``"0086 15612341090"``); any other number needs ``default_region`` (e.g. ``"CN"``).
+    Every place that takes a number from a user (``send``, ``log --phone``, the testing
+    kit) uses this one rule and its errors. Raises
     :class:`InvalidMessage` saying what is wrong, with the number masked.
     """
     if not isinstance(value, str):
@@ -95,9 +98,14 @@ def parse_phone(value: object, default_region: str | None = None) -> str:
         raise InvalidMessage(
             f"to: recipient {mask_phone(text)} holds characters other than digits, spaces, + - ( ) . /"
         )
+    if default_region is None and text.startswith("00"):
+        # 00 is the international prefix of most of the world, China's included:
+        # "0086 156 1234 1090" is "+86 156 1234 1090".
+        text = "+" + text[2:]
     if not text.startswith("+") and default_region is None:
         raise InvalidMessage(
-            f"to: recipient {mask_phone(text)} has no country code (write it as +<country code><number>)"
+            f"to: recipient {mask_phone(text)} has no country code "
+            "(write it as +<country code><number> or 00<country code><number>)"
         )
     try:
         parsed = phonenumbers.parse(text, None if text.startswith("+") else default_region)

@@ -148,16 +148,11 @@ def message_json(record: MessageRecord, replies: list[InboundMessage]) -> dict[s
 
 
 def _phone(value: str) -> str:
+    """The number as ``send`` reads it (:func:`parse_phone`), with the same errors."""
     try:
         return parse_phone(value)
-    except InvalidMessage as first:
-        digits = value.strip()
-        if digits.startswith("+"):
-            fail(f"--phone: {first.message}", EXIT_USAGE)
-        try:
-            return parse_phone("+" + digits)
-        except InvalidMessage:
-            fail(f"--phone: {first.message}", EXIT_USAGE)
+    except InvalidMessage as exc:
+        fail(f"--phone: {exc.message.removeprefix('to: ')}", EXIT_USAGE)
 
 
 # -- events ---------------------------------------------------------------------------------

@@ -265,7 +265,7 @@ def providers(as_json: bool, config_path: str | None) -> None:
     config = load(config_path)
 
     async def survey(notifier: AsyncNotifier) -> ProvidersReport:
-        health = notifier.health()
+        health = await notifier.health()
         return ProvidersReport(
             config=config.source,
             types=[

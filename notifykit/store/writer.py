@@ -113,6 +113,10 @@ class SQLiteWriter:
         return StoreError(f"store operation timed out after {self.timeout:g}s")
 
     def _run(self, ready: Future[None]) -> None:
+        # Running, the future can no longer be cancelled: an opener that gives up meanwhile
+        # (Ctrl-C) leaves a thread that still reports, and closes its connection on stop().
+        if not ready.set_running_or_notify_cancel():
+            return
         try:
             conn = self._connect()
         except BaseException as exc:

@@ -155,7 +155,7 @@ def test_log_json_with_history_replies_and_filters(config: Path) -> None:
     assert [h["status"] for h in m1["history"]] == ["accepted", "delivered"]
     assert [r["text"] for r in m1["replies"]] == ["收到"]
     assert m1["attempts"][0]["provider"] == "fake"
-    for phone in (PHONE, "+86 150 8092 1234", "8615080921234"):
+    for phone in (PHONE, "+86 150 8092 1234", "0086 150 8092 1234"):
         code, out = run("log", "--json", "--phone", phone, "--config", str(config))
         assert code == 0 and [m["message_id"] for m in json.loads(out)] == ["m1"], phone
     code, out = run("log", "--json", "--status", "accepted", "--config", str(config))

@@ -151,7 +151,7 @@ class TestAsync:
         seen: list[Any] = []
         async with AsyncNotifier(memory_config(), plugin_manager=pm) as notifier:
             notifier.subscribe(seen.append)
-            assert "primary" in notifier.health()
+            assert "primary" in await notifier.health()
         assert seen == []
 
 

@@ -210,5 +210,5 @@ async def test_two_notifiers_never_share_a_breaker() -> None:
     async with AsyncNotifier(config) as first, AsyncNotifier(config) as second:
         with pytest.raises(errors.AllProvidersFailed):
             await first.send("+8615612341090", template="t")
-        assert first.health()["primary"]["state"] == "open"
-        assert second.health()["primary"]["state"] == "closed"
+        assert (await first.health())["primary"]["state"] == "open"
+        assert (await second.health())["primary"]["state"] == "closed"

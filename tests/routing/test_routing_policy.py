@@ -176,7 +176,7 @@ async def test_each_attempt_is_logged_without_the_number(make_router, caplog) ->
     h["primary"].fail_next(errors.ProviderUnavailable)
     with caplog.at_level(logging.DEBUG, logger="notifykit"):
         result = await h.router.send(MESSAGE)
-    events = [r for r in caplog.records if r.getMessage() == "attempt"]
+    events = [r for r in caplog.records if getattr(r, "event", None) == "attempt"]
     assert [(e.provider, e.outcome, e.error_type) for e in events] == [  # type: ignore[attr-defined]
         ("primary", "failed", "ProviderUnavailable"),
         ("backup", "accepted", None),

@@ -116,7 +116,7 @@ async def test_account_refusal_fails_over_and_takes_primary_out(vendor) -> None:
     async with notifier(vendor) as n:
         first = await n.send(PHONE, template="verify_code", params={"code": "4821"})
         second = await n.send(PHONE, template="verify_code", params={"code": "4822"})
-        health = n.health()
+        health = await n.health()
     assert first.attempts[0].error_type == "InsufficientBalance"
     assert second.attempts[0].outcome == "skipped"
     assert primary.call_count == 1

@@ -60,3 +60,32 @@ def test_a_cancellation_that_meets_a_finished_job_is_not_swallowed(
             await writer.stop()
 
     asyncio.run(main())
+
+
+def test_an_opener_cancelled_while_connecting_leaves_no_thread_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    failures: list[BaseException | None] = []
+    monkeypatch.setattr(threading, "excepthook", lambda args: failures.append(args.exc_value))
+    connecting = threading.Event()
+    release = threading.Event()
+
+    def connect() -> sqlite3.Connection:
+        connecting.set()
+        release.wait(30)
+        return sqlite3.connect(tmp_path / "w.db", check_same_thread=False)
+
+    writer = SQLiteWriter(connect, timeout=30, name="test-writer-open")
+
+    async def main() -> None:
+        task = asyncio.ensure_future(writer.start())
+        await asyncio.to_thread(connecting.wait, 30)
+        task.cancel()  # Ctrl-C while the store opens
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        release.set()
+        await writer.stop()  # the thread finishes, closing its connection
+
+    asyncio.run(main())
+    assert failures == []
+    assert not writer.running
