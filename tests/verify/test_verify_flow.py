@@ -381,7 +381,11 @@ async def test_a_vendor_echoing_the_code_does_not_put_it_in_the_exception(
         shown.append(repr(getattr(error, "attempts", "")))
         error = error.__cause__ or error.__context__
     assert all(code not in text for text in shown), shown
-    assert "code=******" in str(caught.value)
+    assert "code=***" in str(caught.value)
+    # Nor in the attempts the store keeps for the message (the router blanks parameters).
+    records = await notifier.store.list_messages(phone=PHONE)
+    assert records and all(code not in r.model_dump_json() for r in records)
+    assert "code=***" in (records[0].attempts[0].error_message or "")
 
 
 async def test_the_sync_notifier_has_the_same_verify(outbox: Outbox, clock: FakeClock) -> None:
