@@ -210,6 +210,12 @@ class StoreConfig(_Section):
 class CallbacksConfig(_Section):
     token: SecretStr | None = None
     max_body_bytes: int = Field(default=65536, ge=1)
+    header_timeout: Duration = Field(default=5.0, gt=0)
+    """``notifykit serve``: seconds a request may take to send its headers."""
+    body_timeout: Duration = Field(default=10.0, gt=0)
+    """``notifykit serve``: seconds a request may take to send its body after its headers."""
+    max_connections: int = Field(default=500, ge=1)
+    """``notifykit serve``: connections held at once; one more is answered 503 at once."""
     public_url: str | None = None
     """The receiver's externally visible base URL (``https://sms.example.com``), behind any
     proxy. Each instance's callback URL is ``public_url`` + ``/callbacks/<instance>`` (+

@@ -73,6 +73,9 @@ def build_providers(
         public = config.callbacks.public_url
         context = ProviderContext(
             instance=instance,
+            secrets=tuple(
+                s for s in (config.callbacks.token, config.verify.secret) if s is not None
+            ),
             callback_path=path,
             callback_url=None if public is None else SecretStr(public + path.get_secret_value()),
             transport=_transport_for(config, instance, transport),

@@ -201,8 +201,8 @@ class AsyncNotifier:
             )
         try:
             return await self.providers[name].balance()
-        except NotifyKitError:
-            raise
+        except NotifyKitError as exc:
+            raise self.providers[name].redactor.error(exc) from exc.__cause__
         except Exception as exc:  # a plugin bug: translate, never leak a foreign exception
             raise ProviderError(
                 f"{name}: balance query failed ({type(exc).__name__})", provider=name

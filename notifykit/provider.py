@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, SecretStr
 from notifykit.errors import CallbackError, NotSupported
 from notifykit.events import DeliveryReceipt, InboundMessage
 from notifykit.models import Balance, MessageRecord, SendReceipt, SmsMessage
+from notifykit.redact import Redactor
 
 __all__ = [
     "CallbackRequest",
@@ -59,6 +60,9 @@ class ProviderContext:
     callback_url: SecretStr | None = None
     """``[callbacks] public_url`` + ``callback_path``: the URL vendors call for this instance,
     or None when no public URL is configured. A secret, like the path."""
+    secrets: tuple[SecretStr, ...] = ()
+    """The configuration's own secrets (the callbacks token, the ``[verify]`` secret): a
+    vendor that echoes a request may echo them too, so the instance's redactor masks them."""
 
 
 @dataclass(frozen=True)
@@ -153,6 +157,9 @@ class SmsProvider(ABC, Generic[OptionsT]):
         self.context = context
         self.instance = context.instance
         self.templates: dict[str, _TemplateOptions] = dict(templates or {})
+        self.redactor = Redactor.for_options(options, context.secrets)
+        """Masks this instance's secrets (every encoding) and phone numbers in vendor text
+        (:mod:`notifykit.redact`); the core applies it to whatever the instance hands back."""
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.instance!r}>"

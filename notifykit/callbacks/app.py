@@ -36,7 +36,7 @@ from starlette.types import Receive, Scope, Send
 
 from notifykit.callbacks.processor import allowed_methods, receives_callbacks
 from notifykit.config import Config
-from notifykit.errors import ConfigError
+from notifykit.errors import ConfigError, StoreError
 from notifykit.log import get_logger
 from notifykit.provider import answers_checks
 
@@ -82,6 +82,18 @@ class CallbackReceiver:
             yield
         finally:
             await self.stop()
+
+    async def healthz(self, _request: Request) -> Response:
+        """``GET /healthz``: 200 ``ok`` while the store takes writes, 503 ``store failing``
+        while it does not (a load balancer then routes around this instance)."""
+        try:
+            await self.start()
+        except StoreError as exc:
+            self.notifier.callbacks.store_health.failed(exc)
+            return _text(503, "store failing")
+        if not await self.notifier.callbacks.check_store():
+            return _text(503, "store failing")
+        return _text(200, "ok")
 
     def token_ok(self, given: str) -> bool:
         if self.token is None:
@@ -138,7 +150,10 @@ class _CallbackEndpoint:
                 url=str(request.url),
                 path=_stored_path(request, receiver.token),
             )
-        except Exception as exc:  # the store could not be opened, or a bug: let them retry
+        except StoreError as exc:  # the store could not be opened: logged once per fault
+            receiver.notifier.callbacks.store_health.failed(exc)
+            return _text(503, "try again later")
+        except Exception as exc:  # a bug: let them retry
             log.error("callback_failed", provider=provider, error=type(exc).__name__)
             return _text(503, "try again later")
         return Response(content, status_code=status, headers=headers)
@@ -191,10 +206,6 @@ def _too_large(*, cut_off: bool) -> Response:
     return _text(413, "request body too large", {"connection": "close"} if cut_off else None)
 
 
-async def _healthz(_request: Request) -> Response:
-    return _text(200, "ok")
-
-
 def create_app(
     config: Config | str | os.PathLike[str] | None = None,
     *,
@@ -223,7 +234,7 @@ def create_app(
     )
     app = Starlette(
         routes=[
-            Route("/healthz", _healthz, methods=["GET"]),
+            Route("/healthz", receiver.healthz, methods=["GET"]),
             Route(callback_path, endpoint, name="callbacks"),
         ],
         lifespan=receiver.lifespan,

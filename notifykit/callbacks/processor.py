@@ -13,6 +13,7 @@ from notifykit.errors import CallbackError, InvalidSignature
 from notifykit.log import get_logger
 from notifykit.provider import CallbackRequest, SmsProvider, answers_checks
 from notifykit.store.base import AnyEvent, InboxEntry, QuarantineEntry, Store
+from notifykit.store.health import StoreHealth
 
 __all__ = [
     "REDACTED_HEADERS",
@@ -72,6 +73,8 @@ class CallbackProcessor:
         self.max_body_bytes = max_body_bytes
         self.store_timeout = store_timeout
         self.subscribers: list[Subscriber] = []
+        self.store_health = StoreHealth()
+        """The store as the last request (or ``check_store``) found it; logs each fault once."""
         self._inflight: set[asyncio.Task[None]] = set()
         # Events handed to a dispatch task and not yet marked: recovery leaves them alone.
         self._dispatching: set[str] = set()
@@ -121,7 +124,7 @@ class CallbackProcessor:
             )
             return _plain(403, "forbidden")
         except Exception as exc:
-            reason = (
+            reason = instance.redactor.text(
                 exc.message if isinstance(exc, CallbackError) else f"{type(exc).__name__}: {exc}"
             )
             try:
@@ -130,8 +133,9 @@ class CallbackProcessor:
                     self.store_timeout,
                 )
             except Exception as store_exc:
-                log.error("quarantine_failed", provider=provider, error=type(store_exc).__name__)
+                self.store_health.failed(store_exc)
                 return _plain(503, "try again later")
+            self.store_health.succeeded()
             log.warning("callback_quarantined", provider=provider, reason=reason)
             return _plain(400, f"bad request: {reason}")
         try:
@@ -139,8 +143,10 @@ class CallbackProcessor:
                 self.store.ingest(entry, result.events), self.store_timeout
             )
         except Exception as exc:
-            log.error("callback_store_failed", provider=provider, error=type(exc).__name__)
+            # Logged once per fault (with its reason), not once per request.
+            self.store_health.failed(exc)
             return _plain(503, "try again later")
+        self.store_health.succeeded()
         if new:
             self.dispatch(new)
         if result.quarantine_reason is not None:
@@ -175,6 +181,17 @@ class CallbackProcessor:
             return _plain(500, "check failed")
         log.info("callback_check_answered", provider=provider, method=request.method)
         return CallbackResponse(result.status_code, dict(result.headers), result.body)
+
+    async def check_store(self) -> bool:
+        """Whether the store takes a write now (:meth:`Store.check`, within the store
+        timeout); the answer also updates :attr:`store_health`."""
+        try:
+            await asyncio.wait_for(self.store.check(), self.store_timeout)
+        except Exception as exc:
+            self.store_health.failed(exc)
+            return False
+        self.store_health.succeeded()
+        return True
 
     def dispatch(self, events: list[AnyEvent]) -> None:
         """Hand stored events to observers in the background; ``drain()`` waits for them."""

@@ -24,6 +24,7 @@ from notifykit.events import InboundMessage
 from notifykit.models import DeliveryStatus, MessageRecord
 from notifykit.phone import mask_phone, parse_phone
 from notifykit.server import listening_socket
+from notifykit.slow_clients import ACCEPT_BACKLOG, limited_protocol
 from notifykit.store import QuarantineEntry, Store, open_store
 from notifykit.store.base import AnyEvent
 
@@ -72,7 +73,19 @@ def serve(host: str, port: int, config_path: str | None) -> None:
     click.echo(f"notifykit receiver on http://{shown}:{bound}  (POST {route}, GET /healthz)")
     # No access log: a request line holds the token.
     server = uvicorn.Server(
-        uvicorn.Config(app, lifespan="on", access_log=False, log_level="warning")
+        uvicorn.Config(
+            app,
+            lifespan="on",
+            access_log=False,
+            log_level="warning",
+            # Slow clients: header and body timeouts, a connection cap (slow_clients.py).
+            backlog=ACCEPT_BACKLOG,
+            http=limited_protocol(
+                header_timeout=config.callbacks.header_timeout,
+                body_timeout=config.callbacks.body_timeout,
+                max_connections=config.callbacks.max_connections,
+            ),
+        )
     )
     try:
         server.run(sockets=[sock])

@@ -299,7 +299,8 @@ class Router:
             raise
         except Exception as exc:
             expired = run.call_expired if timeout is None else timeout.expired()
-            error = self._translate(name, exc, expired=expired)
+            # Vendor text masked (secrets, numbers) before it is recorded, logged or raised.
+            error = provider.redactor.error(self._translate(name, exc, expired=expired))
             breaker.record(admission, breaker_effect(error), type(error).__name__)
             run.failed(name, error, started, started_at)
             await self.store.update_message(run.message_id, attempts=run.attempts)
@@ -308,6 +309,8 @@ class Router:
             raise error from exc
         breaker.record(admission, breaker_effect(None), "accepted")
         run.accepted(name, started, started_at)
+        if receipt.raw:
+            receipt.raw = provider.redactor.value(receipt.raw)
         return receipt
 
     @staticmethod

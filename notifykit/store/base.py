@@ -165,6 +165,14 @@ class Store(ABC):
     async def close(self) -> None:
         """Release connections and threads."""
 
+    async def check(self) -> None:
+        """Raise StoreError when the store cannot take a write now (``GET /healthz``).
+
+        A real write that changes nothing (SQLite: ``DELETE FROM recipient_guards WHERE 0``
+        in a write transaction; a read-only file fails it, a plain read would not). A store
+        whose writes cannot fail (``memory://``) keeps this default, which does nothing.
+        """
+
     # -- messages ---------------------------------------------------------------------------
 
     @abstractmethod

@@ -121,6 +121,12 @@ class SQLiteStore(Store):
     async def close(self) -> None:
         await self._writer.stop()
 
+    async def check(self) -> None:
+        def write(conn: sqlite3.Connection) -> None:
+            conn.execute("DELETE FROM recipient_guards WHERE 0")
+
+        await self._writer.run(write, write=True)
+
     # -- messages ---------------------------------------------------------------------------
 
     async def create_message(self, record: MessageRecord) -> None:

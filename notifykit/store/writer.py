@@ -5,6 +5,12 @@ runs the writes in one ``BEGIN IMMEDIATE`` transaction (each in its own savepoin
 failing job does not undo its neighbours) and commits once. A caller's future is resolved
 only after the transaction holding its work has committed, so "it returned" means "it is
 on disk" (as far as ``synchronous`` promises). The event loop never waits on SQLite.
+
+Faults that can pass (the file read-only, the disk full, an I/O error, the file gone): a
+connection that hit one can stay broken after the cause is gone (SQLite opens a file it
+cannot write read-only, for good), so the thread closes it and opens a new one for the
+next batch; until that succeeds each batch fails with the reason. A lock held too long by
+another process needs no new connection: the next transaction simply waits again.
 """
 
 from __future__ import annotations
@@ -28,6 +34,9 @@ T = TypeVar("T")
 
 MAX_BATCH = 256
 """Jobs per transaction at most: bounds how long one commit keeps the lock."""
+
+PASSING_FAULTS = ("SQLITE_READONLY", "SQLITE_IOERR", "SQLITE_FULL", "SQLITE_CANTOPEN")
+"""SQLite error names (and their extended forms) after which the connection is reopened."""
 
 
 @dataclass
@@ -62,6 +71,9 @@ class SQLiteWriter:
         self.transactions = 0
         """Write transactions committed so far (fewer than write jobs when batching works)."""
         self.write_jobs = 0
+        self.reconnects = 0
+        """Connections reopened after a fault that can pass."""
+        self._stale = False
 
     @property
     def running(self) -> bool:
@@ -123,6 +135,7 @@ class SQLiteWriter:
             ready.set_exception(_translate(exc, "opening the store failed"))
             return
         ready.set_result(None)
+        current: sqlite3.Connection | None = conn
         try:
             while True:
                 first = self._queue.get()
@@ -139,11 +152,41 @@ class SQLiteWriter:
                         stop = True
                         break
                     batch.append(more)  # type: ignore[arg-type]
-                self._execute(conn, batch)
+                if current is None:
+                    current = self._reopen(batch)
+                if current is not None:
+                    self._stale = False
+                    self._execute(current, batch)
+                    if self._stale:
+                        # Reopened for the next batch, by when the fault may have passed.
+                        with contextlib.suppress(sqlite3.Error):
+                            current.close()
+                        current = None
                 if stop:
                     return
         finally:
-            conn.close()
+            if current is not None:
+                current.close()
+
+    def _reopen(self, batch: list[_Job[Any]]) -> sqlite3.Connection | None:
+        """A new connection, or None after failing every job of ``batch`` with the reason."""
+        try:
+            conn = self._connect()
+        except BaseException as exc:
+            error = _translate(exc, "reopening the store failed")
+            for job in batch:
+                if job.future.set_running_or_notify_cancel():
+                    job.future.set_exception(error)
+            return None
+        self.reconnects += 1
+        return conn
+
+    def _fault(self, exc: BaseException, what: str) -> StoreError:
+        """``exc`` as a StoreError; marks the connection for reopening when it can pass."""
+        name = getattr(exc, "sqlite_errorname", None)
+        if isinstance(name, str) and name.startswith(PASSING_FAULTS):
+            self._stale = True
+        return _translate(exc, what)
 
     def _execute(self, conn: sqlite3.Connection, batch: list[_Job[Any]]) -> None:
         live = [job for job in batch if job.future.set_running_or_notify_cancel()]
@@ -156,7 +199,7 @@ class SQLiteWriter:
             try:
                 job.future.set_result(job.fn(conn))
             except BaseException as exc:
-                job.future.set_exception(_translate(exc, "store read failed"))
+                job.future.set_exception(self._fault(exc, "store read failed"))
         if writes:
             self._commit(conn, writes)
 
@@ -165,7 +208,7 @@ class SQLiteWriter:
         try:
             conn.execute("BEGIN IMMEDIATE")
         except BaseException as exc:
-            error = _translate(exc, "store write failed")
+            error = self._fault(exc, "store write failed")
             for job in jobs:
                 job.future.set_exception(error)
             return
@@ -182,13 +225,13 @@ class SQLiteWriter:
                 except BaseException as exc:
                     conn.execute("ROLLBACK TO job")
                     conn.execute("RELEASE job")
-                    outcomes.append((False, _translate(exc, "store write failed")))
+                    outcomes.append((False, self._fault(exc, "store write failed")))
                 else:
                     conn.execute("RELEASE job")
                     outcomes.append((True, result))
             conn.execute("COMMIT")
         except BaseException as exc:
-            error = _translate(exc, "store commit failed")
+            error = self._fault(exc, "store commit failed")
             # The transaction may already be gone; the callers hear about `error` either way.
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")

@@ -173,13 +173,9 @@ class VeesingProvider(SmsProvider[VeesingOptions]):
         )
 
     def _vendor_text(self, body: dict[str, Any]) -> str | None:
-        """The vendor's ``message``, kept for the error, with this account's key blanked out
-        should the vendor ever echo the request back."""
-        text = _text(body.get("message"))
-        key = self.options.app_key.get_secret_value()
-        if text is not None and key and key in text:
-            text = text.replace(key, "***")
-        return text
+        """The vendor's ``message``, kept for the error, through the core's redactor should
+        the vendor echo the request back (the key in any encoding, the number masked)."""
+        return self.redactor.optional(_text(body.get("message")))
 
     def _json(self, response: httpx.Response) -> dict[str, Any]:
         """The answer as a JSON object, or ProviderUnavailable (an HTML page, garbage)."""
