@@ -46,11 +46,13 @@ __all__ = [
     "RetryConfig",
     "RouteRule",
     "RoutingConfig",
+    "SharedStateConfig",
     "StoreConfig",
     "VerifyConfig",
     "find_config_path",
     "format_validation_error",
     "load_config",
+    "mask_url_password",
     "parse_duration",
     "parse_region",
 ]
@@ -182,7 +184,24 @@ class RoutingConfig(_Section):
     idempotency_ttl: Duration = Field(default=86400.0, gt=0)
 
 
+_SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+_URL_PASSWORD = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://[^:/@]*:)([^@]*)(@)")
+
+
+def mask_url_password(url: str) -> str:
+    """``url`` with the password of its ``user:password@`` part replaced by ``***``."""
+    return _URL_PASSWORD.sub(r"\1***\3", url)
+
+
 class StoreConfig(_Section):
+    """``[store]``: where messages, callbacks and guards are kept.
+
+    ``url`` may hold a password (``postgresql://user:${PGPASSWORD}@host/db``): the repr,
+    a dump and every error show it as ``***``.
+    """
+
+    model_config = ConfigDict(populate_by_name=True)
+
     url: str = "memory://"
     fsync: bool = False
     """Whether each commit is flushed to disk (SQLite ``synchronous=FULL``) so that it
@@ -192,6 +211,89 @@ class StoreConfig(_Section):
     recovery_interval: Duration = 60.0
     """Seconds between two recovery sweeps in an open notifier (0: only the sweep when it
     opens the store). See :mod:`notifykit.recovery`."""
+    schema_name: str = Field(default="notifykit", alias="schema")
+    """PostgreSQL only: the schema that holds notifykit's tables, apart from the
+    application's (created when missing)."""
+    pool_min_size: int = Field(default=1, ge=0)
+    """PostgreSQL only: connections the pool keeps open when idle."""
+    pool_max_size: int = Field(default=10, ge=1)
+    """PostgreSQL only: connections the pool opens at most (per process)."""
+    migrate: bool = True
+    """PostgreSQL only: bring an old schema up to date on open. ``false``: refuse to start
+    on an old schema (migrate in a deploy step with ``notifykit store migrate``)."""
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        scheme, sep, rest = value.partition("://")
+        if not sep or not re.fullmatch(r"[a-z][a-z0-9+.-]*", scheme):
+            raise ValueError("expected a URL such as memory:// or sqlite:///notifykit.db")
+        if scheme == "sqlite" and (not rest.startswith("/") or not rest.strip("/")):
+            raise ValueError(
+                "a SQLite URL has three slashes and a path: sqlite:///notifykit.db "
+                "(relative) or sqlite:////var/lib/notifykit.db (absolute)"
+            )
+        return value
+
+    @field_validator("schema_name")
+    @classmethod
+    def _schema_name(cls, value: str) -> str:
+        if not _SCHEMA_NAME.fullmatch(value):
+            raise ValueError(
+                "expected a plain lower-case identifier (a-z, 0-9 and _, not starting with a "
+                "digit, at most 63 characters)"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _pool_sizes(self) -> StoreConfig:
+        if self.pool_min_size > self.pool_max_size:
+            raise ValueError("pool_min_size: cannot exceed pool_max_size")
+        return self
+
+    @model_serializer(mode="wrap")
+    def _hide_password(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        if isinstance(data.get("url"), str):
+            data["url"] = mask_url_password(data["url"])
+        return data
+
+    def __repr_args__(self) -> Any:
+        for name, value in super().__repr_args__():
+            yield name, mask_url_password(value) if name == "url" else value
+
+
+class SharedStateConfig(_Section):
+    """``[shared_state]``: counters every instance shares (circuit breakers, account
+    cooldowns, the recipient guard). Unset: each process keeps its own breakers and the
+    recipient guard lives in the store."""
+
+    url: str | None = None
+    """``redis://host:6379/0`` (``rediss://`` for TLS); may hold a password, shown as ``***``."""
+    key_prefix: str = "notifykit:"
+    """Put before every key notifykit writes, so that one Redis can serve several apps."""
+    timeout: Duration = 0.5
+    """How long one Redis operation may take before the instance falls back to local state."""
+    retry_after: Duration = 1.0
+    """While Redis is unreachable, how long to wait before trying it again."""
+
+    @field_validator("url")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("expected a redis://, rediss:// or unix:// URL")
+        return value
+
+    @model_serializer(mode="wrap")
+    def _hide_password(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        if isinstance(data.get("url"), str):
+            data["url"] = mask_url_password(data["url"])
+        return data
+
+    def __repr_args__(self) -> Any:
+        for name, value in super().__repr_args__():
+            yield name, mask_url_password(value) if name == "url" and value else value
 
     @field_validator("url")
     @classmethod
@@ -292,6 +394,7 @@ class Config(_Section):
     store: StoreConfig = Field(default_factory=StoreConfig)
     callbacks: CallbacksConfig = Field(default_factory=CallbacksConfig)
     http: HttpConfig = Field(default_factory=HttpConfig)
+    shared_state: SharedStateConfig = Field(default_factory=SharedStateConfig)
     verify: VerifyConfig = Field(default_factory=VerifyConfig)
     source: str | None = Field(default=None, exclude=True)
     """Where this configuration came from (a path, or ``"built-in default"``)."""

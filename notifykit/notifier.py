@@ -253,8 +253,10 @@ class AsyncNotifier:
 
     async def health(self) -> dict[str, dict[str, Any]]:
         """Each provider instance's breaker: ``{instance: {"state", "consecutive_failures",
-        "reason", "retry_in"}}`` (``retry_in`` in seconds). A coroutine, as every method of
-        the async twin that answers a question is (docs/routing.md)."""
+        "reason", "retry_in"}}`` (``retry_in`` in seconds), plus ``"shared_state"`` when
+        ``[shared_state]`` is set (``"redis"``, or ``"local (redis unreachable since …)"``
+        during an outage). A coroutine, as every method of the async twin that answers a
+        question is (docs/routing.md)."""
         self._check_open()
         return self.router.health()
 
@@ -271,6 +273,7 @@ class AsyncNotifier:
                 await provider.aclose()
             except Exception as exc:  # one failing plugin must not keep the rest open
                 errors.append(exc)
+        await self.router.close()
         if self._opened:
             await self.store.close()
         if errors:

@@ -50,6 +50,7 @@ CANARIES: tuple[str, ...] = (
     "auth-token-never-shown-0042",
     "api-key-secret-never-shown-0042",
     "auth-token-0042",
+    "pg-pw-never-shown-0042",
     # The [verify] secret of tests/verify.
     "verify-secret-canary-0042-never-shown",
     # The reliability suite's own.

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import click
 
-from notifykit.cli import callbacks, core, demo, sandbox, verify
+from notifykit.cli import callbacks, core, demo, sandbox, store, verify
 from notifykit.cli.common import cli
 
 __all__ = ["cli", "main"]
 
-for _module in (core, callbacks, sandbox, demo, verify):
+for _module in (core, callbacks, sandbox, demo, store, verify):
     _module.register(cli)
 
 

@@ -14,6 +14,7 @@ import logging
 import sys
 from collections.abc import Callable, Iterable
 from typing import IO, Any, NoReturn, TypeVar
+from urllib.parse import urlsplit
 
 import click
 from pydantic import BaseModel, SecretStr
@@ -64,6 +65,10 @@ def secrets_of(config: Config, options: Iterable[BaseModel] = ()) -> list[str]:
         found.append(config.callbacks.token.get_secret_value())
     if config.verify.secret is not None:
         found.append(config.verify.secret.get_secret_value())
+    for url in (config.store.url, config.shared_state.url):
+        password = urlsplit(url).password if url else None
+        if password:
+            found.append(password)
     for model in options:
         for name in type(model).model_fields:
             value = getattr(model, name, None)

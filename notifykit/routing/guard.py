@@ -21,11 +21,15 @@ Idempotency: the first send with a key claims it (atomically, in the store) for
 from __future__ import annotations
 
 import asyncio
+from typing import TYPE_CHECKING
 
 from notifykit.errors import InvalidMessage, RecipientRateLimited, UnknownOutcome
 from notifykit.models import DeliveryStatus, MessageRecord, SendResult, SmsMessage
 from notifykit.phone import mask_phone
 from notifykit.store.base import Store
+
+if TYPE_CHECKING:
+    from notifykit.shared.base import SharedState
 
 __all__ = ["Idempotency", "RecipientGuard"]
 
@@ -43,16 +47,21 @@ class RecipientGuard:
     whose process died before any vendor call: the recovery sweep gives its claim back.
     """
 
-    def __init__(self, store: Store, interval: float | None) -> None:
+    def __init__(
+        self, store: Store, interval: float | None, *, shared: SharedState | None = None
+    ) -> None:
         self.store = store
         self.interval = interval
+        self.shared = shared
+        """With ``[shared_state]``: the claims live there (the store's guard is its fallback)."""
 
     async def check(self, phone: str, message_id: str | None = None) -> None:
         """Claim ``phone`` now (for ``message_id``), or raise :class:`RecipientRateLimited`
         without any request."""
         if not self.interval:
             return
-        wait = await self.store.check_recipient(phone, self.interval, message_id=message_id)
+        keeper = self.store if self.shared is None else self.shared
+        wait = await keeper.check_recipient(phone, self.interval, message_id=message_id)
         if wait is not None:
             raise RecipientRateLimited(
                 f"recipient {mask_phone(phone)} was sent a message less than "

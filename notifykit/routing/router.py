@@ -35,7 +35,7 @@ import random
 import time
 from collections.abc import Mapping
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from notifykit.config import Config
 from notifykit.errors import (
@@ -69,6 +69,9 @@ from notifykit.routing.rules import RouteTable
 from notifykit.routing.run import SendRun
 from notifykit.store.base import Store
 
+if TYPE_CHECKING:
+    from notifykit.shared.base import SharedState
+
 __all__ = ["Router"]
 
 log = get_logger("notifykit.routing")
@@ -91,7 +94,9 @@ class Router:
 
     ``clock`` drives the circuit breakers (default ``time.monotonic``); ``rng`` draws the
     weighted order (default a fresh ``random.Random()``). Breaker state belongs to this
-    router. Raises :class:`ConfigError` when the routing section names an instance that is
+    router, unless ``[shared_state] url`` is set: then every instance shares it (and the
+    recipient guard) through :mod:`notifykit.shared`, this router's own breakers being the
+    fallback while that server is unreachable. Raises :class:`ConfigError` when the routing section names an instance that is
     not in ``providers`` or its weights are unusable.
     """
 
@@ -116,7 +121,12 @@ class Router:
         self.breakers: dict[str, Breaker] = {
             name: CircuitBreaker.from_config(routing.breaker, clock) for name in providers
         }
-        self.guard = RecipientGuard(store, routing.recipient_min_interval)
+        self.shared: SharedState | None = None
+        if config.shared_state.url is not None:
+            from notifykit.shared import open_shared_state  # imports the Redis client
+
+            self.shared = open_shared_state(config, store, self.breakers)
+        self.guard = RecipientGuard(store, routing.recipient_min_interval, shared=self.shared)
         self.idempotency = Idempotency(store, routing.idempotency_ttl)
         self.rng = rng if rng is not None else random.Random()
         self._watch: DeadlineWatch | None = None
@@ -127,8 +137,17 @@ class Router:
         return self.table.select(message).order(self.rng)
 
     def health(self) -> dict[str, dict[str, Any]]:
-        """Each instance's breaker: state, consecutive failures, reason, seconds until retry."""
+        """Each instance's breaker: state, consecutive failures, reason, seconds until retry
+        (and, with shared state, ``shared_state``: ``"redis"`` or why it is local now)."""
+        shared = self.shared
+        if shared is not None:
+            return {name: shared.snapshot(name) for name in self.breakers}
         return {name: breaker.snapshot() for name, breaker in self.breakers.items()}
+
+    async def close(self) -> None:
+        """Release the shared state's connections."""
+        if self.shared is not None:
+            await self.shared.close()
 
     async def send(self, message: SmsMessage) -> SendResult:
         """Send ``message``; raise the error routing stopped on, or AllProvidersFailed.
@@ -216,7 +235,8 @@ class Router:
             run.skipped(name, reason, declined=True)
             return None
         breaker = self.breakers[name]
-        admission = breaker.admit()
+        shared = self.shared
+        admission = breaker.admit() if shared is None else await shared.admit(name)
         if isinstance(admission, str):
             run.skipped(name, admission)
             return None
@@ -228,9 +248,8 @@ class Router:
                 loop = asyncio.get_running_loop()
 
                 def may_retry() -> bool:
-                    return (
-                        breaker.is_closed() and loop.time() + self.retry.longest_wait < run.deadline
-                    )
+                    closed = breaker.is_closed() if shared is None else shared.is_closed(name)
+                    return closed and loop.time() + self.retry.longest_wait < run.deadline
 
                 return await self.retry.after_first(
                     first,
@@ -264,7 +283,7 @@ class Router:
                 ],
             )
         except BaseException:
-            breaker.release(admission)
+            self._release(name, breaker, admission)
             raise
         started = time.perf_counter()
         timeout = None
@@ -285,7 +304,7 @@ class Router:
                 async with timeout:
                     receipt = await provider.send(run.message)
         except asyncio.CancelledError:
-            breaker.release(admission)
+            self._release(name, breaker, admission)
             run.failed(
                 name,
                 UnknownOutcome(
@@ -301,17 +320,31 @@ class Router:
             expired = run.call_expired if timeout is None else timeout.expired()
             # Vendor text masked (secrets, numbers) before it is recorded, logged or raised.
             error = provider.redactor.error(self._translate(name, exc, expired=expired))
-            breaker.record(admission, breaker_effect(error), type(error).__name__)
+            if self.shared is None:
+                breaker.record(admission, breaker_effect(error), type(error).__name__)
+            else:
+                await self.shared.record(
+                    name, admission, breaker_effect(error), type(error).__name__
+                )
             run.failed(name, error, started, started_at)
             await self.store.update_message(run.message_id, attempts=run.attempts)
             if error is exc:
                 raise
             raise error from exc
-        breaker.record(admission, breaker_effect(None), "accepted")
+        if self.shared is None:
+            breaker.record(admission, breaker_effect(None), "accepted")
+        else:
+            await self.shared.record(name, admission, breaker_effect(None), "accepted")
         run.accepted(name, started, started_at)
         if receipt.raw:
             receipt.raw = provider.redactor.value(receipt.raw)
         return receipt
+
+    def _release(self, name: str, breaker: Breaker, admission: Admission) -> None:
+        if self.shared is None:
+            breaker.release(admission)
+        else:
+            self.shared.release(name, admission)
 
     @staticmethod
     def _translate(name: str, exc: Exception, *, expired: bool) -> NotifyKitError:

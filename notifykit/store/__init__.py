@@ -1,4 +1,5 @@
-"""Message stores: ``memory://`` and ``sqlite:///path``, behind one interface."""
+"""Message stores: ``memory://``, ``sqlite:///path`` and ``postgresql://…``, behind one
+interface. The PostgreSQL backend is imported only when a URL names it."""
 
 from __future__ import annotations
 
@@ -20,6 +21,16 @@ def open_store(config: StoreConfig) -> Store:
         return SQLiteStore(
             url.removeprefix("sqlite:///"), fsync=config.fsync, timeout=config.timeout
         )
+    if url.startswith(("postgresql://", "postgres://")):
+        try:
+            from notifykit.store.postgres import PostgresStore
+        except ModuleNotFoundError as exc:  # psycopg / psycopg_pool not installed
+            raise ConfigError(
+                f"store.url: {url.split(':', 1)[0]}:// needs `pip install notifykit[postgres]` "
+                f"({exc.name} is missing)"
+            ) from None
+        return PostgresStore.from_config(config)
     raise ConfigError(
-        f"store.url: unsupported store {url.split(':', 1)[0]!r} (use memory:// or sqlite:///path)"
+        f"store.url: unsupported store {url.split(':', 1)[0]!r} "
+        "(use memory://, sqlite:///path or postgresql://…)"
     )

@@ -61,7 +61,7 @@ def walk(
                 # ``templates``: a table of tables of provider-specific keys.
                 yield f"[{full}.<template>.<instance>]", "", None
             else:
-                yield title, name, field
+                yield title, field.alias or name, field
             continue
         kind, inner = found
         if kind == "model":

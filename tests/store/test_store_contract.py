@@ -1,4 +1,4 @@
-"""The Store contract, run against every backend: MemoryStore and SQLiteStore."""
+"""The Store contract, run against every backend: memory, SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from notifykit.config import StoreConfig
 from notifykit.errors import StoreError
 from notifykit.events import DeliveryReceipt, InboundMessage
 from notifykit.models import (
@@ -18,7 +19,14 @@ from notifykit.models import (
     VerificationRecord,
     VerificationStatus,
 )
-from notifykit.store import InboxEntry, MemoryStore, QuarantineEntry, SQLiteStore, Store
+from notifykit.store import (
+    InboxEntry,
+    MemoryStore,
+    QuarantineEntry,
+    SQLiteStore,
+    Store,
+    open_store,
+)
 from notifykit.store.base import VerificationCheckStep, VerificationClaim
 
 pytestmark = pytest.mark.anyio
@@ -28,11 +36,16 @@ PHONE = "+8615612341090"
 OTHER = "+8613800138000"
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    made: Store = (
-        MemoryStore() if request.param == "memory" else SQLiteStore(tmp_path / "nk.db", timeout=5)
-    )
+    if request.param == "memory":
+        made: Store = MemoryStore()
+    elif request.param == "sqlite":
+        made = SQLiteStore(tmp_path / "nk.db", timeout=5)
+    else:
+        # One migrated schema for the suite, emptied before each test.
+        schema = request.getfixturevalue("pg_emptied_schema")
+        made = open_store(StoreConfig(url=request.getfixturevalue("pg_url"), schema=schema))
     await made.open()
     try:
         yield made

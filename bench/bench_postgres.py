@@ -1,0 +1,234 @@
+"""Many instances on PostgreSQL: ``.venv/bin/python -m bench.bench_postgres``.
+
+Three figures, each a ratio to a baseline measured in the same run (absolute figures
+printed beside it), interleaved rounds, medians:
+
+* callback ingestion through ``notifykit serve`` on PostgreSQL (persist before
+  acknowledge, group commit) vs the bare Starlette endpoint under uvicorn, at
+  concurrency 20 (target >= 0.5x); afterwards the store must hold exactly one event per
+  acknowledged push;
+* sends through ``AsyncNotifier`` with the PostgreSQL store vs the same sends with the
+  memory store, against a fast keep-alive vendor in another process (target >= 0.6x);
+* two ``notifykit serve`` processes on one database vs one, the pushes spread over both.
+
+Needs PostgreSQL at ``$NOTIFYKIT_TEST_POSTGRES_URL`` (default
+``postgresql://postgres@127.0.0.1:5432/test``); works in a schema of its own, dropped after.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import aiohttp
+
+from bench.common import (
+    Child,
+    bare_endpoint,
+    code,
+    emit,
+    fast_server,
+    median,
+    phone,
+    veesing_config,
+)
+from notifykit import AsyncNotifier
+from notifykit.config import StoreConfig
+from notifykit.store.postgres import PostgresStore
+
+PG_URL = os.environ.get("NOTIFYKIT_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+PUSHES = 1000
+SENDS = 1000
+CONCURRENCY = 20
+ROUNDS = 3
+_tasks = itertools.count(1)
+_numbers = itertools.count()
+
+
+def write_config(directory: Path, schema: str) -> Path:
+    path = directory / "receiver-postgres.toml"
+    path.write_text(
+        '[providers.vs]\ntype = "veesing"\napp_id = "bench"\napp_key = "bench-key"\n\n'
+        f'[store]\nurl = "{PG_URL}"\nschema = "{schema}"\n',
+        encoding="utf-8",
+    )
+    return path
+
+
+def serve(config: Path) -> Child:
+    return Child(
+        "-c",
+        "from notifykit.cli import main; main()",
+        "serve",
+        "--config",
+        str(config),
+        "--port",
+        "0",
+        env={"NOTIFYKIT_LOAD_PLUGINS": "veesing"},
+    )
+
+
+def receipt(task: int) -> bytes:
+    return urlencode(
+        {
+            "mobile": f"156{task % 10**8:08d}",
+            "taskid": f"pgbench{task}",
+            "status": "1",
+            "receivetime": "2024-05-01 17:00:00",
+        }
+    ).encode()
+
+
+async def push_round(session: aiohttp.ClientSession, urls: list[str]) -> tuple[float, int]:
+    """PUSHES receipts from CONCURRENCY workers, spread over ``urls``: (seconds, acked)."""
+    todo = iter([next(_tasks) for _ in range(PUSHES)])
+    acked = 0
+
+    async def worker(url: str) -> None:
+        nonlocal acked
+        for task in todo:
+            for _try in range(3):  # a keep-alive connection the server just closed
+                try:
+                    async with session.post(
+                        url,
+                        data=receipt(task),
+                        headers={"content-type": "application/x-www-form-urlencoded"},
+                    ) as answer:
+                        await answer.read()
+                        acked += answer.status == 200
+                    break
+                except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError):
+                    continue
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker(urls[i % len(urls)]) for i in range(CONCURRENCY)))
+    return time.perf_counter() - started, acked
+
+
+async def ingestion(targets: dict[str, list[str]], rounds: int) -> dict[str, Any]:
+    rates: dict[str, list[float]] = {k: [] for k in targets}
+    acked = dict.fromkeys(targets, 0)
+    async with aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=100, keepalive_timeout=2)
+    ) as session:
+        for name, urls in targets.items():  # warm-up: acknowledged, not timed
+            acked[name] += (await push_round(session, urls))[1]
+        for _ in range(rounds):
+            for name, urls in targets.items():
+                seconds, n = await push_round(session, urls)
+                rates[name].append(PUSHES / seconds)
+                acked[name] += n
+    return {"rates": rates, "acked": acked}
+
+
+async def sends(vendor_url: str, schema: str, rounds: int) -> dict[str, list[float]]:
+    memory = AsyncNotifier(veesing_config({"vs": vendor_url}))
+    config = veesing_config({"vs": vendor_url})
+    store = StoreConfig(url=PG_URL, schema=schema, timeout=10)
+    postgres = AsyncNotifier(config.model_copy(update={"store": store}))
+    kinds = {"memory": memory, "postgres": postgres}
+    rates: dict[str, list[float]] = {k: [] for k in kinds}
+
+    async def one_round(notifier: AsyncNotifier, count: int) -> float:
+        todo = iter([next(_numbers) for _ in range(count)])
+
+        async def worker() -> None:
+            for i in todo:
+                await notifier.send(phone(i), template="verify_code", params={"code": code(i)})
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
+        return time.perf_counter() - started
+
+    try:
+        for notifier in kinds.values():
+            await notifier.open()
+            await one_round(notifier, 200)  # warm-up
+        for _ in range(rounds):
+            for name, notifier in kinds.items():
+                rates[name].append(SENDS / await one_round(notifier, SENDS))
+    finally:
+        for notifier in kinds.values():
+            await notifier.close()
+    return rates
+
+
+async def stored(schema: str) -> tuple[int, int]:
+    store = PostgresStore(PG_URL, schema=schema)
+    await store.open()
+    try:
+        return len(await store.list_events()), await store.count_inbox()
+    finally:
+        await store.close()
+
+
+async def drop(schema: str) -> None:
+    import psycopg
+    from psycopg import sql
+
+    async with await psycopg.AsyncConnection.connect(PG_URL, autocommit=True) as conn:
+        await conn.execute(
+            sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema))
+        )
+
+
+def main(rounds: int = ROUNDS) -> dict[str, Any]:
+    directory = Path(tempfile.mkdtemp(prefix="notifykit-bench-postgres-"))
+    schemas = {k: f"nk_bench_{k}_{uuid.uuid4().hex[:8]}" for k in ("one", "two", "send")}
+    for name in ("one", "two"):
+        (directory / name).mkdir()
+    bare = bare_endpoint()
+    one = serve(write_config(directory / "one", schemas["one"]))
+    pair_config = write_config(directory / "two", schemas["two"])
+    pair = [serve(pair_config), serve(pair_config)]
+    vendor = fast_server("ok")
+    try:
+        targets = {
+            "bare_starlette": [bare.url + "/callbacks/vs"],
+            "serve_postgres": [one.url + "/callbacks/vs"],
+            "two_serve_postgres": [s.url + "/callbacks/vs" for s in pair],
+        }
+        raw = asyncio.run(ingestion(targets, rounds))
+        send_rates = asyncio.run(sends(vendor.url, schemas["send"], rounds))
+        counts = {
+            "serve_postgres": asyncio.run(stored(schemas["one"])),
+            "two_serve_postgres": asyncio.run(stored(schemas["two"])),
+        }
+    finally:
+        for child in (bare, one, *pair, vendor):
+            child.stop(graceful=child is not bare and child is not vendor)
+        for schema in schemas.values():
+            asyncio.run(drop(schema))
+    per_s = {k: round(median(v)) for k, v in raw["rates"].items()}
+    send_per_s = {k: round(median(v)) for k, v in send_rates.items()}
+    figures = {
+        "concurrency": CONCURRENCY,
+        "rounds": rounds,
+        "ingestion_per_second": per_s,
+        "ingestion_ratio_to_bare": round(per_s["serve_postgres"] / per_s["bare_starlette"], 2),
+        "two_serve_ratio_to_one": round(per_s["two_serve_postgres"] / per_s["serve_postgres"], 2),
+        "stored": {
+            name: {
+                "acknowledged": raw["acked"][name],
+                "events_stored": events,
+                "inbox_rows": inbox,
+                "exact": events == raw["acked"][name],
+            }
+            for name, (events, inbox) in counts.items()
+        },
+        "send_per_second": send_per_s,
+        "send_ratio_postgres_to_memory": round(send_per_s["postgres"] / send_per_s["memory"], 2),
+    }
+    emit("postgres", figures)
+    return figures
+
+
+if __name__ == "__main__":
+    main()

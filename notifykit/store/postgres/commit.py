@@ -1,0 +1,189 @@
+"""Group commit for PostgreSQL: concurrent writes share one transaction and one commit.
+
+A write is a coroutine function of a connection. Writes queue up; each of a few worker
+tasks takes every queued write (up to :data:`MAX_BATCH`), runs them in one transaction on
+one pooled connection and commits once, so that durable ingestion costs one commit (one
+WAL flush) per batch rather than per push. A caller's future resolves only after the
+transaction holding its write has committed.
+
+A write that raises must not undo its neighbours: the batch first runs without savepoints
+(the common case costs nothing extra); when any write raises, the transaction is rolled
+back and the batch runs again with one savepoint per write. A write that meets a deadlock
+or a serialization failure (two batches locking the same rows in another order) is retried
+in a fresh savepoint, at most :data:`RETRIES` times.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+import psycopg
+from psycopg import errors as pg_errors
+from psycopg_pool import AsyncConnectionPool
+
+from notifykit.errors import StoreError
+
+__all__ = ["MAX_BATCH", "RETRIES", "GroupCommit", "translate"]
+
+T = TypeVar("T")
+
+Conn = psycopg.AsyncConnection[tuple[Any, ...]]
+Write = Callable[[Conn], Awaitable[T]]
+
+MAX_BATCH = 128
+"""Writes per transaction at most: bounds how long one commit holds its row locks."""
+RETRIES = 3
+"""Tries of a write that meets a deadlock or serialization failure, the first included."""
+
+_TRANSIENT = (pg_errors.DeadlockDetected, pg_errors.SerializationFailure)
+
+
+@dataclass(eq=False)
+class _Job(Generic[T]):
+    fn: Write[T]
+    future: asyncio.Future[T] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+
+
+class GroupCommit:
+    """``writers`` worker tasks committing queued writes in batches on ``pool``."""
+
+    def __init__(
+        self, pool: AsyncConnectionPool[Conn], *, timeout: float, writers: int = 2
+    ) -> None:
+        self.pool = pool
+        self.timeout = timeout
+        self.writers = writers
+        self._queue: asyncio.Queue[_Job[Any]] = asyncio.Queue()
+        self._tasks: list[asyncio.Task[None]] = []
+        self.transactions = 0
+        """Transactions committed so far (fewer than write jobs when batching works)."""
+        self.write_jobs = 0
+
+    def start(self) -> None:
+        if self._tasks:
+            return
+        self._queue = asyncio.Queue()
+        self._tasks = [
+            asyncio.create_task(self._work(), name=f"notifykit-pg-writer-{i}")
+            for i in range(self.writers)
+        ]
+
+    async def stop(self) -> None:
+        """Finish every queued write, then end the workers."""
+        if not self._tasks:
+            return
+        await self._queue.join()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+
+    async def run(self, fn: Write[T]) -> T:
+        """Run ``fn(connection)`` inside a batch's transaction; returns after the commit.
+
+        Raises StoreError (also when the store is closed or ``timeout`` has passed; a write
+        whose caller gave up is skipped unless its batch had already started it)."""
+        if not self._tasks:
+            raise StoreError("the store is not open")
+        job: _Job[T] = _Job(fn)
+        self._queue.put_nowait(job)
+        try:
+            return await asyncio.wait_for(asyncio.shield(job.future), self.timeout)
+        except TimeoutError:
+            job.future.cancel()
+            raise StoreError(f"store operation timed out after {self.timeout:g}s") from None
+
+    async def _work(self) -> None:
+        while True:
+            batch = [await self._queue.get()]
+            while len(batch) < MAX_BATCH and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            try:
+                live = [job for job in batch if not job.future.done()]
+                if live:
+                    await self._commit(live)
+            finally:
+                for _ in batch:
+                    self._queue.task_done()
+
+    async def _commit(self, jobs: list[_Job[Any]]) -> None:
+        try:
+            async with self.pool.connection(timeout=self.timeout) as conn:
+                try:
+                    results = await self._optimistic(conn, jobs)
+                except psycopg.OperationalError:
+                    raise
+                except Exception:
+                    if len(jobs) == 1:
+                        raise
+                    outcomes = await self._one_by_one(conn, jobs)
+                else:
+                    outcomes = [(True, r) for r in results]
+        except BaseException as exc:
+            error = translate(exc, "store write failed")
+            for job in jobs:
+                if not job.future.done():
+                    job.future.set_exception(error)
+            if not isinstance(exc, Exception):
+                raise
+            return
+        self.transactions += 1
+        self.write_jobs += len(jobs)
+        for job, (ok, value) in zip(jobs, outcomes, strict=True):
+            if job.future.done():
+                continue
+            if ok:
+                job.future.set_result(value)
+            else:
+                job.future.set_exception(value)
+
+    async def _optimistic(self, conn: Conn, jobs: list[_Job[Any]]) -> list[Any]:
+        for attempt in range(RETRIES):
+            try:
+                async with conn.transaction():
+                    return [await job.fn(conn) for job in jobs]
+            except _TRANSIENT:
+                if attempt == RETRIES - 1:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _one_by_one(self, conn: Conn, jobs: list[_Job[Any]]) -> list[tuple[bool, Any]]:
+        outcomes: list[tuple[bool, Any]] = []
+        async with conn.transaction():
+            for job in jobs:
+                if job.future.done():  # the caller gave up meanwhile
+                    outcomes.append((False, None))
+                    continue
+                for attempt in range(RETRIES):
+                    try:
+                        async with conn.transaction():  # a savepoint
+                            result = await job.fn(conn)
+                    except _TRANSIENT as exc:
+                        if attempt < RETRIES - 1:
+                            continue
+                        outcomes.append((False, translate(exc, "store write failed")))
+                    except Exception as exc:
+                        outcomes.append((False, translate(exc, "store write failed")))
+                    else:
+                        outcomes.append((True, result))
+                    break
+        return outcomes
+
+
+def translate(exc: BaseException, what: str) -> StoreError:
+    """A StoreError for any failure, the driver's own chained (its text holds no secret:
+    libpq never puts the password in an error message)."""
+    if isinstance(exc, StoreError):
+        return exc
+    detail = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    error = StoreError(f"{what}: {type(exc).__name__}" + (f": {detail}" if detail else ""))
+    error.__cause__ = exc
+    return error

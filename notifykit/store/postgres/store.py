@@ -1,0 +1,847 @@
+"""``postgresql://`` (or ``postgres://``): one store shared by any number of instances.
+
+psycopg 3 with a psycopg_pool connection pool. Writes go through
+:class:`~notifykit.store.postgres.commit.GroupCommit` (concurrent writes share one
+commit); reads take a pooled connection in autocommit mode. Every statement is
+parameterised; table names are unqualified and resolved through the connection's
+``search_path``, set to ``[store] schema`` when the connection is made.
+
+Across instances:
+
+* idempotency keys and recipient guards are single ``INSERT … ON CONFLICT`` statements,
+  timed by the database's clock (one clock for every machine);
+* an event and the send that gives its vendor id meet under a transaction-level advisory
+  lock on (provider instance, vendor id), so an orphan is linked whichever commits first;
+* pending events are handed out by claim (``FOR UPDATE SKIP LOCKED`` with a lease), and a
+  trigger's ``NOTIFY`` wakes every instance's dispatcher (:mod:`.listen`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import psycopg
+from psycopg_pool import AsyncConnectionPool
+
+from notifykit.config import StoreConfig, mask_url_password
+from notifykit.errors import StoreError
+from notifykit.events import DeliveryReceipt, EventAdapter
+from notifykit.models import (
+    Attempt,
+    DeliveryStatus,
+    MessageRecord,
+    VerificationRecord,
+    apply_status,
+    utcnow,
+)
+from notifykit.store.base import (
+    AnyEvent,
+    InboxEntry,
+    QuarantineEntry,
+    Store,
+    VerificationCheckStep,
+    VerificationClaim,
+    correlate,
+    recovered_status,
+    tie_to_unknown,
+)
+from notifykit.store.postgres import verifications
+from notifykit.store.postgres.commit import Conn, GroupCommit, translate
+from notifykit.store.postgres.listen import EventListener
+from notifykit.store.postgres.schema import (
+    SchemaStatus,
+    migrate,
+    newer_message,
+    older_message,
+    schema_status,
+)
+
+__all__ = ["PostgresStore"]
+
+T = TypeVar("T")
+
+_NOW = "extract(epoch from clock_timestamp())"
+
+
+class PostgresStore(Store):
+    """A PostgreSQL database shared by every instance that names it.
+
+    ``url`` is a libpq URI (``postgresql://user:password@host:5432/db``); ``schema`` holds
+    notifykit's tables; ``migrate=False`` refuses to open an old schema instead of
+    migrating it. ``timeout`` (seconds) bounds each operation, waiting for a pooled
+    connection included. Every failure raises StoreError.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        schema: str = "notifykit",
+        timeout: float = 5.0,
+        pool_min_size: int = 1,
+        pool_max_size: int = 10,
+        migrate: bool = True,
+    ) -> None:
+        self._url = url
+        self.schema = schema
+        self.timeout = timeout
+        self.migrate = migrate
+        self._pool_sizes = (pool_min_size, pool_max_size)
+        self._pool: AsyncConnectionPool[Conn] | None = None
+        self._writer: GroupCommit | None = None
+        self._listener: EventListener | None = None
+        self._lock_prefix = f"{schema}\0"
+
+    @classmethod
+    def from_config(cls, config: StoreConfig) -> PostgresStore:
+        return cls(
+            config.url,
+            schema=config.schema_name,
+            timeout=config.timeout,
+            pool_min_size=config.pool_min_size,
+            pool_max_size=config.pool_max_size,
+            migrate=config.migrate,
+        )
+
+    def __repr__(self) -> str:
+        return f"<PostgresStore {mask_url_password(self._url)!r} schema={self.schema!r}>"
+
+    @property
+    def transactions(self) -> int:
+        """Write transactions committed by this object (group commit makes it < writes)."""
+        return 0 if self._writer is None else self._writer.transactions
+
+    @property
+    def write_jobs(self) -> int:
+        return 0 if self._writer is None else self._writer.write_jobs
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    async def _connect(self) -> Conn:
+        try:
+            return await psycopg.AsyncConnection.connect(
+                self._url, autocommit=True, connect_timeout=max(1, int(self.timeout))
+            )
+        except psycopg.Error as exc:
+            raise translate(exc, f"cannot connect to {mask_url_password(self._url)}") from exc
+
+    async def schema_status(self) -> SchemaStatus:
+        """Where the schema stands (``notifykit store status``); needs no open store."""
+        conn = await self._connect()
+        try:
+            return await schema_status(conn, self.schema)
+        except psycopg.Error as exc:
+            raise translate(exc, "reading the schema version failed") from exc
+        finally:
+            await conn.close()
+
+    async def migrate_schema(self) -> list[int]:
+        """Apply the missing migrations (``notifykit store migrate``); the versions applied."""
+        conn = await self._connect()
+        try:
+            return await migrate(conn, self.schema)
+        except psycopg.Error as exc:
+            raise translate(exc, "migrating the schema failed") from exc
+        finally:
+            await conn.close()
+
+    async def open(self) -> None:
+        """Migrate (or, with ``migrate=False``, check) the schema, then open the pool and
+        the LISTEN connection. Idempotent."""
+        if self._pool is not None:
+            return
+        if self.migrate:
+            await self.migrate_schema()
+        else:
+            status = await self.schema_status()
+            if status.current < status.latest:
+                raise StoreError(older_message(self.schema, status.current, status.latest))
+        status = await self.schema_status()
+        if status.current > status.latest:
+            raise StoreError(newer_message(self.schema, status.current, status.latest))
+        low, high = self._pool_sizes
+        pool: AsyncConnectionPool[Conn] = AsyncConnectionPool(
+            self._url,
+            min_size=low,
+            max_size=high,
+            kwargs={"autocommit": True, "options": f"-c search_path={self.schema}"},
+            open=False,
+            timeout=self.timeout,
+            name="notifykit",
+        )
+        try:
+            await pool.open(wait=low > 0, timeout=self.timeout)
+        except Exception as exc:
+            await pool.close()
+            raise translate(exc, f"cannot connect to {mask_url_password(self._url)}") from exc
+        self._pool = pool
+        self._writer = GroupCommit(pool, timeout=self.timeout, writers=max(1, min(3, high - 1)))
+        self._writer.start()
+        self._listener = EventListener(self._url, self.schema)
+        self._listener.start()
+
+    async def close(self) -> None:
+        writer, listener, pool = self._writer, self._listener, self._pool
+        self._writer = self._listener = self._pool = None
+        if writer is not None:
+            await writer.stop()
+        if listener is not None:
+            await listener.stop()
+        if pool is not None:
+            await pool.close()
+
+    async def _write(self, fn: Callable[[Conn], Awaitable[T]]) -> T:
+        if self._writer is None:
+            raise StoreError("the store is not open")
+        return await self._writer.run(fn)
+
+    async def _read(self, fn: Callable[[Conn], Awaitable[T]]) -> T:
+        if self._pool is None:
+            raise StoreError("the store is not open")
+        try:
+            async with self._pool.connection(timeout=self.timeout) as conn:
+                return await fn(conn)
+        except (psycopg.Error, OSError) as exc:
+            raise translate(exc, "store read failed") from exc
+
+    def _vendor_lock(self, provider: str, vendor_id: str) -> int:
+        digest = hashlib.blake2b(
+            f"{self._lock_prefix}{provider}\0{vendor_id}".encode(), digest_size=8
+        ).digest()
+        return int.from_bytes(digest, "big", signed=True)
+
+    # -- messages -------------------------------------------------------------------------------
+
+    async def create_message(self, record: MessageRecord) -> None:
+        async def write(conn: Conn) -> None:
+            cur = await conn.execute(
+                "INSERT INTO messages (message_id, phone, status, provider,"
+                " provider_message_id, lease_until, created_at, record)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
+                " ON CONFLICT (message_id) DO NOTHING",
+                (
+                    record.message_id,
+                    record.to,
+                    record.status.value,
+                    record.provider,
+                    record.provider_message_id,
+                    record.lease_until,
+                    record.created_at,
+                    record.model_dump_json(),
+                ),
+            )
+            if cur.rowcount == 0:
+                raise StoreError(f"message {record.message_id!r} already exists")
+
+        await self._write(write)
+
+    async def update_message(
+        self,
+        message_id: str,
+        *,
+        attempts: Sequence[Attempt],
+        status: DeliveryStatus | None = None,
+        provider: str | None = None,
+        provider_message_id: str | None = None,
+        remaining_credits: int | None = None,
+        source: str = "send",
+    ) -> list[AnyEvent]:
+        attempts = list(attempts)
+
+        async def write(conn: Conn) -> list[AnyEvent]:
+            # Meet any event of this vendor id that another instance stores meanwhile (the
+            # lock first, then the row: the order ingest takes them in).
+            if provider_message_id is not None and provider is not None:
+                await _advisory(conn, self._vendor_lock(provider, provider_message_id))
+            record = await _load_message(conn, message_id, lock=True)
+            if record is None:
+                raise StoreError(f"unknown message {message_id!r}")
+            if provider_message_id is not None and provider is None and record.provider:
+                await _advisory(conn, self._vendor_lock(record.provider, provider_message_id))
+            record.attempts = attempts
+            if provider is not None:
+                record.provider = provider
+            if remaining_credits is not None:
+                record.remaining_credits = remaining_credits
+            if status is not None:
+                apply_status(record, status, utcnow(), source)
+            if provider_message_id is not None:
+                record.provider_message_id = provider_message_id
+            record.updated_at = utcnow()
+            await _save_message(conn, record)
+            if provider_message_id is None or record.provider is None:
+                return []
+            return await _link_orphans(conn, record)
+
+        return await self._write(write)
+
+    async def get_message(self, message_id: str) -> MessageRecord | None:
+        return await self._read(lambda conn: _load_message(conn, message_id))
+
+    async def list_messages(
+        self,
+        *,
+        limit: int | None = None,
+        phone: str | None = None,
+        status: DeliveryStatus | None = None,
+    ) -> list[MessageRecord]:
+        async def read(conn: Conn) -> list[MessageRecord]:
+            cur = await conn.execute(
+                "SELECT record FROM messages"
+                " WHERE (%(phone)s::text IS NULL OR phone = %(phone)s)"
+                " AND (%(status)s::text IS NULL OR status = %(status)s)"
+                " ORDER BY id DESC LIMIT %(limit)s",
+                {
+                    "phone": phone,
+                    "status": None if status is None else status.value,
+                    "limit": limit,
+                },
+            )
+            return [MessageRecord.model_validate_json(row[0]) for row in await cur.fetchall()]
+
+        return await self._read(read)
+
+    async def list_unsettled(
+        self,
+        *,
+        created_before: datetime,
+        created_after: datetime | None = None,
+        limit: int = 100,
+    ) -> list[MessageRecord]:
+        for at in (created_before, created_after):
+            if at is not None and (at.tzinfo is None or at.utcoffset() is None):
+                raise StoreError("list_unsettled: times must be timezone-aware")
+        unsettled = [s.value for s in DeliveryStatus if not s.is_final]
+
+        async def read(conn: Conn) -> list[MessageRecord]:
+            cur = await conn.execute(
+                "SELECT record FROM messages WHERE provider_message_id IS NOT NULL"
+                " AND status = ANY(%(statuses)s) AND created_at <= %(before)s"
+                " AND (%(after)s::timestamptz IS NULL OR created_at > %(after)s)"
+                " ORDER BY created_at, id LIMIT %(limit)s",
+                {
+                    "statuses": unsettled,
+                    "before": created_before,
+                    "after": created_after,
+                    "limit": limit,
+                },
+            )
+            return [MessageRecord.model_validate_json(row[0]) for row in await cur.fetchall()]
+
+        return await self._read(read)
+
+    # -- callbacks ------------------------------------------------------------------------------
+
+    async def ingest(
+        self,
+        entry: InboxEntry,
+        events: Sequence[AnyEvent],
+        *,
+        owner: str | None = None,
+        lease: float = 30.0,
+    ) -> list[AnyEvent]:
+        """See :meth:`Store.ingest`. With ``owner``, the new events are stored already
+        claimed by ``owner`` for ``lease`` seconds (as :meth:`claim_dispatch` would), so
+        that the receiving process hands them out and no other dispatcher takes them."""
+        events = list(events)
+        event_ids = json.dumps([e.event_id for e in events])
+
+        async def write(conn: Conn) -> list[AnyEvent]:
+            inbox_id = await _insert_raw_request(conn, "inbox", entry, "event_ids", event_ids)
+            new: list[AnyEvent] = []
+            for event in events:
+                vendor_id = event.provider_message_id
+                if vendor_id is not None:
+                    await _advisory(conn, self._vendor_lock(event.provider, vendor_id))
+                if event.message_id is None and vendor_id is not None:
+                    candidates = await _sharing(conn, event.provider, vendor_id)
+                    message_id = correlate(event, candidates) if candidates else None
+                    if message_id is None and not candidates:
+                        message_id = await self._tie(conn, event, vendor_id)
+                    if message_id is not None:
+                        event = event.model_copy(update={"message_id": message_id})
+                cur = await conn.execute(
+                    "INSERT INTO events (event_id, inbox_id, kind, provider,"
+                    " provider_message_id, phone, message_id, received_at, payload,"
+                    " claimed_by, claimed_until)"
+                    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s,"
+                    " CASE WHEN %s::text IS NULL THEN NULL"
+                    " ELSE clock_timestamp() + make_interval(secs => %s) END)"
+                    " ON CONFLICT (event_id) DO NOTHING",
+                    (
+                        event.event_id,
+                        inbox_id,
+                        event.kind,
+                        event.provider,
+                        vendor_id,
+                        event.phone,
+                        event.message_id,
+                        event.received_at,
+                        event.model_dump_json(exclude={"message_id"}),
+                        owner,
+                        owner,
+                        float(lease),
+                    ),
+                )
+                if cur.rowcount == 0:
+                    continue  # stored before, by this request or another
+                if event.message_id is not None and isinstance(event, DeliveryReceipt):
+                    record = await _load_message(conn, event.message_id, lock=True)
+                    if record is not None and _apply(record, event):
+                        await _save_message(conn, record)
+                new.append(event)
+            return new
+
+        return await self._write(write)
+
+    async def quarantine(self, entry: QuarantineEntry) -> None:
+        async def write(conn: Conn) -> None:
+            await _insert_raw_request(conn, "quarantine", entry, "reason", entry.reason)
+
+        await self._write(write)
+
+    async def list_events(
+        self, *, limit: int | None = None, message_id: str | None = None
+    ) -> list[AnyEvent]:
+        async def read(conn: Conn) -> list[AnyEvent]:
+            cur = await conn.execute(
+                "SELECT payload, message_id FROM events"
+                " WHERE (%(message_id)s::text IS NULL OR message_id = %(message_id)s)"
+                " ORDER BY received_at DESC, id DESC LIMIT %(limit)s",
+                {"message_id": message_id, "limit": limit},
+            )
+            return [_event(*row) for row in await cur.fetchall()]
+
+        return await self._read(read)
+
+    async def list_quarantine(self, *, limit: int | None = None) -> list[QuarantineEntry]:
+        async def read(conn: Conn) -> list[QuarantineEntry]:
+            return [
+                QuarantineEntry(**fields, reason=reason)
+                for fields, reason in await _raw_requests(conn, "quarantine", "reason", limit)
+            ]
+
+        return await self._read(read)
+
+    async def count_inbox(self) -> int:
+        async def read(conn: Conn) -> int:
+            row = await (await conn.execute("SELECT count(*) FROM inbox")).fetchone()
+            return 0 if row is None else int(row[0])
+
+        return await self._read(read)
+
+    async def list_inbox(self, *, limit: int | None = None) -> list[InboxEntry]:
+        async def read(conn: Conn) -> list[InboxEntry]:
+            return [
+                InboxEntry(**fields, event_ids=json.loads(event_ids))
+                for fields, event_ids in await _raw_requests(conn, "inbox", "event_ids", limit)
+            ]
+
+        return await self._read(read)
+
+    async def pending_dispatch(self, *, limit: int = 100) -> list[AnyEvent]:
+        async def read(conn: Conn) -> list[AnyEvent]:
+            cur = await conn.execute(
+                "SELECT payload, message_id FROM events WHERE NOT dispatched ORDER BY id LIMIT %s",
+                (limit,),
+            )
+            return [_event(*row) for row in await cur.fetchall()]
+
+        return await self._read(read)
+
+    async def mark_dispatched(self, event_ids: Sequence[str]) -> None:
+        ids = list(event_ids)
+
+        async def write(conn: Conn) -> None:
+            await conn.execute(
+                "UPDATE events SET dispatched = true, claimed_by = NULL, claimed_until = NULL"
+                " WHERE event_id = ANY(%s)",
+                (ids,),
+            )
+
+        await self._write(write)
+
+    async def claim_dispatch(
+        self, owner: str, *, limit: int = 100, lease: float = 30.0
+    ) -> list[AnyEvent]:
+        """Undispatched events no live claim holds, oldest first, now held by ``owner`` for
+        ``lease`` seconds; rows another instance is claiming right now are skipped."""
+
+        async def write(conn: Conn) -> list[AnyEvent]:
+            cur = await conn.execute(
+                "UPDATE events SET claimed_by = %(owner)s,"
+                " claimed_until = clock_timestamp() + make_interval(secs => %(lease)s)"
+                " WHERE id IN (SELECT id FROM events WHERE NOT dispatched"
+                "   AND (claimed_until IS NULL OR claimed_until < clock_timestamp())"
+                "   ORDER BY id LIMIT %(limit)s FOR UPDATE SKIP LOCKED)"
+                " RETURNING id, payload, message_id",
+                {"owner": owner, "lease": lease, "limit": limit},
+            )
+            rows = sorted(await cur.fetchall())
+            return [_event(payload, message_id) for _, payload, message_id in rows]
+
+        return await self._write(write)
+
+    async def ack_dispatch(self, owner: str, event_ids: Sequence[str]) -> int:
+        """The observers have seen these events; only ``owner``'s claims are settled (an
+        id unknown, acknowledged already or claimed since by another owner is skipped).
+        Returns how many were recorded."""
+        ids = list(event_ids)
+
+        async def write(conn: Conn) -> int:
+            cur = await conn.execute(
+                "UPDATE events SET dispatched = true, claimed_by = NULL, claimed_until = NULL"
+                " WHERE event_id = ANY(%s) AND claimed_by = %s AND NOT dispatched",
+                (ids, owner),
+            )
+            return cur.rowcount
+
+        return await self._write(write)
+
+    async def wait_for_events(self, timeout: float) -> None:
+        """Return when another instance (or this one) stored new events, or after
+        ``timeout`` seconds (LISTEN/NOTIFY; a poll while the listener is reconnecting)."""
+        if self._listener is None:
+            raise StoreError("the store is not open")
+        await self._listener.wait(timeout)
+
+    # -- recovery -------------------------------------------------------------------------------
+
+    async def recover_expired(self, *, now: datetime, limit: int = 100) -> list[MessageRecord]:
+        async def write(conn: Conn) -> list[MessageRecord]:
+            # Rows another instance is sweeping right now are skipped, not waited for.
+            cur = await conn.execute(
+                "SELECT record FROM messages WHERE status = 'pending' AND lease_until < %s"
+                " ORDER BY lease_until LIMIT %s FOR UPDATE SKIP LOCKED",
+                (now, limit),
+            )
+            resolved: list[MessageRecord] = []
+            for (payload,) in await cur.fetchall():
+                record = MessageRecord.model_validate_json(payload)
+                status = recovered_status(record)
+                apply_status(record, status, now, "recovery")
+                await _save_message(conn, record)
+                if status is DeliveryStatus.FAILED:
+                    if record.idempotency_key is not None:
+                        await conn.execute(
+                            "DELETE FROM idempotency_keys WHERE key = %s AND message_id = %s",
+                            (record.idempotency_key, record.message_id),
+                        )
+                    await conn.execute(
+                        "DELETE FROM recipient_guards WHERE phone = %s AND message_id = %s",
+                        (record.to, record.message_id),
+                    )
+                resolved.append(record)
+            for record in resolved:
+                if record.status is DeliveryStatus.UNKNOWN:
+                    await self._tie_orphans(conn, record)
+            return [await _load_message(conn, r.message_id) or r for r in resolved]
+
+        return await self._write(write)
+
+    async def _tie(self, conn: Conn, event: AnyEvent, vendor_id: str) -> str | None:
+        """Tie a receipt whose vendor id no message has to its one ``unknown`` record: the
+        record takes the instance and vendor id, and the orphans that share them. Under an
+        advisory lock on the number, so that two instances never tie two receipts to it."""
+        if event.phone is None or not isinstance(event, DeliveryReceipt):
+            return None
+        await _advisory(conn, self._phone_lock(event.phone))
+        message_id = tie_to_unknown(event, await _undecided(conn, event.phone))
+        if message_id is None:
+            return None
+        record = await _load_message(conn, message_id, lock=True)
+        assert record is not None
+        record.provider = event.provider
+        record.provider_message_id = vendor_id
+        record.updated_at = utcnow()
+        await _save_message(conn, record)
+        await _link_orphans(conn, record)
+        return message_id
+
+    async def _tie_orphans(self, conn: Conn, record: MessageRecord) -> None:
+        """Offer a record just made ``unknown`` every orphan receipt of its number from an
+        instance it tried (they arrived while it was still pending)."""
+        for provider in dict.fromkeys(a.provider for a in record.attempts):
+            cur = await conn.execute(
+                "SELECT payload FROM events WHERE provider = %s AND phone = %s"
+                " AND message_id IS NULL AND kind = 'receipt'"
+                " AND provider_message_id IS NOT NULL ORDER BY id",
+                (provider, record.to),
+            )
+            for (payload,) in await cur.fetchall():
+                event = EventAdapter.validate_json(payload)
+                assert event.provider_message_id is not None
+                if await self._tie(conn, event, event.provider_message_id) is not None:
+                    return
+
+    def _phone_lock(self, phone: str) -> int:
+        digest = hashlib.blake2b(
+            f"{self._lock_prefix}tie\0{phone}".encode(), digest_size=8
+        ).digest()
+        return int.from_bytes(digest, "big", signed=True)
+
+    # -- guards ---------------------------------------------------------------------------------
+
+    async def claim_idempotency_key(self, key: str, message_id: str, ttl: float) -> str | None:
+        async def write(conn: Conn) -> str | None:
+            # The conflicting row stays locked even when the WHERE keeps it: the holder
+            # read next cannot have changed meanwhile.
+            cur = await conn.execute(
+                "INSERT INTO idempotency_keys AS held (key, message_id, expires_at)"
+                f" VALUES (%(key)s, %(message_id)s, {_NOW} + %(ttl)s)"
+                " ON CONFLICT (key) DO UPDATE SET message_id = excluded.message_id,"
+                "   expires_at = excluded.expires_at"
+                f" WHERE held.expires_at <= {_NOW}"
+                " RETURNING message_id",
+                {"key": key, "message_id": message_id, "ttl": float(ttl)},
+            )
+            if await cur.fetchone() is not None:
+                return None
+            row = await (
+                await conn.execute("SELECT message_id FROM idempotency_keys WHERE key = %s", (key,))
+            ).fetchone()
+            if row is None:  # pragma: no cover - the row is locked by the INSERT above
+                raise StoreError("idempotency key vanished while held")
+            return str(row[0])
+
+        return await self._write(write)
+
+    async def release_idempotency_key(self, key: str, message_id: str) -> None:
+        async def write(conn: Conn) -> None:
+            await conn.execute(
+                "DELETE FROM idempotency_keys WHERE key = %s AND message_id = %s",
+                (key, message_id),
+            )
+
+        await self._write(write)
+
+    async def check_recipient(
+        self, phone: str, interval: float, *, message_id: str | None = None
+    ) -> float | None:
+        async def write(conn: Conn) -> float | None:
+            cur = await conn.execute(
+                "INSERT INTO recipient_guards AS held (phone, claimed_at, message_id)"
+                f" VALUES (%(phone)s, {_NOW}, %(message_id)s)"
+                " ON CONFLICT (phone) DO UPDATE SET claimed_at = excluded.claimed_at,"
+                "   message_id = excluded.message_id"
+                " WHERE held.claimed_at <= excluded.claimed_at - %(interval)s"
+                " RETURNING claimed_at",
+                {"phone": phone, "interval": float(interval), "message_id": message_id},
+            )
+            if await cur.fetchone() is not None:
+                return None
+            row = await (
+                await conn.execute(
+                    f"SELECT %s - ({_NOW} - claimed_at) FROM recipient_guards WHERE phone = %s",
+                    (float(interval), phone),
+                )
+            ).fetchone()
+            if row is None:  # pragma: no cover - the row is locked by the INSERT above
+                raise StoreError("recipient guard vanished while held")
+            return max(0.0, float(row[0]))
+
+        return await self._write(write)
+
+    # -- verifications --------------------------------------------------------------------------
+    # Each step is one write (one transaction) under an advisory lock on (number, purpose):
+    # see notifykit.store.postgres.verifications.
+
+    async def claim_verification_send(
+        self,
+        new: VerificationRecord,
+        *,
+        now: float,
+        resend_interval: float,
+        max_sends: int,
+    ) -> VerificationClaim:
+        return await self._write(
+            lambda conn: verifications.claim_send(
+                conn,
+                self.schema,
+                new,
+                now=now,
+                resend_interval=resend_interval,
+                max_sends=max_sends,
+            )
+        )
+
+    async def finish_verification_send(
+        self, verification_id: str, claim_id: str, *, sent: bool, now: float, expires_at: float
+    ) -> VerificationRecord | None:
+        return await self._write(
+            lambda conn: verifications.finish_send(
+                conn,
+                self.schema,
+                verification_id,
+                claim_id,
+                sent=sent,
+                now=now,
+                expires_at=expires_at,
+            )
+        )
+
+    async def check_verification(
+        self, to: str, purpose: str, code_hash: str, *, now: float, max_attempts: int
+    ) -> VerificationCheckStep:
+        return await self._write(
+            lambda conn: verifications.check(
+                conn, self.schema, to, purpose, code_hash, now=now, max_attempts=max_attempts
+            )
+        )
+
+    async def cancel_verification(
+        self, to: str, purpose: str, *, now: float
+    ) -> VerificationRecord | None:
+        return await self._write(
+            lambda conn: verifications.cancel(conn, self.schema, to, purpose, now=now)
+        )
+
+    async def get_verification(self, verification_id: str) -> VerificationRecord | None:
+        return await self._read(lambda conn: verifications.load(conn, verification_id))
+
+    async def current_verification(self, to: str, purpose: str) -> VerificationRecord | None:
+        return await self._read(lambda conn: verifications.load_current(conn, to, purpose))
+
+
+async def _advisory(conn: Conn, key: int) -> None:
+    await conn.execute("SELECT pg_advisory_xact_lock(%s)", (key,))
+
+
+async def _load_message(conn: Conn, message_id: str, *, lock: bool = False) -> MessageRecord | None:
+    query = "SELECT record FROM messages WHERE message_id = %s"
+    cur = await conn.execute(query + " FOR UPDATE" if lock else query, (message_id,))
+    row = await cur.fetchone()
+    return None if row is None else MessageRecord.model_validate_json(row[0])
+
+
+async def _save_message(conn: Conn, record: MessageRecord) -> None:
+    await conn.execute(
+        "UPDATE messages SET status = %s, provider = %s, provider_message_id = %s, record = %s"
+        " WHERE message_id = %s",
+        (
+            record.status.value,
+            record.provider,
+            record.provider_message_id,
+            record.model_dump_json(),
+            record.message_id,
+        ),
+    )
+
+
+async def _link_orphans(conn: Conn, record: MessageRecord) -> list[AnyEvent]:
+    """Tie the orphan events with ``record``'s provider instance and vendor id that belong
+    to it, apply them to it and save it; the linked events."""
+    assert record.provider is not None and record.provider_message_id is not None
+    candidates = await _sharing(conn, record.provider, record.provider_message_id)
+    cur = await conn.execute(
+        "SELECT payload FROM events WHERE provider = %s AND provider_message_id = %s"
+        " AND message_id IS NULL ORDER BY id",
+        (record.provider, record.provider_message_id),
+    )
+    linked: list[AnyEvent] = []
+    for (payload,) in await cur.fetchall():
+        event = EventAdapter.validate_json(payload)
+        if correlate(event, candidates) != record.message_id:
+            continue
+        linked.append(event.model_copy(update={"message_id": record.message_id}))
+    if linked:
+        await conn.execute(
+            "UPDATE events SET message_id = %s WHERE event_id = ANY(%s)",
+            (record.message_id, [e.event_id for e in linked]),
+        )
+        for event in linked:
+            _apply(record, event)
+        await _save_message(conn, record)
+    return linked
+
+
+async def _undecided(conn: Conn, phone: str) -> list[MessageRecord]:
+    """The ``unknown`` and ``pending`` records to ``phone`` without a vendor id."""
+    cur = await conn.execute(
+        "SELECT record FROM messages WHERE phone = %s AND status IN ('unknown', 'pending')"
+        " AND provider_message_id IS NULL ORDER BY id",
+        (phone,),
+    )
+    return [MessageRecord.model_validate_json(payload) for (payload,) in await cur.fetchall()]
+
+
+async def _sharing(conn: Conn, provider: str, provider_message_id: str) -> list[tuple[str, str]]:
+    """``(message_id, to)`` of every message with this vendor id, oldest first."""
+    cur = await conn.execute(
+        "SELECT message_id, phone FROM messages WHERE provider = %s AND provider_message_id = %s"
+        " ORDER BY id",
+        (provider, provider_message_id),
+    )
+    return [(str(m), str(p)) for m, p in await cur.fetchall()]
+
+
+def _apply(record: MessageRecord, event: AnyEvent) -> bool:
+    if not isinstance(event, DeliveryReceipt):
+        return False
+    return apply_status(record, event.status, event.occurred_at, f"{event.kind}:{event.event_id}")
+
+
+def _event(payload: str, message_id: str | None) -> AnyEvent:
+    return EventAdapter.validate_json(payload).model_copy(update={"message_id": message_id})
+
+
+_RAW_TABLES = {("inbox", "event_ids"), ("quarantine", "reason")}
+
+
+async def _insert_raw_request(
+    conn: Conn, table: str, entry: InboxEntry, extra: str, value: str
+) -> int:
+    """Store one raw request in ``table`` (inbox or quarantine) with the table's own
+    ``extra`` column; the twin of :func:`_raw_requests`. Returns the row id."""
+    assert (table, extra) in _RAW_TABLES
+    cur = await conn.execute(
+        f"INSERT INTO {table} (provider, method, path, headers, body, received_at, {extra})"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING id",
+        (
+            entry.provider,
+            entry.method,
+            entry.path,
+            json.dumps(entry.headers, ensure_ascii=False),
+            entry.body,
+            entry.received_at,
+            value,
+        ),
+    )
+    row = await cur.fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+async def _raw_requests(
+    conn: Conn, table: str, extra: str, limit: int | None
+) -> list[tuple[dict[str, Any], Any]]:
+    """Stored raw requests of ``table`` (inbox or quarantine), newest first: the common
+    fields as keyword arguments, plus the table's own ``extra`` column."""
+    assert (table, extra) in _RAW_TABLES
+    cur = await conn.execute(
+        f"SELECT provider, method, path, headers, body, received_at, {extra}"
+        f" FROM {table} ORDER BY id DESC LIMIT %s",
+        (limit,),
+    )
+    return [
+        (
+            {
+                "provider": provider,
+                "method": method,
+                "path": path,
+                "headers": json.loads(headers),
+                "body": bytes(body),
+                "received_at": _utc(received_at),
+            },
+            last,
+        )
+        for provider, method, path, headers, body, received_at, last in await cur.fetchall()
+    ]
+
+
+def _utc(value: datetime) -> datetime:
+    return value.astimezone(UTC)

@@ -1,0 +1,246 @@
+"""What only the PostgreSQL store has: migrations under a lock, group commit, claims shared
+by instances, LISTEN wake-ups, the vendor-id meeting point, the optional driver."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from notifykit.config import StoreConfig
+from notifykit.errors import ConfigError, StoreError
+from notifykit.events import DeliveryReceipt
+from notifykit.models import Attempt, DeliveryStatus, MessageRecord
+from notifykit.store import InboxEntry, open_store
+
+pytestmark = [pytest.mark.anyio, pytest.mark.postgres]
+
+T0 = datetime(2024, 5, 1, 9, 0, tzinfo=UTC)
+PHONE = "+8615612341090"
+
+Opener = Callable[..., "PostgresStore"]
+
+if True:  # the driver is an optional extra: import it only for these tests
+    PostgresStore = pytest.importorskip("notifykit.store.postgres").PostgresStore
+
+
+@pytest.fixture
+async def opened(pg_store_url: str, pg_schema: str) -> AsyncIterator[Opener]:
+    """``opened(**options)``: a PostgresStore on this test's schema (closed after)."""
+    made: list[PostgresStore] = []
+
+    def make(**options: object) -> PostgresStore:
+        store = PostgresStore(pg_store_url, schema=pg_schema, timeout=10, **options)  # type: ignore[arg-type]
+        made.append(store)
+        return store
+
+    yield make
+    for store in made:
+        await store.close()
+
+
+def receipt(event_id: str, vendor_id: str = "task-1") -> DeliveryReceipt:
+    return DeliveryReceipt(
+        event_id=event_id,
+        provider="vs",
+        provider_message_id=vendor_id,
+        phone=PHONE,
+        occurred_at=T0 + timedelta(minutes=1),
+        received_at=T0 + timedelta(minutes=1, seconds=1),
+        status=DeliveryStatus.DELIVERED,
+        vendor_status="DELIVRD",
+    )
+
+
+def entry() -> InboxEntry:
+    return InboxEntry(provider="vs", method="POST", path="/callbacks/vs/***", body=b"x")
+
+
+async def test_ten_instances_starting_at_once_migrate_once(opened: Opener) -> None:
+    stores = [opened() for _ in range(10)]
+    applied = await asyncio.gather(*(s.migrate_schema() for s in stores))
+    latest = (await stores[0].schema_status()).latest
+    # Exactly one opener applied each version; the nine others found nothing to do.
+    assert sorted(v for versions in applied for v in versions) == list(range(1, latest + 1))
+    assert sum(1 for versions in applied if versions) == 1
+    status = await stores[0].schema_status()
+    assert status.current == latest and [v for v, _ in status.applied] == list(range(1, latest + 1))
+    await asyncio.gather(*(s.open() for s in stores))  # and all of them open on it
+
+
+async def test_migrate_false_refuses_an_old_schema_until_migrated(opened: Opener) -> None:
+    strict = opened(migrate=False)
+    with pytest.raises(StoreError, match="notifykit store migrate") as caught:
+        await strict.open()
+    assert "version 0" in str(caught.value)
+    assert (await strict.schema_status()).current == 0  # nothing was created meanwhile
+    await opened().migrate_schema()
+    await strict.open()
+    await strict.create_message(MessageRecord(message_id="m1", to=PHONE, template="t"))
+
+
+async def test_a_schema_newer_than_this_notifykit_is_refused(
+    opened: Opener, pg_store_url: str, pg_schema: str
+) -> None:
+    import psycopg
+
+    await opened().migrate_schema()
+    with psycopg.connect(pg_store_url, autocommit=True) as conn:
+        conn.execute(
+            f"INSERT INTO {pg_schema}.schema_migrations (version, name) VALUES (999, 'future')"
+        )
+    for options in ({}, {"migrate": False}):
+        with pytest.raises(StoreError, match="newer than this notifykit knows"):
+            await opened(**options).open()
+
+
+async def test_concurrent_writes_share_commits(opened: Opener) -> None:
+    store = opened()
+    await store.open()
+    await asyncio.gather(*(store.ingest(entry(), [receipt(f"e{i}", f"t{i}")]) for i in range(60)))
+    assert await store.count_inbox() == 60
+    assert len(await store.list_events()) == 60
+    assert store.write_jobs == 60
+    assert store.transactions < store.write_jobs
+
+
+async def test_a_failing_write_does_not_undo_its_batch_neighbours(opened: Opener) -> None:
+    store = opened()
+    await store.open()
+    results = await asyncio.gather(
+        *(
+            store.create_message(MessageRecord(message_id=f"m{i}", to=PHONE, template="t"))
+            for i in range(10)
+        ),
+        store.update_message("ghost", attempts=[]),
+        store.create_message(MessageRecord(message_id="m0", to=PHONE, template="t")),
+        return_exceptions=True,
+    )
+    assert results[:10] == [None] * 10
+    assert isinstance(results[10], StoreError) and "unknown message" in str(results[10])
+    assert isinstance(results[11], StoreError) and "already exists" in str(results[11])
+    assert len(await store.list_messages()) == 10
+
+
+async def test_events_are_claimed_by_one_instance_and_taken_over_after_a_lease(
+    opened: Opener,
+) -> None:
+    a, b = opened(), opened()
+    await a.open()
+    await b.open()
+    await a.ingest(entry(), [receipt(f"e{i}", f"t{i}") for i in range(10)])
+    mine, theirs = await asyncio.gather(
+        a.claim_dispatch("a", limit=6, lease=60), b.claim_dispatch("b", limit=6, lease=60)
+    )
+    ids_a, ids_b = {e.event_id for e in mine}, {e.event_id for e in theirs}
+    assert not ids_a & ids_b and ids_a | ids_b == {f"e{i}" for i in range(10)}
+    assert await b.claim_dispatch("b", lease=60) == []  # every event is held
+    assert await b.ack_dispatch("b", sorted(ids_a)) == 0  # not b's claims: no effect
+    assert await a.ack_dispatch("a", sorted(ids_a)) == len(ids_a)
+    # b dies holding its claims; once the lease has ended, a takes them over.
+    assert {e.event_id for e in await a.pending_dispatch()} == ids_b
+    await b.close()
+    expired = opened()
+    await expired.open()
+    await expired.ingest(entry(), [receipt("late", "t-late")])
+    held = await expired.claim_dispatch("dead", lease=0)
+    assert [e.event_id for e in held] == ["late"]
+    taken = await a.claim_dispatch("a", lease=60)
+    assert {e.event_id for e in taken} == {"late"}  # b's 60 s lease still holds
+    await a.ack_dispatch("a", ["late"])
+    assert {e.event_id for e in await a.pending_dispatch()} == ids_b
+
+
+async def test_events_ingested_for_an_owner_are_held_by_it(opened: Opener) -> None:
+    a, b = opened(), opened()
+    await a.open()
+    await b.open()
+    await a.ingest(entry(), [receipt("mine")], owner="a", lease=60)
+    await a.ingest(entry(), [receipt("free", "t-free")])
+    assert [e.event_id for e in await b.claim_dispatch("b", lease=60)] == ["free"]
+    assert await b.ack_dispatch("b", ["mine", "free"]) == 1  # "mine" is a's
+    assert await a.ack_dispatch("a", ["mine"]) == 1
+    assert await a.ack_dispatch("a", ["mine"]) == 0  # acknowledged already
+    assert await a.pending_dispatch() == []
+
+
+async def test_a_new_event_wakes_a_waiting_instance(opened: Opener) -> None:
+    a, b = opened(), opened()
+    await a.open()
+    await b.open()
+    assert b._listener is not None
+    await asyncio.wait_for(b._listener.connected.wait(), 10)
+    await b.wait_for_events(0)  # forget the wake-up every (re)connection starts with
+    waiting = asyncio.create_task(b.wait_for_events(3600))
+    await asyncio.sleep(0)
+    assert not waiting.done()
+    await a.ingest(entry(), [receipt("e1")])
+    await asyncio.wait_for(waiting, 10)  # woken by NOTIFY, an hour before its timeout
+
+
+async def test_an_event_and_its_send_meet_whichever_instance_commits_first(
+    opened: Opener,
+) -> None:
+    """A receipt stored by one instance while another records the send's vendor id is
+    linked either way (they meet under an advisory lock); never left an orphan."""
+    a, b = opened(), opened()
+    await a.open()
+    await b.open()
+    rounds = 20
+    for i in range(rounds):
+        await a.create_message(MessageRecord(message_id=f"m{i}", to=PHONE, template="t"))
+
+    async def send(i: int) -> None:
+        await a.update_message(
+            f"m{i}",
+            attempts=[Attempt(provider="vs", outcome="accepted")],
+            status=DeliveryStatus.ACCEPTED,
+            provider="vs",
+            provider_message_id=f"race-{i}",
+        )
+
+    await asyncio.gather(
+        *(send(i) for i in range(rounds)),
+        *(b.ingest(entry(), [receipt(f"e{i}", f"race-{i}")]) for i in range(rounds)),
+    )
+    for i in range(rounds):
+        record = await b.get_message(f"m{i}")
+        assert record is not None and record.status is DeliveryStatus.DELIVERED, i
+    assert all(e.message_id is not None for e in await a.list_events())
+
+
+async def test_the_password_never_shows(pg_schema: str) -> None:
+    store = PostgresStore(
+        "postgresql://postgres:pw-s3cr3t-9@127.0.0.1:1/test", schema=pg_schema, timeout=2
+    )
+    assert "pw-s3cr3t-9" not in repr(store)
+    with pytest.raises(StoreError) as caught:
+        await store.open()
+    assert "pw-s3cr3t-9" not in str(caught.value) and "***" in str(caught.value)
+    config = StoreConfig(url="postgres://u:pw-s3cr3t-9@h/db")
+    assert "pw-s3cr3t-9" not in repr(config) and "pw-s3cr3t-9" not in str(config.model_dump())
+
+
+def test_without_the_driver_the_scheme_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in [m for m in sys.modules if m.startswith(("notifykit.store.postgres", "psycopg"))]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "psycopg", None)
+    for scheme in ("postgresql", "postgres"):
+        with pytest.raises(ConfigError, match=r"notifykit\[postgres\]"):
+            open_store(StoreConfig(url=f"{scheme}://u@h/db"))
+
+
+def test_importing_notifykit_does_not_import_the_driver() -> None:
+    code = (
+        "import sys, notifykit, notifykit.store, notifykit.cli;"
+        "from notifykit.store import open_store;"
+        "from notifykit.config import StoreConfig;"
+        "open_store(StoreConfig(url='memory://'));"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('psycopg', 'psycopg_pool')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
