@@ -26,6 +26,7 @@ from notifykit.provider import SmsProvider
 from notifykit.reconcile import DEFAULT_OLDER_THAN, Reconciler, ReconcileReport
 from notifykit.recovery import RecoveryTimer, sweep
 from notifykit.routing import Router
+from notifykit.routing.router import new_message_id
 from notifykit.store import Store, open_store
 from notifykit.verify import SyncVerifier, Verifier
 
@@ -43,8 +44,11 @@ def build_message(
     params: Mapping[str, Any] | None = None,
     idempotency_key: str | None = None,
     tags: Sequence[str] = (),
+    message_id: str | None = None,
 ) -> SmsMessage:
-    """Validate a send's arguments into an :class:`SmsMessage`, or raise InvalidMessage."""
+    """Validate a send's arguments into an :class:`SmsMessage`, or raise InvalidMessage.
+
+    ``message_id`` is notifykit's id for the message (the caller makes a fresh one)."""
     e164 = parse_phone(to)
     if not isinstance(template, str) or not template.strip():
         raise InvalidMessage("template: a logical template name is required")
@@ -75,6 +79,7 @@ def build_message(
         params=clean,
         idempotency_key=idempotency_key,
         tags=tuple(tags),
+        message_id=message_id,
     )
 
 
@@ -179,7 +184,12 @@ class AsyncNotifier:
         failure raises a :class:`NotifyKitError` with ``.attempts``.
         """
         message = build_message(
-            to, template=template, params=params, idempotency_key=idempotency_key, tags=tags
+            to,
+            template=template,
+            params=params,
+            idempotency_key=idempotency_key,
+            tags=tags,
+            message_id=new_message_id(),
         )
         self._check_open()
         if not self.providers:

@@ -135,11 +135,19 @@ class Redactor:
             return [self.value(item) for item in value]
         return value
 
-    def error(self, exc: E) -> E:
+    def error(self, exc: E, *, content: Iterable[str] = ()) -> E:
         """``exc`` with its message (and a ProviderError's ``vendor_message``) redacted, in
-        place; returned for ``raise redactor.error(exc)``."""
-        exc.message = self.text(exc.message)
+        place; returned for ``raise redactor.error(exc)``. ``content``: the message's own
+        parameter values (a verification code), also masked where a vendor echoes them."""
+        values = sorted((v for v in content if len(v) >= MIN_SECRET_LENGTH), key=len)[::-1]
+
+        def clean(text: str) -> str:
+            for value in values:
+                text = text.replace(value, MASK)
+            return self.text(text)
+
+        exc.message = clean(exc.message)
         exc.args = (exc.message, *exc.args[1:])
-        if isinstance(exc, ProviderError):
-            exc.vendor_message = self.optional(exc.vendor_message)
+        if isinstance(exc, ProviderError) and exc.vendor_message is not None:
+            exc.vendor_message = clean(exc.vendor_message)
         return exc

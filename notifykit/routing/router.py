@@ -72,7 +72,7 @@ from notifykit.store.base import Store
 if TYPE_CHECKING:
     from notifykit.shared.base import SharedState
 
-__all__ = ["Router"]
+__all__ = ["Router", "new_message_id"]
 
 log = get_logger("notifykit.routing")
 
@@ -84,7 +84,7 @@ _UUID4_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))
 _UUID4_SET = (0x4000 << 64) | (0x8000 << 48)
 
 
-def _new_message_id() -> str:
+def new_message_id() -> str:
     """A message id: a random UUID (version 4) in hex, as ``uuid.uuid4().hex``."""
     return f"{int.from_bytes(os.urandom(16), 'big') & _UUID4_CLEAR | _UUID4_SET:032x}"
 
@@ -155,13 +155,13 @@ class Router:
         Every error raised carries ``.attempts``.
         """
         loop = asyncio.get_running_loop()
-        message_id = _new_message_id()
         # The provider sees the message with its id (a vendor reference field may carry it).
-        run = SendRun(
-            message.model_copy(update={"message_id": message_id}),
-            message_id,
-            loop.time() + self.deadline,
-        )
+        # AsyncNotifier.send builds each message with a fresh id; a copy is made only for a
+        # message handed to the router without one.
+        if message.message_id is None:
+            message = message.model_copy(update={"message_id": new_message_id()})
+        assert message.message_id is not None
+        run = SendRun(message, message.message_id, loop.time() + self.deadline)
         key = message.idempotency_key
         if key is not None:
             earlier = await self.idempotency.claim(message, run.message_id, run.deadline)
@@ -319,7 +319,9 @@ class Router:
         except Exception as exc:
             expired = run.call_expired if timeout is None else timeout.expired()
             # Vendor text masked (secrets, numbers) before it is recorded, logged or raised.
-            error = provider.redactor.error(self._translate(name, exc, expired=expired))
+            error = provider.redactor.error(
+                self._translate(name, exc, expired=expired), content=run.message.params.values()
+            )
             if self.shared is None:
                 breaker.record(admission, breaker_effect(error), type(error).__name__)
             else:

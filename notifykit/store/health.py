@@ -18,6 +18,8 @@ log = get_logger("notifykit.store")
 
 def _reason(exc: BaseException) -> str:
     text = str(exc).strip()
+    if not text and isinstance(exc, TimeoutError):
+        return "store operation timed out (a lock held too long, or a slow disk)"
     return text if text else type(exc).__name__
 
 

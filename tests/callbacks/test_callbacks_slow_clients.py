@@ -171,5 +171,5 @@ async def test_connections_beyond_the_cap_are_answered_503_at_once(tmp_path: Pat
                 while (probe := await client.get(f"{base}/healthz")).status_code != 200:
                     await asyncio.sleep(0.02)
     text = log.read_text(encoding="utf-8")
-    assert text.count("connection_cap_reached") == 1, text
+    assert text.count('"event": "connection_cap_reached"') == 1, text
     assert "connection_cap_cleared" in text, text

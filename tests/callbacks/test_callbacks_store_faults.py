@@ -154,9 +154,9 @@ def test_receiver_started_on_a_read_only_file_recovers_when_it_is_writable(
         log = receiver.stop()
     assert sorted(stored(db)) == sorted(f"fault-{n}" for n in range(PUSHES + 1))
     # One line when the fault began, naming the reason, and one when it ended.
-    failing = [line for line in log.splitlines() if "store_failing" in line]
+    failing = [line for line in log.splitlines() if '"event": "store_failing"' in line]
     assert len(failing) == 1 and "attempt to write a readonly database" in failing[0], log
-    assert log.count("store_recovered") == 1, log
+    assert log.count('"event": "store_recovered"') == 1, log
 
 
 def test_a_lock_held_too_long_fails_requests_until_it_is_released(tmp_path: Path) -> None:
@@ -177,4 +177,5 @@ def test_a_lock_held_too_long_fails_requests_until_it_is_released(tmp_path: Path
         holder.close()
         log = receiver.stop()
     assert sorted(stored(db)) == ["fault-0", f"fault-{PUSHES + 1}"]
-    assert log.count("store_failing") == 1 and log.count("store_recovered") == 1, log
+    assert log.count('"event": "store_failing"') == 1, log
+    assert log.count('"event": "store_recovered"') == 1, log

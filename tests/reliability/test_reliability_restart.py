@@ -38,7 +38,10 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start(config: Path, port: int) -> subprocess.Popen[str]:
+def start(config: Path, port: int, started: list[subprocess.Popen[str]]) -> subprocess.Popen[str]:
+    """Start ``serve`` and wait for its banner. The process is put in ``started`` before the
+    wait, so that a test cancelled meanwhile (its time limit) still stops it: none is left
+    running after the test."""
     process = subprocess.Popen(
         [
             sys.executable,
@@ -55,6 +58,7 @@ def start(config: Path, port: int) -> subprocess.Popen[str]:
         text=True,
         env={**os.environ, "NOTIFYKIT_LOAD_PLUGINS": "veesing"},
     )
+    started.append(process)
     assert process.stdout is not None
     line = process.stdout.readline()
     assert f"127.0.0.1:{port}" in line and CB_TOKEN not in line, line
@@ -82,7 +86,8 @@ async def test_sigkill_twice_while_streaming_loses_no_acknowledged_push(tmp_path
     )
     port = free_port()
     url = f"http://127.0.0.1:{port}/callbacks/vs/{CB_TOKEN}"
-    processes = [start(config, port)]
+    started: list[subprocess.Popen[str]] = []
+    processes = [start(config, port, started)]
     acked: set[int] = set()
     attempts = 0
     kills = list(KILL_AFTER)
@@ -96,7 +101,7 @@ async def test_sigkill_twice_while_streaming_loses_no_acknowledged_push(tmp_path
                 old.send_signal(signal.SIGKILL)
                 await asyncio.to_thread(old.wait, 10)
                 assert old.returncode == -signal.SIGKILL
-                processes.append(await asyncio.to_thread(start, config, port))
+                processes.append(await asyncio.to_thread(start, config, port, started))
 
     async def worker(client: httpx.AsyncClient) -> None:
         nonlocal attempts
@@ -119,12 +124,16 @@ async def test_sigkill_twice_while_streaming_loses_no_acknowledged_push(tmp_path
 
     try:
         async with httpx.AsyncClient(timeout=5) as client:
-            await asyncio.wait_for(asyncio.gather(*(worker(client) for _ in range(WORKERS))), 45)
+            await asyncio.wait_for(asyncio.gather(*(worker(client) for _ in range(WORKERS))), 90)
     finally:
-        for process in processes:
+        for process in started:
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)
-            await asyncio.to_thread(process.wait, 20)
+            try:
+                await asyncio.to_thread(process.wait, 20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                await asyncio.to_thread(process.wait, 5)
             if process.stdout is not None:
                 process.stdout.close()
 

@@ -168,6 +168,16 @@ async def test_events_ingested_for_an_owner_are_held_by_it(opened: Opener) -> No
     assert await a.pending_dispatch() == []
 
 
+async def test_health_check_writes_through_the_group_commit(opened: Opener) -> None:
+    store = opened()
+    with pytest.raises(StoreError, match="not open"):
+        await store.check()
+    await store.open()
+    before = store.transactions
+    await store.check()
+    assert store.transactions == before + 1
+
+
 async def test_a_new_event_wakes_a_waiting_instance(opened: Opener) -> None:
     a, b = opened(), opened()
     await a.open()
