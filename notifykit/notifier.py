@@ -283,6 +283,8 @@ class AsyncNotifier:
                 await provider.aclose()
             except Exception as exc:  # one failing plugin must not keep the rest open
                 errors.append(exc)
+        # Retries of a write recording an accepted send (the store had failed it).
+        await self.router.drain()
         await self.router.close()
         if self._opened:
             await self.store.close()

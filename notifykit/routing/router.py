@@ -22,6 +22,11 @@ over like any UnknownOutcome. When the deadline has passed before the next provi
 tried, the send stops and raises the last error (the one that sent it onwards), or
 ``ProviderUnavailable("deadline exceeded ...")`` when no provider was tried at all.
 
+Once a provider has accepted, ``send`` returns the :class:`SendResult` whatever the store
+does: a failed (or cancelled) write of the acceptance is logged and retried in the
+background (:meth:`Router.drain` waits for it), never raised, since an error would invite a
+second send (docs/routing.md, "When the store fails after a vendor accepted").
+
 Final status: ``accepted`` (or what the provider reported) when one accepted; ``unknown``
 when the send stopped on :class:`UnknownOutcome`; ``failed`` otherwise. The idempotency key
 is given back on failure unless an attempt may have reached a vendor.
@@ -30,10 +35,11 @@ is given back on failure unless an attempt may have reached a vendor.
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import random
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -78,6 +84,9 @@ log = get_logger("notifykit.routing")
 
 LEASE_MARGIN = 5.0
 """Seconds added to a record's lease beyond the deadline and the store timeout."""
+
+RECORD_RETRY_DELAYS = (0.1, 0.5, 2.0, 5.0)
+"""Seconds before each background retry of a failed write recording an accepted send."""
 
 # A random (version 4) UUID's bits, as uuid.uuid4().hex spells them, at half its cost.
 _UUID4_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))
@@ -129,6 +138,9 @@ class Router:
         self.guard = RecipientGuard(store, routing.recipient_min_interval, shared=self.shared)
         self.idempotency = Idempotency(store, routing.idempotency_ttl)
         self.rng = rng if rng is not None else random.Random()
+        self.record_retry_delays: tuple[float, ...] = RECORD_RETRY_DELAYS
+        """Seconds to wait before each retry of a failed write recording an acceptance."""
+        self._recording: set[asyncio.Task[None]] = set()
         self._watch: DeadlineWatch | None = None
 
     def route(self, message: SmsMessage) -> list[str]:
@@ -363,6 +375,10 @@ class Router:
         )
 
     async def _accepted(self, run: SendRun, name: str, receipt: SendReceipt) -> SendResult:
+        """Record the acceptance and return the result. A store that fails this write (or
+        a cancellation during it) never turns the send into an error: the vendor has the
+        message, and an error would invite a second send. The write is retried in the
+        background instead (:attr:`record_retry_delays`; :meth:`drain` waits for it)."""
         result = SendResult(
             message_id=run.message_id,
             provider=name,
@@ -370,24 +386,65 @@ class Router:
             remaining_credits=receipt.remaining_credits,
             attempts=list(run.attempts),
         )
+        write = functools.partial(
+            self.store.update_message,
+            run.message_id,
+            attempts=list(run.attempts),
+            status=receipt.status,
+            provider=name,
+            provider_message_id=receipt.provider_message_id,
+            remaining_credits=receipt.remaining_credits,
+        )
         try:
-            await self.store.update_message(
-                run.message_id,
-                attempts=run.attempts,
-                status=receipt.status,
-                provider=name,
-                provider_message_id=receipt.provider_message_id,
-                remaining_credits=receipt.remaining_credits,
-            )
-        except StoreError as exc:
-            # The vendor has the message: raising now would invite a second send.
-            log.error(
-                "store_update_failed",
-                message_id=run.message_id,
-                provider=name,
-                error_type=type(exc).__name__,
-            )
+            await write()
+        except asyncio.CancelledError:
+            self._record_later(result, write, "CancelledError")
+            raise
+        except Exception as exc:  # a StoreError, or a store's bug: the answer stands
+            self._record_later(result, write, type(exc).__name__)
         return result
+
+    def _record_later(
+        self, result: SendResult, write: Callable[[], Awaitable[object]], error_type: str
+    ) -> None:
+        log.error(
+            "store_update_failed",
+            message_id=result.message_id,
+            provider=result.provider,
+            error_type=error_type,
+            retries=len(self.record_retry_delays),
+        )
+        task = asyncio.get_running_loop().create_task(self._retry_record(result, write))
+        self._recording.add(task)
+        task.add_done_callback(self._recording.discard)
+
+    async def _retry_record(
+        self, result: SendResult, write: Callable[[], Awaitable[object]]
+    ) -> None:
+        error_type = "none"
+        for delay in self.record_retry_delays:
+            await asyncio.sleep(delay)
+            try:
+                await write()
+            except Exception as exc:
+                error_type = type(exc).__name__
+                continue
+            log.info("store_update_recovered", message_id=result.message_id)
+            return
+        # Left for a human: the record stays as the store last had it (pending, or unknown
+        # once swept), while the vendor has the message under this id.
+        log.error(
+            "store_update_lost",
+            message_id=result.message_id,
+            provider=result.provider,
+            provider_message_id=result.provider_message_id,
+            error_type=error_type,
+        )
+
+    async def drain(self) -> None:
+        """Wait until every background retry of an accepted send's record has ended."""
+        while self._recording:
+            await asyncio.gather(*list(self._recording), return_exceptions=True)
 
     async def _finish(self, run: SendRun, exc: NotifyKitError | None) -> None:
         """Write the final status of a send that did not succeed (``exc`` None: cancelled).

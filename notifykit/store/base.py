@@ -412,8 +412,8 @@ class Store(ABC):
            stored as ``expired``): expiry is checked before anything else;
         3. status ``max_attempts``: ``max_attempts``;
         4. ``code_hash`` equals the stored one, compared in constant time
-           (``hmac.compare_digest``, never ``==`` or SQL ``=``): ``approved``, stored as
-           ``approved`` (consumed: a second check of the same code gets ``not_found``);
+           (:func:`notifykit.compare.constant_time_equal`, never ``==`` or SQL ``=``):
+           ``approved``, stored as ``approved`` (consumed: a second check of the same code gets ``not_found``);
         5. otherwise ``attempts`` + 1; when that reaches ``max_attempts`` the verification is
            stored as ``max_attempts`` and the answer is ``max_attempts``, else ``incorrect``.
 

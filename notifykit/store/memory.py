@@ -11,13 +11,13 @@ a new record that shares nothing mutable with the store.
 
 from __future__ import annotations
 
-import hmac
 import time
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Final
 
+from notifykit.compare import constant_time_equal
 from notifykit.errors import StoreError
 from notifykit.events import DeliveryReceipt
 from notifykit.models import (
@@ -549,7 +549,7 @@ class MemoryStore(Store):
             return VerificationCheckStep(VerificationCheckStatus.EXPIRED, record)
         if record.status is VerificationStatus.MAX_ATTEMPTS:
             return VerificationCheckStep(VerificationCheckStatus.MAX_ATTEMPTS, record)
-        if hmac.compare_digest(record.code_hash.encode(), code_hash.encode()):
+        if constant_time_equal(code_hash, record.code_hash):
             record = self._put(record, now, status=VerificationStatus.APPROVED)
             return VerificationCheckStep(VerificationCheckStatus.APPROVED, record)
         attempts = record.attempts + 1

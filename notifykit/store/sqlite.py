@@ -13,7 +13,6 @@ any moment, not a power cut. docs/store.md has the measured cost.
 
 from __future__ import annotations
 
-import hmac
 import json
 import sqlite3
 import time
@@ -23,6 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
+from notifykit.compare import constant_time_equal
 from notifykit.errors import StoreError
 from notifykit.events import DeliveryReceipt, EventAdapter
 from notifykit.models import (
@@ -538,7 +538,7 @@ class SQLiteStore(Store):
                 return VerificationCheckStep(VerificationCheckStatus.EXPIRED, record)
             if record.status is VerificationStatus.MAX_ATTEMPTS:
                 return VerificationCheckStep(VerificationCheckStatus.MAX_ATTEMPTS, record)
-            if hmac.compare_digest(record.code_hash.encode(), code_hash.encode()):
+            if constant_time_equal(code_hash, record.code_hash):
                 record = _set_verification(conn, vid, now, status="approved")
                 return VerificationCheckStep(VerificationCheckStatus.APPROVED, record)
             attempts = record.attempts + 1

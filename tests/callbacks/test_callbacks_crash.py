@@ -1,4 +1,14 @@
-"""Kill ``notifykit serve`` with SIGKILL mid-stream; every acknowledged push survives."""
+"""Kill ``notifykit serve`` with SIGKILL mid-stream; every acknowledged push survives.
+
+The kill lands at the one moment that exposes an answer sent too early: the receiver is
+killed while SQLite's COMMIT of a transaction holding pushes is held open (a hook in the
+server process traces its SQLite connection and stops the writer thread at that COMMIT).
+Before the kill the test makes the server's event loop answer PROBES requests one after
+another, so that an answer its handlers had already been allowed to send (a push answered
+before its store write, or a writer that resolved its callers before committing) has been
+sent. A correct receiver has answered none of the pushes in that transaction; they are
+lost with it, unacknowledged, and the vendor sends them again.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +17,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,8 +32,34 @@ pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSI
 
 TOKEN = "crash-test-token"
 WORKERS = 8
-KILL_AFTER = 150  # acknowledged pushes before the kill
-MAX_PUSHES = 3000
+HOLD_AT_COMMIT = 40  # the COMMIT held open: the 40th transaction that stores pushes
+MAX_PUSHES = 20000
+PROBES = 50  # round trips the server's loop answers between the hold and the kill
+GUARD = 60.0  # seconds before a stuck test fails (a guard against hanging, not a measure)
+
+# Run in the first server: stop the writer thread at the HOLD_AT_COMMIT-th COMMIT of a
+# transaction that inserted into the inbox, tell the test (one byte on a pipe), and wait
+# there until the process is killed.
+_HOLD_HOOK = """
+import os, sqlite3, threading
+fd, target = int(os.environ["NK_TEST_SIGNAL_FD"]), int(os.environ["NK_TEST_HOLD_AT"])
+state = {"inbox": False, "commits": 0}
+def trace(sql):
+    if sql.startswith("INSERT INTO inbox"):
+        state["inbox"] = True
+    elif sql.split(None, 1)[:1] == ["COMMIT"] and state["inbox"]:
+        state["inbox"] = False
+        state["commits"] += 1
+        if state["commits"] == target:
+            os.write(fd, b"H")
+            threading.Event().wait()
+original = sqlite3.connect
+def connect(*args, **kwargs):
+    conn = original(*args, **kwargs)
+    conn.set_trace_callback(trace)
+    return conn
+sqlite3.connect = connect
+"""
 
 
 def write_config(tmp_path: Path) -> Path:
@@ -49,13 +86,24 @@ token = "{TOKEN}"
 class Server:
     """``notifykit serve --port 0`` in a subprocess; the port read from its first line."""
 
-    def __init__(self, config: Path) -> None:
+    def __init__(self, config: Path, *, hold_at_commit: int | None = None) -> None:
         env = {**os.environ, "NOTIFYKIT_LOAD_PLUGINS": "veesing"}
+        code = "from notifykit.cli import main; main()"
+        self.stderr = tempfile.TemporaryFile("w+", encoding="utf-8")  # noqa: SIM115 (closed with the test)
+        self.held: int | None = None
+        """Read end of the pipe the hook writes to when it holds the COMMIT."""
+        pass_fds: tuple[int, ...] = ()
+        if hold_at_commit is not None:
+            self.held, signal_fd = os.pipe()
+            pass_fds = (signal_fd,)
+            env["NK_TEST_SIGNAL_FD"] = str(signal_fd)
+            env["NK_TEST_HOLD_AT"] = str(hold_at_commit)
+            code = _HOLD_HOOK + code
         self.process = subprocess.Popen(
             [
                 sys.executable,
                 "-c",
-                "from notifykit.cli import main; main()",
+                code,
                 "serve",
                 "--config",
                 str(config),
@@ -65,10 +113,15 @@ class Server:
                 "0",
             ],
             stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+            # A file, not a pipe: a pipe nobody reads fills up, and the server's next log
+            # line would then block its event loop.
+            stderr=self.stderr,
             env=env,
             text=True,
+            pass_fds=pass_fds,
         )
+        for fd in pass_fds:
+            os.close(fd)  # the server's copy is its own: EOF here when it dies
         assert self.process.stdout is not None
         line = self.process.stdout.readline()
         assert "notifykit receiver on http://127.0.0.1:" in line, self._fail(line)
@@ -85,13 +138,18 @@ class Server:
 
     def _fail(self, line: str) -> str:
         self.process.kill()
-        return f"unexpected first line {line!r}; stderr: {self.process.communicate()[1]}"
+        self.process.wait()
+        return f"unexpected first line {line!r}; stderr: {self.errors()}"
+
+    def errors(self) -> str:
+        self.stderr.seek(0)
+        return self.stderr.read()
 
     def stop(self) -> str:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
-        _out, err = self.process.communicate(timeout=20)
-        return err
+        self.process.communicate(timeout=20)
+        return self.errors()
 
 
 @pytest.fixture
@@ -110,39 +168,59 @@ def push_body(task: int) -> bytes:
     ).encode()
 
 
-async def stream_until_killed(server: Server) -> tuple[set[str], int]:
-    """Push from WORKERS connections; SIGKILL the server after KILL_AFTER acks, mid-stream."""
+async def stream_until_killed(server: Server) -> tuple[set[str], set[str]]:
+    """Push from WORKERS connections until the server holds its COMMIT; let its loop answer
+    PROBES round trips; SIGKILL it. Returns the pushes acknowledged, and those sent."""
+    assert server.held is not None
     acked: set[str] = set()
-    sent = 0
+    sent: set[str] = set()
     counter = iter(range(MAX_PUSHES))
-    killed = asyncio.Event()
     url = f"{server.base}/callbacks/vs/{TOKEN}"
 
     async def worker(client: httpx.AsyncClient) -> None:
-        nonlocal sent
         for task in counter:
-            sent += 1
+            sent.add(f"t{task}")
             try:
                 answer = await client.post(url, content=push_body(task))
             except httpx.TransportError:
                 return  # the server is gone
             if answer.status_code == 200:
                 acked.add(f"t{task}")
-            if len(acked) >= KILL_AFTER and not killed.is_set():
-                killed.set()
-                server.process.send_signal(signal.SIGKILL)
 
-    async with httpx.AsyncClient(timeout=10) as client:
-        await asyncio.wait_for(asyncio.gather(*(worker(client) for _ in range(WORKERS))), 60)
+    async def kill_when_held(client: httpx.AsyncClient) -> None:
+        assert server.held is not None
+        signal_byte = await asyncio.wait_for(asyncio.to_thread(os.read, server.held, 1), GUARD)
+        assert signal_byte == b"H", "the server died before its COMMIT was held"
+        # A wrong token is answered without the store: these round trips prove the loop
+        # went on running (and sending whatever answers it had) while the COMMIT was held.
+        for _ in range(PROBES):
+            probe = await client.post(f"{server.base}/callbacks/vs/not-the-token", content=b"")
+            assert probe.status_code == 404
+        server.process.send_signal(signal.SIGKILL)
+
+    async with (
+        httpx.AsyncClient(timeout=GUARD) as pushes,
+        httpx.AsyncClient(timeout=GUARD) as probes,
+    ):
+        await asyncio.wait_for(
+            asyncio.gather(kill_when_held(probes), *(worker(pushes) for _ in range(WORKERS))),
+            2 * GUARD,
+        )
+    os.close(server.held)
     return acked, sent
 
 
 def test_sigkill_mid_stream_loses_no_acknowledged_push(config: Path, tmp_path: Path) -> None:
-    first = Server(config)
-    acked, sent = asyncio.run(stream_until_killed(first))
+    first = Server(config, hold_at_commit=HOLD_AT_COMMIT)
+    try:
+        acked, sent = asyncio.run(stream_until_killed(first))
+    finally:
+        if first.process.poll() is None:
+            first.process.kill()
     first.process.wait(timeout=10)
     assert first.process.returncode == -signal.SIGKILL
-    assert len(acked) >= KILL_AFTER and sent < MAX_PUSHES  # it died mid-stream
+    assert len(acked) >= HOLD_AT_COMMIT - 1  # one push at least per committed transaction
+    assert sent - acked, "no push was in flight when the server was killed"
 
     second = Server(config)  # the same file opens after the crash, and serves again
     again = httpx.post(f"{second.base}/callbacks/vs/{TOKEN}", content=push_body(0))

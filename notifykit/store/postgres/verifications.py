@@ -9,11 +9,11 @@ The rules are those of the SQLite store, step for step (the contract suite runs 
 from __future__ import annotations
 
 import hashlib
-import hmac
 import uuid
 from collections.abc import Sequence
 from typing import Any, Literal
 
+from notifykit.compare import constant_time_equal
 from notifykit.errors import StoreError
 from notifykit.models import (
     VerificationCheckStatus,
@@ -213,7 +213,7 @@ async def check(
         return VerificationCheckStep(VerificationCheckStatus.EXPIRED, record)
     if record.status is VerificationStatus.MAX_ATTEMPTS:
         return VerificationCheckStep(VerificationCheckStatus.MAX_ATTEMPTS, record)
-    if hmac.compare_digest(record.code_hash.encode(), code_hash.encode()):
+    if constant_time_equal(code_hash, record.code_hash):
         record = await _set(conn, vid, now, status="approved")
         return VerificationCheckStep(VerificationCheckStatus.APPROVED, record)
     attempts = record.attempts + 1

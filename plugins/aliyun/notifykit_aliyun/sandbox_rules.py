@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import Field, field_validator
 
+from notifykit.compare import constant_time_equal
 from notifykit.sandbox import SandboxSettings
 from notifykit_aliyun.errors import ERROR_TABLE
 from notifykit_aliyun.signature import (
@@ -277,7 +278,7 @@ def authenticate(
     if params["AccessKeyId"] != settings.access_key_id:
         return params, gateway_error("InvalidAccessKeyId.NotFound", rng)
     expected = rpc_signature(method, params, settings.access_key_secret)
-    if params["Signature"] != expected:
+    if not constant_time_equal(params["Signature"], expected):
         return params, gateway_error("SignatureDoesNotMatch", rng)
     refusal = _fresh(settings, state, params["Timestamp"], params["SignatureNonce"], now, rng)
     if refusal is None:
@@ -313,7 +314,7 @@ def _authenticate_v3(
     if payload != sha256_hex(body):
         return params, gateway_error("SignatureDoesNotMatch", rng)
     canonical = v3_canonical_request(method, query, headers, auth.signed_headers, payload)
-    if auth.signature != v3_signature(canonical, settings.access_key_secret):
+    if not constant_time_equal(auth.signature, v3_signature(canonical, settings.access_key_secret)):
         return params, gateway_error("SignatureDoesNotMatch", rng)
     refusal = _fresh(
         settings, state, headers["x-acs-date"], headers["x-acs-signature-nonce"], now, rng

@@ -31,6 +31,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from notifykit.compare import constant_time_equal
 from notifykit.models import utcnow
 from notifykit.phone import mask_phone
 from notifykit.sandbox import Sandbox, SandboxSettings
@@ -159,8 +160,8 @@ class TwilioSandbox(Sandbox):
         except (binascii.Error, UnicodeDecodeError):
             return False
         return (
-            secrets.compare_digest(user.encode(), self.config.account_sid.encode())
-            and secrets.compare_digest(password.encode(), self.config.auth_token.encode())
+            constant_time_equal(user, self.config.account_sid)
+            and constant_time_equal(password, self.config.auth_token)
             and request.path_params["account_sid"] == self.config.account_sid
         )
 

@@ -14,6 +14,8 @@ import hmac
 from collections.abc import Iterable
 from urllib.parse import urlsplit, urlunsplit
 
+from notifykit.compare import constant_time_equal
+
 __all__ = ["SIGNATURE_HEADER", "compute_signature", "url_variants", "verify_signature"]
 
 SIGNATURE_HEADER = "X-Twilio-Signature"
@@ -60,15 +62,16 @@ def verify_signature(
 ) -> bool:
     """True when ``signature`` is Twilio's signature of ``params`` posted to ``url``.
 
-    Compared in constant time; a missing or empty signature is never valid.
+    Compared in constant time (:func:`notifykit.compare.constant_time_equal`, against every
+    URL variant); a missing or empty signature is never valid.
     """
     if not signature:
         return False
     items = list(params)
-    given = signature.strip().encode()
+    given = signature.strip()
     matched = False
     for candidate in url_variants(url):
-        expected = compute_signature(auth_token, candidate, items).encode()
+        expected = compute_signature(auth_token, candidate, items)
         # Every variant is compared, so the time taken does not depend on which matched.
-        matched = hmac.compare_digest(expected, given) or matched
+        matched = constant_time_equal(given, expected) or matched
     return matched

@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import Field, field_validator
 
+from notifykit.compare import constant_time_equal
 from notifykit.sandbox import SandboxSettings
 from notifykit_veesing import messages as m
 
@@ -173,7 +174,8 @@ def failure(message: str) -> dict[str, Any]:
 def _account_refusal(
     settings: VeesingSandboxSettings, params: dict[str, str], client_ip: str | None
 ) -> str | None:
-    if params.get("appId") != settings.app_id or params.get("appKey") != settings.app_key:
+    app_key_ok = constant_time_equal(params.get("appKey", ""), settings.app_key)
+    if params.get("appId") != settings.app_id or not app_key_ok:
         return m.BAD_CREDENTIALS
     if settings.locked:
         return m.ACCOUNT_LOCKED
