@@ -14,6 +14,7 @@ import re
 import tomllib
 import types
 import typing
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -39,6 +40,7 @@ __all__ = [
     "BreakerConfig",
     "CallbacksConfig",
     "Config",
+    "ConsoleFallbackWarning",
     "Duration",
     "HttpConfig",
     "ProviderConfig",
@@ -606,10 +608,33 @@ def find_config_path(explicit: str | os.PathLike[str] | None = None) -> Path | N
     return local if local.is_file() else None
 
 
+class ConsoleFallbackWarning(UserWarning):
+    """No configuration file was found: messages are printed by the ``console`` provider,
+    not sent. Shown once per place by Python's warnings filter (and logged)."""
+
+
+def fallback_notice() -> str:
+    """Where configuration was looked for, and what happens without one."""
+    env = os.environ.get(CONFIG_ENV)
+    return (
+        "no notifykit configuration found (no path given; "
+        f"${CONFIG_ENV} {'is empty' if env == '' else 'is not set'}; "
+        f"no {DEFAULT_FILENAME} in {Path.cwd()}): messages are only printed by the built-in "
+        "console provider, never sent"
+    )
+
+
 def load_config(path: str | os.PathLike[str] | None = None) -> Config:
-    """Read and validate the configuration, or return the built-in default."""
+    """Read and validate the configuration, or return the built-in default.
+
+    Falling back to the built-in default (the ``console`` provider) is loud: a
+    :class:`ConsoleFallbackWarning` (shown by Python's default warning filter) names where
+    configuration was looked for, since a service started from the wrong directory would otherwise
+    "send" every message to its stdout.
+    """
     found = find_config_path(path)
     if found is None:
+        warnings.warn(fallback_notice(), ConsoleFallbackWarning, stacklevel=2)
         return Config.default()
     try:
         text = found.read_text(encoding="utf-8")

@@ -124,17 +124,14 @@ def get_logger(name: str = "notifykit") -> EventLogger:
 
 def _fields_of_record(json: bool) -> Callable[[Any, str, MutableMapping[str, Any]], Any]:
     """structlog processor for the CLI: a record's extra fields into the event dict. In
-    JSON ``event`` is the event's name and ``message`` the readable text; on a terminal
-    the text leads and the fields follow."""
+    JSON ``event`` is the event's name, then the fields; on a terminal the readable text
+    leads and the fields follow."""
     extras = structlog.stdlib.ExtraAdder()
 
     def add(logger: Any, name: str, event_dict: MutableMapping[str, Any]) -> Any:
         text = event_dict.get("event")
         event_dict = extras(logger, name, event_dict)
-        if json:
-            if text != event_dict.get("event"):
-                event_dict["message"] = text
-        else:
+        if not json:
             event_dict["event"] = text
         return event_dict
 
@@ -157,6 +154,10 @@ def configure_cli_logging(
         else structlog.dev.ConsoleRenderer(colors=False)
     )
     handler = logging.StreamHandler(sys.stderr)
+    if level > logging.INFO:
+        # Commands report each attempt with their result: a warning line per failed attempt
+        # before it would say everything twice. -v shows them as they happen.
+        handler.addFilter(lambda record: getattr(record, "event", None) != "attempt")
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],

@@ -61,6 +61,13 @@ def serve(host: str, port: int, config_path: str | None) -> None:
     from notifykit.callbacks import create_app
 
     config = load(config_path)
+    if config.source == Config.default().source:
+        fail(
+            "serve needs a configuration file naming the vendor instances whose receipts it "
+            "receives and a store they are kept in (--config FILE, $NOTIFYKIT_CONFIG or "
+            "./notifykit.toml)",
+            EXIT_USAGE,
+        )
     app = create_app(config)
     try:
         # IPPROTO_TCP, so that asyncio turns Nagle off on each connection (no 40 ms stall).

@@ -12,6 +12,7 @@ import functools
 import json
 import logging
 import sys
+import warnings
 from collections.abc import Callable, Iterable
 from typing import IO, Any, NoReturn, TypeVar
 from urllib.parse import urlsplit
@@ -19,7 +20,7 @@ from urllib.parse import urlsplit
 import click
 from pydantic import BaseModel, SecretStr
 
-from notifykit.config import Config, load_config
+from notifykit.config import Config, ConsoleFallbackWarning, load_config
 from notifykit.errors import ConfigError, InvalidMessage, NotifyKitError
 from notifykit.log import configure_cli_logging
 
@@ -262,9 +263,18 @@ def fail(message: str, code: int = EXIT_FAILED) -> NoReturn:
 def load(config_path: str | None) -> Config:
     """The configuration, or exit 2 with the problem on one line."""
     try:
-        config = load_config(config_path)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ConsoleFallbackWarning)
+            config = load_config(config_path)
     except ConfigError as exc:
         fail(exc.message, EXIT_USAGE)
+    for warning in caught:
+        if issubclass(warning.category, ConsoleFallbackWarning):
+            click.echo(f"Warning: {warning.message}", err=True)
+        else:
+            warnings.warn_explicit(
+                warning.message, warning.category, warning.filename, warning.lineno
+            )
     remember_secrets(secrets_of(config))
     return config
 

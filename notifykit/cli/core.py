@@ -33,7 +33,7 @@ from notifykit.cli.common import (
     secrets_of,
 )
 from notifykit.config import Config, parse_duration
-from notifykit.errors import NotifyKitError, NotSupported
+from notifykit.errors import InvalidMessage, NotifyKitError, NotSupported
 from notifykit.models import Attempt, SendResult
 from notifykit.notifier import AsyncNotifier
 from notifykit.phone import mask_phone, parse_phone
@@ -146,6 +146,9 @@ def _parse_params(
 
 def _exit_with(exc: NotifyKitError, attempts: list[Attempt]) -> None:
     click.echo(f"Error: {redact(describe_error(exc))}", err=True)
+    if isinstance(exc, InvalidMessage) and all(a.outcome == "skipped" for a in attempts):
+        # "no provider can take this message: a: ...; b: ..." already gave each reason.
+        attempts = []
     for attempt in attempts:
         click.echo(f"  {redact(attempt.summary())}", err=True)
     sys.exit(exit_code_for(exc))

@@ -18,6 +18,9 @@ __all__ = ["ConsoleOptions", "ConsoleProvider"]
 class ConsoleOptions(ProviderOptions):
     stream: Literal["stdout", "stderr"] = "stdout"
     """Where to print: ``stdout`` or ``stderr``."""
+    show_params: bool = False
+    """Print the parameters' values (a verification code is a secret): off, each value
+    shows as ``****``."""
 
 
 class ConsoleProvider(SmsProvider[ConsoleOptions]):
@@ -35,7 +38,10 @@ class ConsoleProvider(SmsProvider[ConsoleOptions]):
         return sys.stderr if self.options.stream == "stderr" else sys.stdout
 
     async def send(self, message: SmsMessage) -> SendReceipt:
-        params = " ".join(f"{k}={v}" for k, v in sorted(message.params.items()))
+        shown = self.options.show_params
+        params = " ".join(
+            f"{k}={v if shown else '****'}" for k, v in sorted(message.params.items())
+        )
         print(
             f"[{self.instance}] SMS to {mask_phone(message.to)}: {message.template} {params}".rstrip(),
             file=self._stream(),

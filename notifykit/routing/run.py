@@ -126,7 +126,6 @@ class SendRun:
             provider=attempt.provider,
             outcome=attempt.outcome,
             error_type=attempt.error_type,
-            error_message=attempt.error_message,
             duration_ms=round(attempt.duration_ms, 2),
         )
 

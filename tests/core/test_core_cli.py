@@ -66,7 +66,9 @@ def one_error_line(result: Result) -> str:
 def test_send_without_a_config_goes_to_the_console() -> None:
     result = run("send", NUMBER, "--template", "verify_code", "--param", "code=1234")
     assert result.exit_code == 0, result.stderr
-    assert f"[console] SMS to {MASKED}: verify_code code=1234" in result.stdout
+    assert f"[console] SMS to {MASKED}: verify_code code=****" in result.stdout
+    assert "1234" not in result.stdout
+    assert result.stderr.startswith("Warning: no notifykit configuration found")
     assert f"Sent to {MASKED} via console" in result.stdout
     assert "15612341090" not in result.stdout + result.stderr
 
@@ -309,7 +311,7 @@ def test_the_installed_script_sends_and_exits_0(tmp_path: Path) -> None:
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    assert f"[console] SMS to {MASKED}: verify_code code=1234" in done.stdout
+    assert f"[console] SMS to {MASKED}: verify_code code=****" in done.stdout
 
 
 def test_the_installed_script_exits_2_on_a_bad_config(tmp_path: Path) -> None:

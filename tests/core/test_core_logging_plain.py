@@ -32,7 +32,7 @@ def test_an_attempt_reads_well_under_a_plain_formatter(caplog: pytest.LogCapture
     with Notifier(failover_config()) as sms:
         result = sms.send(NUMBER, template="t")
     lines = [r.getMessage() for r in caplog.records if getattr(r, "event", None) == "attempt"]
-    assert lines[0].startswith("attempt primary failed: InsufficientBalance (")
+    assert lines[0].startswith("attempt primary failed: InsufficientBalance in ")
     assert " ms, message " + result.message_id in lines[0]
     assert lines[1].startswith("attempt backup accepted in ")
     failed = next(r for r in caplog.records if getattr(r, "outcome", None) == "failed")

@@ -30,7 +30,7 @@ def test_there_are_three_examples() -> None:
 def test_sync_send(capsys: pytest.CaptureFixture[str]) -> None:
     run(BLOCKS[0])
     out = capsys.readouterr().out
-    assert "[console] SMS to +86156****1090: verify_code code=1234" in out
+    assert "[console] SMS to +86156****1090: verify_code code=****" in out
     assert "console " in out and "['accepted']" in out
 
 

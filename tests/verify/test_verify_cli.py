@@ -136,7 +136,8 @@ def test_the_console_provider_prints_the_sms_on_stderr_never_on_stdout(
     monkeypatch.setenv("NK_VERIFY_SECRET", SECRET)
     path = tmp_path / "console.toml"
     path.write_text(
-        '[providers.console]\ntype = "console"\n[verify]\nsecret = "${NK_VERIFY_SECRET}"\n'
+        '[providers.console]\ntype = "console"\nshow_params = true\n'
+        '[verify]\nsecret = "${NK_VERIFY_SECRET}"\n'
     )
     result = run("verify", "start", PHONE, "--config", str(path))
     assert result.exit_code == 0, result.stderr

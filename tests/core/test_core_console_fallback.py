@@ -1,0 +1,69 @@
+"""Falling back to the console is loud; serve refuses it; the console masks parameters."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from notifykit.cli import cli
+from notifykit.config import Config, ConsoleFallbackWarning, load_config
+from notifykit.notifier import AsyncNotifier, Notifier
+
+NUMBER = "+8615612341090"
+
+
+@pytest.fixture(autouse=True)
+def _nowhere(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("NOTIFYKIT_CONFIG", raising=False)
+
+
+def test_no_configuration_warns_naming_where_it_looked(tmp_path: Path) -> None:
+    with pytest.warns(ConsoleFallbackWarning) as caught:
+        config = load_config()
+    assert config.source == "built-in default"
+    text = str(caught[0].message)
+    assert "$NOTIFYKIT_CONFIG is not set" in text
+    assert f"no notifykit.toml in {tmp_path}" in text
+    assert "never sent" in text
+
+
+def test_a_notifier_built_without_configuration_warns(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.warns(ConsoleFallbackWarning), Notifier() as sms:
+        sms.send(NUMBER, template="verify_code", params={"code": "778899"})
+    out = capsys.readouterr().out
+    assert "code=****" in out and "778899" not in out
+
+
+def test_a_named_file_does_not_warn(tmp_path: Path, recwarn: pytest.WarningsRecorder) -> None:
+    path = tmp_path / "nk.toml"
+    path.write_text('[providers.c]\ntype = "console"\n', encoding="utf-8")
+    load_config(path)
+    assert not [w for w in recwarn if issubclass(w.category, ConsoleFallbackWarning)]
+
+
+def test_the_console_shows_parameters_only_when_asked(capsys: pytest.CaptureFixture[str]) -> None:
+    config = Config.from_dict({"providers": {"c": {"type": "console", "show_params": True}}})
+
+    async def go() -> None:
+        async with AsyncNotifier(config) as sms:
+            await sms.send(NUMBER, template="verify_code", params={"code": "778899"})
+
+    asyncio.run(go())
+    assert "code=778899" in capsys.readouterr().out
+
+
+def test_the_cli_prints_the_fallback_as_one_warning_line() -> None:
+    result = CliRunner().invoke(cli, ["send", NUMBER, "-t", "verify_code", "-p", "code=5"])
+    assert result.exit_code == 0
+    (warning,) = [line for line in result.stderr.splitlines() if "configuration" in line]
+    assert warning.startswith("Warning: no notifykit configuration found")
+
+
+def test_serve_refuses_the_console_default() -> None:
+    result = CliRunner().invoke(cli, ["serve", "--port", "0"])
+    assert result.exit_code == 2
+    assert "Error: serve needs a configuration file" in result.stderr
