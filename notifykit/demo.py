@@ -25,7 +25,9 @@ from typing import Any
 import click
 import httpx
 
+from notifykit import demo_verify
 from notifykit.config import load_config
+from notifykit.demo_verify import VerifyDemo
 from notifykit.errors import ConfigError, NotifyKitError, UnknownOutcome
 from notifykit.events import InboundMessage
 from notifykit.models import DeliveryStatus, MessageRecord
@@ -78,6 +80,8 @@ class DemoOutcome:
     replies: int = 0
     elapsed: float = 0.0
     config_path: Path | None = None
+    verification: VerifyDemo | None = None
+    """The verification part (notifykit.demo_verify)."""
 
     @property
     def accounted(self) -> bool:
@@ -309,6 +313,7 @@ def run_demo(settings: DemoSettings) -> DemoOutcome:
             aliyun=aliyun_sandbox is not None,
         )
         outcome.config_path = config_path
+        demo_verify.add_settings(config_path)
         config = load_config(config_path)
         receiver_app.app = create_app(config)
         for server in (receiver, primary, backup):
@@ -331,6 +336,7 @@ def run_demo(settings: DemoSettings) -> DemoOutcome:
             else None
         )
         asyncio.run(_send_all(config_path, numbers, primary, settings, outcome, poll))
+        outcome.verification = asyncio.run(demo_verify.show_verification(config_path, echo))
         outcome.elapsed = time.perf_counter() - started
     return outcome
 

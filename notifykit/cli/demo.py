@@ -59,6 +59,8 @@ def demo(keep: Path | None, count: int) -> None:
         click.echo(f"Kept {keep}: notifykit log --config {keep / 'notifykit.toml'}")
     if not outcome.accounted:
         fail("some messages are not accounted for", EXIT_FAILED)
+    if outcome.verification is not None and not outcome.verification.as_expected:
+        fail("the verification part did not go as the rules say", EXIT_FAILED)
 
 
 def register(cli: click.Group) -> None:

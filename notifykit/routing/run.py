@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -90,7 +92,7 @@ class SendRun:
                 provider=provider,
                 outcome="failed",
                 error_type=type(exc).__name__,
-                error_message=exc.message,
+                error_message=without_params(exc.message, self.message.params),
                 duration_ms=_ms(started),
                 started_at=started_at,
             )
@@ -126,6 +128,24 @@ class SendRun:
             error_type=attempt.error_type,
             duration_ms=round(attempt.duration_ms, 2),
         )
+
+
+MIN_BLANKED_PARAM = 4
+"""Shorter parameter values would blank ordinary words; verification codes have 4 or more."""
+
+
+def without_params(text: str, params: Mapping[str, str]) -> str:
+    """``text`` with every parameter value of the message (4 characters or more, as a whole
+    token) replaced by ``***``.
+
+    A vendor may echo the request in its error text, a verification code included; the
+    attempt built from it is logged and stored, and must not repeat the code.
+    """
+    for value in sorted(params.values(), key=len, reverse=True):
+        if len(value) >= MIN_BLANKED_PARAM and value in text:
+            token = re.compile(rf"(?<![0-9A-Za-z]){re.escape(value)}(?![0-9A-Za-z])")
+            text = token.sub("***", text)
+    return text
 
 
 def _ms(started: float) -> float:

@@ -381,7 +381,11 @@ async def test_a_vendor_echoing_the_code_does_not_put_it_in_the_exception(
         shown.append(repr(getattr(error, "attempts", "")))
         error = error.__cause__ or error.__context__
     assert all(code not in text for text in shown), shown
-    assert "code=***" in str(caught.value)  # masked (by the core redactor, or verify's own)
+    assert "code=***" in str(caught.value)
+    # Nor in the attempts the store keeps for the message (the router blanks parameters).
+    records = await notifier.store.list_messages(phone=PHONE)
+    assert records and all(code not in r.model_dump_json() for r in records)
+    assert "code=***" in (records[0].attempts[0].error_message or "")
 
 
 async def test_the_sync_notifier_has_the_same_verify(outbox: Outbox, clock: FakeClock) -> None:
@@ -405,3 +409,23 @@ async def test_accept_statuses_from_the_vendor_are_kept(make: MakeNotifier) -> N
     fake_of(notifier).script(accept("vid-7"))
     started = await notifier.verify.start(PHONE)
     assert started.send.provider_message_id == "vid-7"
+
+
+async def test_last_code_finds_the_last_verification_sms_only(
+    make: MakeNotifier, outbox: Outbox
+) -> None:
+    notifier = make()
+    with pytest.raises(
+        AssertionError, match=r"no verification SMS was sent to \+86156\*\*\*\*1090"
+    ):
+        outbox.last_code(PHONE)
+    await notifier.send(PHONE, template="welcome", params={"code": "not-a-verification"})
+    with pytest.raises(AssertionError, match="no verification SMS"):
+        outbox.last_code(PHONE)
+    await notifier.verify.start(PHONE, purpose="login")
+    code = outbox.last_code("+86 156 1234 1090")
+    assert code == outbox.last_code(PHONE, purpose="login") == outbox.last.params["code"]
+    with pytest.raises(AssertionError, match="for purpose 'reset'"):
+        outbox.last_code(PHONE, purpose="reset")
+    with pytest.raises(AssertionError, match="has no parameter 'pin'"):
+        outbox.last_code(PHONE, param="pin")
