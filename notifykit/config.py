@@ -297,19 +297,6 @@ class SharedStateConfig(_Section):
         for name, value in super().__repr_args__():
             yield name, mask_url_password(value) if name == "url" and value else value
 
-    @field_validator("url")
-    @classmethod
-    def _url(cls, value: str) -> str:
-        scheme, sep, rest = value.partition("://")
-        if not sep or not re.fullmatch(r"[a-z][a-z0-9+.-]*", scheme):
-            raise ValueError("expected a URL such as memory:// or sqlite:///notifykit.db")
-        if scheme == "sqlite" and (not rest.startswith("/") or not rest.strip("/")):
-            raise ValueError(
-                "a SQLite URL has three slashes and a path: sqlite:///notifykit.db "
-                "(relative) or sqlite:////var/lib/notifykit.db (absolute)"
-            )
-        return value
-
 
 class CallbacksConfig(_Section):
     token: SecretStr | None = None
