@@ -187,7 +187,7 @@ def test_hook_wrappers_and_async_registration_hooks_are_refused_at_registration(
     pm = get_plugin_manager(load_entrypoints=False)
     with pytest.raises(pluggy.PluginValidationError, match="wrapper"):
         pm.register(Wrapper(), name="wrapper")
-    with pytest.raises(pluggy.PluginValidationError, match="register_providers.*not async"):
+    with pytest.raises(pluggy.PluginValidationError, match=r"register_providers.*not async"):
         pm.register(AsyncRegistration(), name="async-registration")
     assert pm.get_plugin("wrapper") is None and pm.get_plugin("async-registration") is None
     assert "wrapper" not in pm.distributions
