@@ -69,7 +69,7 @@ from notifykit.models import (
 from notifykit.provider import SmsProvider
 from notifykit.routing.breaker import Admission, Breaker, CircuitBreaker, Clock
 from notifykit.routing.deadline import DeadlineWatch
-from notifykit.routing.guard import Idempotency, RecipientGuard
+from notifykit.routing.guard import Idempotency, RecipientGuard, fingerprint_key
 from notifykit.routing.policy import Decision, FailoverPolicy, breaker_effect
 from notifykit.routing.retry import RetryPolicy
 from notifykit.routing.rules import RouteTable
@@ -137,7 +137,13 @@ class Router:
 
             self.shared = open_shared_state(config, store, self.breakers)
         self.guard = RecipientGuard(store, routing.recipient_min_interval, shared=self.shared)
-        self.idempotency = Idempotency(store, routing.idempotency_ttl)
+        self.idempotency = Idempotency(
+            store,
+            routing.idempotency_ttl,
+            fingerprint_key(
+                config.verify.secret, [providers[name].options for name in sorted(providers)]
+            ),
+        )
         self.rng = rng if rng is not None else random.Random()
         self.record_retry_delays: tuple[float, ...] = RECORD_RETRY_DELAYS
         """Seconds to wait before each retry of a failed write recording an acceptance."""
