@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, SecretStr
 
+from notifykit.compare import constant_time_equal
 from notifykit.errors import InvalidMessage, RecipientRateLimited, UnknownOutcome
 from notifykit.models import DeliveryStatus, MessageRecord, SendResult, SmsMessage
 from notifykit.phone import mask_phone
@@ -129,7 +130,7 @@ class Idempotency:
             return False
         theirs_id, _, theirs = held.fingerprint.partition(":")
         ours_id, _, ours = fingerprint.partition(":")
-        return theirs_id == ours_id and not hmac.compare_digest(theirs, ours)
+        return theirs_id == ours_id and not constant_time_equal(theirs, ours)
 
     async def claim(
         self, message: SmsMessage, message_id: str, deadline: float
