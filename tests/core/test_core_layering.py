@@ -43,7 +43,7 @@ CORE: dict[str, set[str]] = {
     **FOUNDATION,
     f"{N}.hookspecs": {f"{N}.events", f"{N}.provider", f"{N}.sandbox"},
     f"{N}.http": {f"{N}.errors", f"{N}.provider"},
-    f"{N}.plugins": {f"{N}.hookspecs", f"{N}.errors", f"{N}.provider", f"{N}.sandbox"},
+    f"{N}.plugins": {f"{N}.hookspecs", f"{N}.errors", f"{N}.log", f"{N}.provider", f"{N}.sandbox"},
     f"{N}.instances": {f"{N}.config", f"{N}.errors", f"{N}.plugins", f"{N}.provider"},
     f"{N}.default_plugins": _BASE | {f"{N}.hookspecs"},
     # Stores know messages and events, never routing, sending or the inbox.
@@ -69,7 +69,7 @@ CORE: dict[str, set[str]] = {
     # The inbox: parse, store, correlate, dispatch; no web framework, no notifier.
     f"{N}.inbox": _BASE | {f"{N}.store", f"{N}.plugins"},
     f"{N}.reconcile": _BASE | {f"{N}.store"},
-    f"{N}.recovery": _BASE | {f"{N}.store"},
+    f"{N}.recovery": _BASE | {f"{N}.store", f"{N}.shared"},
     f"{N}.verify": _BASE | {f"{N}.store", f"{N}.notifier"},  # the notifier: type-only
     f"{N}.notifier": _BASE
     | {
