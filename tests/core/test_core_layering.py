@@ -36,13 +36,14 @@ FOUNDATION = {
     f"{N}.events": {f"{N}.models"},
     f"{N}.config": {f"{N}.errors"},
     f"{N}.sandbox": set(),
+    f"{N}.transport_errors": set(),
     f"{N}.provider": {f"{N}.errors", f"{N}.events", f"{N}.models", f"{N}.redact"},
 }
 _BASE = set(FOUNDATION) - {f"{N}.sandbox"}
 CORE: dict[str, set[str]] = {
     **FOUNDATION,
     f"{N}.hookspecs": {f"{N}.events", f"{N}.provider", f"{N}.sandbox"},
-    f"{N}.http": {f"{N}.errors", f"{N}.provider"},
+    f"{N}.http": {f"{N}.errors", f"{N}.provider", f"{N}.transport_errors"},
     f"{N}.plugins": {f"{N}.hookspecs", f"{N}.errors", f"{N}.log", f"{N}.provider", f"{N}.sandbox"},
     f"{N}.instances": {f"{N}.config", f"{N}.errors", f"{N}.plugins", f"{N}.provider"},
     f"{N}.default_plugins": _BASE | {f"{N}.hookspecs"},
