@@ -104,7 +104,8 @@ ADAPTERS: dict[str, set[str]] = {
     f"{N}.slow_clients": set(CORE),
     f"{N}.callbacks": {f"{N}.inbox", f"{N}.asgi"},  # the old paths, kept working
     f"{N}.testing": set(CORE) | {f"{N}.testing"},
-    f"{N}.demo": set(CORE) | {f"{N}.asgi", f"{N}.server", f"{N}.demo_verify"},
+    f"{N}.demo": set(CORE) | {f"{N}.asgi", f"{N}.server", f"{N}.demo_verify", f"{N}.demo_render"},
+    f"{N}.demo_render": set(CORE),
     f"{N}.demo_verify": set(CORE),
     f"{N}.cli": set(CORE)
     | {f"{N}.asgi", f"{N}.server", f"{N}.slow_clients", f"{N}.demo", f"{N}.cli"},
@@ -135,7 +136,7 @@ CONFINED = {
     "psycopg": (f"{N}.store.postgres",),
     "psycopg_pool": (f"{N}.store.postgres",),
     "redis": (f"{N}.shared.redis",),
-    "click": (f"{N}.cli", f"{N}.demo"),
+    "click": (f"{N}.cli", f"{N}.demo", f"{N}.demo_render"),
 }
 
 
