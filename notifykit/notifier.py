@@ -127,7 +127,9 @@ class AsyncNotifier:
             self.callbacks.dispatch,
             store_timeout=self.config.store.timeout,
         )
-        self.recovery = RecoveryTimer(self.store, self.config.store.recovery_interval)
+        self.recovery = RecoveryTimer(
+            self.store, self.config.store.recovery_interval, shared=self.router.shared
+        )
         self.verify = Verifier(self)
         """Verification codes: ``start``, ``check``, ``cancel`` (docs/verify.md)."""
         self._opened = False
@@ -153,7 +155,7 @@ class AsyncNotifier:
                     await self.store.open()
                     self._opened = True
                     try:
-                        await sweep(self.store)
+                        await sweep(self.store, shared=self.router.shared)
                     except Exception as exc:  # the timer tries again; a send must not fail
                         _log.warning("recovery_sweep_failed", error_type=type(exc).__name__)
                     self.recovery.start()
