@@ -14,8 +14,9 @@ Order of one send:
 3. the first vendor call's ``started`` attempt is written by the send's first write,
    :meth:`Store.start_send`: the message is recorded (``pending``, with a lease: the
    deadline plus the store timeout) and the recipient guard checked in that one write
-   (``RecipientRateLimited`` locally, without a request; with ``[shared_state]`` the guard
-   is checked first, in shared state). A send that ends before any call (every instance
+   (``RecipientRateLimited`` locally, without a request; with ``[shared_state]`` the
+   record is stored first, then the guard checked there, and the started attempt written
+   on its own, as for every later call). A send that ends before any call (every instance
    declined or skipped, a cancellation) is recorded then, the guard deciding first. A
    plain send is two store writes: this one and its outcome.
 
@@ -199,7 +200,10 @@ class Router:
             watch = self._watch = DeadlineWatch(loop)
         watch.add(run)
         try:
-            if self.guard.shared is not None:
+            if self.guard.shared is not None and self.guard.interval:
+                # The claim lives in shared state: the record is stored first, so that the
+                # recovery sweep finds (and gives back) the claim of a send that dies here.
+                await self._open(run, None, guard=False)
                 await self.guard.check(run.message.to, run.message_id)
             order = self.route(run.message)
             if not order:
