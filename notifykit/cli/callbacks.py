@@ -74,6 +74,9 @@ def serve(host: str, port: int, config_path: str | None) -> None:
         sock = listening_socket(host, port)
     except OSError as exc:
         fail(f"cannot listen on {host}:{port}: {exc.strerror}", EXIT_USAGE)
+    # Listening before the banner: whoever reads the banner (a test, a supervisor) may
+    # connect at once; connections then wait in the backlog while the app starts up.
+    sock.listen(ACCEPT_BACKLOG)
     bound = sock.getsockname()[1]
     shown = f"[{host}]" if sock.family == socket.AF_INET6 else host
     route = "/callbacks/<provider>" + ("/<token>" if config.callbacks.token is not None else "")
