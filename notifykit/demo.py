@@ -67,6 +67,9 @@ class Row:
     latency_ms: float = 0.0
     reply: str | None = None
     error: str | None = None
+    accounted: bool = False
+    """Its end is known: refused or failed before a vendor took it, never answered (an
+    ``UnknownOutcome``, shown as such), or a final status from a receipt or by polling."""
 
 
 @dataclass
@@ -85,7 +88,8 @@ class DemoOutcome:
 
     @property
     def accounted(self) -> bool:
-        return all(row.status for row in self.rows)
+        """Every message's end is known (the exit status of ``notifykit demo``)."""
+        return all(row.accounted for row in self.rows)
 
 
 class _Deferred:
@@ -119,7 +123,7 @@ def _write_config(
     twilio: str | None,
     receiver: str,
     token: str,
-    store: Path,
+    store: str,
     aliyun: bool = False,
 ) -> None:
     lines = [
@@ -202,6 +206,8 @@ def _write_config(
         ]
     lines += [
         "[store]",
+        # Relative to this file's folder (docs/configuration.md), so the kept folder can be
+        # moved and `notifykit log --config DIR/notifykit.toml` works from anywhere.
         f'url = "sqlite:///{store}"',
         "",
         "[callbacks]",
@@ -309,7 +315,7 @@ def run_demo(settings: DemoSettings) -> DemoOutcome:
             twilio=twilio_url,
             receiver=base,
             token=token,
-            store=workdir / "notifykit.sqlite3",
+            store="notifykit.sqlite3",
             aliyun=aliyun_sandbox is not None,
         )
         outcome.config_path = config_path
@@ -508,9 +514,11 @@ async def _wait_for_receipts(notifier: AsyncNotifier, outcome: DemoOutcome, time
             row.status = (
                 "failed" if row.error is None or "UnknownOutcome" not in row.error else "unknown"
             )
+            row.accounted = True
             continue
         record = records.get(row.message_id)
         row.status = record.status.value if record is not None else DeliveryStatus.UNKNOWN.value
+        row.accounted = record is not None and record.status.is_final
         reply = replies.get(row.message_id)
         if reply is not None:
             row.reply = reply.text

@@ -35,6 +35,7 @@ import yarl
 
 from notifykit.errors import ProviderError, ProviderUnavailable, UnknownOutcome
 from notifykit.provider import ProviderContext
+from notifykit.transport_errors import describe_transport_error
 
 __all__ = [
     "RETRYABLE_STATUS",
@@ -328,13 +329,14 @@ def _never_connected(exc: BaseException) -> bool:
 
 def classify_transport_error(exc: httpx.HTTPError, provider: str) -> ProviderError:
     """Translate an httpx transport exception into the notifykit error it means."""
-    kind = type(exc.__cause__ if exc.__cause__ is not None else exc).__name__
+    # "connection refused: nothing listens at that address (ClientConnectorError)".
+    kind = describe_transport_error(exc.__cause__ if exc.__cause__ is not None else exc)
     if _never_connected(exc):
         return ProviderUnavailable(
-            f"{provider}: could not connect ({kind})", provider=provider, retryable=True
+            f"{provider}: could not connect: {kind}", provider=provider, retryable=True
         )
     return UnknownOutcome(
-        f"{provider}: no answer after the request was sent ({kind}); the vendor may have accepted it",
+        f"{provider}: no answer after the request was sent: {kind}; the vendor may have accepted it",
         provider=provider,
     )
 
@@ -386,6 +388,7 @@ async def request(
         raise ProviderUnavailable(f"{provider}: invalid request URL", provider=provider) from exc
     except _UNMAPPED as exc:
         raise UnknownOutcome(
-            f"{provider}: transport failed ({type(exc).__name__}); the vendor may have accepted it",
+            f"{provider}: transport failed: {describe_transport_error(exc)}; the vendor may have "
+            "accepted it",
             provider=provider,
         ) from exc
