@@ -6,6 +6,7 @@ a restart."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
 import signal
@@ -62,8 +63,10 @@ class Receiver:
         self.base = line.split()[3]
         self.client = httpx.Client(timeout=30)
 
-    def push(self, n: int) -> int:
-        return self.client.post(f"{self.base}/callbacks/vs", content=receipt(n)).status_code
+    def push(self, n: int, *, padding: int = 0) -> int:
+        """POST receipt ``n`` (``padding``: bytes of an extra field, to make it bigger)."""
+        body = receipt(n) + (b"&padding=" + b"0" * padding if padding else b"")
+        return self.client.post(f"{self.base}/callbacks/vs", content=body).status_code
 
     def health(self) -> httpx.Response:
         return self.client.get(f"{self.base}/healthz")
@@ -253,4 +256,75 @@ def test_a_lost_postgresql_connection_fails_requests_until_the_database_is_back(
     # ended, listing what was seen meanwhile.
     failing = [line for line in log.splitlines() if '"event": "store_failing"' in line]
     assert len(failing) == 1 and "connection" in failing[0], log
+    assert log.count('"event": "store_recovered"') == 1, log
+
+
+@contextlib.contextmanager
+def small_disk(path: Path, size_kib: int) -> Iterator[Path]:
+    """A file system of ``size_kib`` KiB (tmpfs) mounted at ``path``: a disk that can be
+    filled in a moment. Needs root on Linux; skips elsewhere."""
+    if sys.platform != "linux" or os.geteuid() != 0:
+        pytest.skip("mounting a small file system needs root on Linux")
+    path.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size_kib}k,mode=0755", "tmpfs", str(path)],
+        capture_output=True,
+        text=True,
+    )
+    if mounted.returncode:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+def fill(disk: Path) -> None:
+    """Take every free byte of ``disk`` (into ``disk/filler``), leaving none to anyone."""
+    fd = os.open(disk / "filler", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    try:
+        for chunk in (65536, 4096, 512, 1):
+            while True:
+                try:
+                    if os.write(fd, b"\0" * chunk) == 0:
+                        break
+                except OSError as exc:
+                    if exc.errno != errno.ENOSPC:
+                        raise
+                    break
+    finally:
+        os.close(fd)
+
+
+def test_a_full_disk_fails_requests_until_space_is_freed(tmp_path: Path) -> None:
+    with small_disk(tmp_path / "disk", 2048) as disk:
+        db = disk / "receiver.sqlite3"
+        make_store(db)
+        config = write_config(tmp_path, db)
+        receiver = Receiver(config, tmp_path / "serve.log")  # its log is not on that disk
+        try:
+            assert receiver.push(0) == 200
+            fill(disk)
+            # Before any push has failed: the health check sees it by itself (a write that
+            # changes nothing would need no space, and pass).
+            health = receiver.health()
+            assert (health.status_code, health.text) == (503, "store failing")
+            answers = []
+            for n in range(1, PUSHES + 1):
+                fill(disk)  # taken again before each: a failed write may have freed some
+                # Bigger than anything written so far, so that it cannot fit in the space
+                # the database's files already hold (SQLite reuses its WAL file's).
+                answers.append(receiver.push(n, padding=48_000))
+            assert answers == [503] * PUSHES
+            fill(disk)
+            health = receiver.health()
+            assert (health.status_code, health.text) == (503, "store failing")
+            (disk / "filler").unlink()
+            assert receiver.push(PUSHES + 1) == 200  # the very next request, no restart
+            assert receiver.health().status_code == 200
+        finally:
+            log = receiver.stop()
+        assert sorted(stored(db)) == ["fault-0", f"fault-{PUSHES + 1}"]
+    failing = [line for line in log.splitlines() if '"event": "store_failing"' in line]
+    assert len(failing) == 1 and "database or disk is full" in failing[0], log
     assert log.count('"event": "store_recovered"') == 1, log
