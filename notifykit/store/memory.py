@@ -36,6 +36,7 @@ from notifykit.models import (
 from notifykit.store.base import (
     DEFAULT_LEASE,
     AnyEvent,
+    IdempotencyHolder,
     InboxEntry,
     QuarantineEntry,
     Store,
@@ -187,7 +188,7 @@ class MemoryStore(Store):
         self._undispatched: dict[str, tuple[str, float] | None] = {}
         self._inbox: list[InboxEntry] = []
         self._quarantine: list[QuarantineEntry] = []
-        self._idempotency: dict[str, tuple[str, float]] = {}
+        self._idempotency: dict[str, tuple[str, float, str | None]] = {}
         self._recipients: dict[str, tuple[float, str | None]] = {}
         # Messages with a lease that may still be pending (settled ones are dropped lazily)
         self._leases: dict[str, datetime] = {}
@@ -203,6 +204,21 @@ class MemoryStore(Store):
         self._messages[record.message_id] = _row(record)
         if record.lease_until is not None and record.status is DeliveryStatus.PENDING:
             self._leases[record.message_id] = record.lease_until
+
+    async def start_send(
+        self, record: MessageRecord, *, recipient_interval: float | None = None
+    ) -> float | None:
+        if record.message_id in self._messages:
+            raise StoreError(f"message {record.message_id!r} already exists")
+        wait = None
+        if recipient_interval:
+            wait = await self.check_recipient(
+                record.to, recipient_interval, message_id=record.message_id
+            )
+            if wait is not None:
+                record = record.model_copy(update={"attempts": []})
+        await self.create_message(record)
+        return wait
 
     async def update_message(
         self,
@@ -488,12 +504,14 @@ class MemoryStore(Store):
                 done += 1
         return done
 
-    async def claim_idempotency_key(self, key: str, message_id: str, ttl: float) -> str | None:
+    async def claim_idempotency_key(
+        self, key: str, message_id: str, ttl: float, *, fingerprint: str | None = None
+    ) -> IdempotencyHolder | None:
         now = time.time()
         held = self._idempotency.get(key)
         if held is not None and held[1] > now:
-            return held[0]
-        self._idempotency[key] = (message_id, now + ttl)
+            return IdempotencyHolder(held[0], held[2])
+        self._idempotency[key] = (message_id, now + ttl, fingerprint)
         return None
 
     async def release_idempotency_key(self, key: str, message_id: str) -> None:
