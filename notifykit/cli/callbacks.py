@@ -58,7 +58,8 @@ def register(cli: click.Group) -> None:
 @handle_errors
 def serve(host: str, port: int, config_path: str | None) -> None:
     """Run the callback receiver (POST /callbacks/<provider>, GET /healthz) with uvicorn."""
-    from notifykit.callbacks import create_app
+    # Imported here, not at the top: only this command needs Starlette.
+    from notifykit.asgi import create_app
 
     config = load(config_path)
     if config.source == Config.default().source:

@@ -1,4 +1,10 @@
-"""Framework-agnostic handling of one vendor push: parse, store, acknowledge, dispatch."""
+"""The inbox: handling of one vendor push, framework-free: parse, store, acknowledge, dispatch.
+
+Core: every notifier owns a :class:`CallbackProcessor` (``notifier.callbacks``). Web
+adapters (:mod:`notifykit.asgi`, or an application's own route calling
+``AsyncNotifier.handle_callback``) feed it requests; this module imports no web framework.
+Old path: ``notifykit.callbacks.processor``.
+"""
 
 from __future__ import annotations
 
