@@ -78,9 +78,6 @@ async def test_postgres_ingest_is_three_statements_and_an_accepted_update_two(
     store = PostgresStore(pg_url, schema=pg_schema)
     await store.open()
     try:
-        # The LISTEN connection's own statement, out of the way first (it wakes waiters
-        # once it listens).
-        assert await store.wait_for_events(30)
         with counting_postgres() as statements:
             start = statements[0]
             # An orphan receipt (no message has its vendor id): the locks, one look-up,
