@@ -17,10 +17,12 @@ from __future__ import annotations
 from notifykit.default_plugins.memory import SentMessage
 from notifykit.testing.callbacks import (
     CallbackPush,
+    Fields,
     callback_url,
     deliver,
     fake_receipt,
     fake_reply,
+    form_fields,
     form_push,
 )
 from notifykit.testing.fake import (
@@ -61,6 +63,7 @@ __all__ = [
     "FakeCall",
     "FakeOptions",
     "FakeProvider",
+    "Fields",
     "Outbox",
     "Outcome",
     "SentMessage",
@@ -80,6 +83,7 @@ __all__ = [
     "fake_receipt",
     "fake_reply",
     "fake_sync_notifier",
+    "form_fields",
     "form_push",
     "notifier",
     "notifykit_config",

@@ -16,10 +16,9 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from notifykit.config import Config
+from notifykit import AsyncNotifier, Config, Notifier
 from notifykit.errors import ConfigError
-from notifykit.notifier import AsyncNotifier, Notifier
-from notifykit.testing.callbacks import CallbackPush, Fields, callback_url, form_fields, form_push
+from notifykit.testing import CallbackPush, Fields, callback_url, form_fields, form_push
 from notifykit_twilio.provider import API_VERSION
 from notifykit_twilio.signature import SIGNATURE_HEADER, compute_signature
 

@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 from notifykit.errors import InvalidMessage
 from notifykit.models import utcnow
 from notifykit.phone import parse_phone
-from notifykit.testing.callbacks import CallbackPush, form_push
+from notifykit.testing import CallbackPush, form_push
 from notifykit_veesing.callbacks import RECEIVETIME_FORMAT
 from notifykit_veesing.provider import FORM_CONTENT_TYPE
 
