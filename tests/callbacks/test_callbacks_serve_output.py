@@ -12,8 +12,7 @@ import sys
 from pathlib import Path
 
 import httpx
-
-from notifykit.testing.callbacks import veesing_receipt
+from notifykit_veesing.testing import veesing_receipt
 
 TOKEN = "serve-Token_0123456789abcdef"
 NUMBER = "+8615612341090"
