@@ -96,57 +96,9 @@ def pg_schema() -> Iterator[str]:
         drop_pg_schema(schema)
 
 
-@pytest.fixture(scope="session")
-def pg_session_schema() -> Iterator[str]:
-    """One schema for a whole session, dropped at its end: for suites of many short tests
-    (the store contract) that empty it before each test with ``pg_emptied_schema`` rather
-    than pay for a fresh schema and its migrations each time."""
-    if "pg" not in _checked:
-        _checked["pg"] = _pg_reachable()
-    if (why := _checked["pg"]) is not None:
-        unavailable(why)
-    schema = f"nk_test_{uuid.uuid4().hex[:12]}"
-    try:
-        yield schema
-    finally:
-        drop_pg_schema(schema)
-
-
-@pytest.fixture
-def pg_emptied_schema(pg_session_schema: str) -> str:
-    """The session's schema, every notifykit table in it emptied (when it exists yet)."""
-    import psycopg
-    from psycopg import sql
-
-    with psycopg.connect(PG_URL, autocommit=True) as conn:
-        tables = [
-            row[0]
-            for row in conn.execute(
-                "SELECT tablename FROM pg_tables WHERE schemaname = %s"
-                " AND tablename <> 'schema_migrations'",
-                (pg_session_schema,),
-            ).fetchall()
-        ]
-        # DELETE, not TRUNCATE: on a handful of rows it is twenty times faster.
-        with conn.transaction():
-            # Events first: they refer to the inbox.
-            for table in sorted(tables, key=lambda t: t != "events"):
-                conn.execute(
-                    sql.SQL("DELETE FROM {}").format(sql.Identifier(pg_session_schema, table))
-                )
-    return pg_session_schema
-
-
 @pytest.fixture
 def pg_store_url(pg_schema: str) -> str:
     """The test PostgreSQL's URL; use it with ``schema = pg_schema``."""
-    return PG_URL
-
-
-@pytest.fixture
-def pg_url() -> str:
-    """The test PostgreSQL's URL, without a schema of the test's own (take
-    ``pg_emptied_schema`` or ``pg_schema`` beside it)."""
     return PG_URL
 
 

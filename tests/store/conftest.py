@@ -50,10 +50,12 @@ async def sqlite_config(_request: pytest.FixtureRequest, tmp: Path) -> AsyncIter
 
 @contextlib.asynccontextmanager
 async def postgres_config(request: pytest.FixtureRequest, _tmp: Path) -> AsyncIterator[StoreConfig]:
-    # One migrated schema for the session, emptied before each test (conftest.py at the
-    # root: skips saying why when PostgreSQL is not there, fails under CI).
-    schema = request.getfixturevalue("pg_emptied_schema")
-    yield StoreConfig(url=request.getfixturevalue("pg_url"), schema=schema)
+    # A schema of the test's own, made (and migrated) by the first store opened on it and
+    # dropped after the test (conftest.py at the root: skips saying why when PostgreSQL is
+    # not there, fails under CI). Measured on the 45 PostgreSQL contract tests: 2.2 s for the suite
+    # with one session schema emptied before each test, 3.2 s with a schema per test.
+    schema = request.getfixturevalue("pg_schema")
+    yield StoreConfig(url=request.getfixturevalue("pg_store_url"), schema=schema)
 
 
 STORE_BACKENDS = [
