@@ -3,8 +3,11 @@
 Adding a backend: write an async context manager that yields a fresh ``StoreConfig`` (and
 removes what it made afterwards; skip, saying why, when its server is not there: the
 root conftest.py's ``unavailable`` also fails under CI), then add one ``StoreBackend(...)``
-line to ``STORE_BACKENDS``, with its marker (declared in pyproject.toml). Every test that takes the ``store`` fixture then runs against it; tests
-taking ``store_pair`` run against every backend that is ``shared`` between store objects.
+line to ``STORE_BACKENDS``, with its marker (declared in pyproject.toml) and the way two
+contenders race on it (``race``: see races.py, where each backend's schedule forces the
+interleavings that expose a claim that is not atomic). Every test that takes the ``store``
+fixture then runs against it; tests taking ``store_pair`` run against every backend that is
+``shared`` between store objects; the race tests (``race`` fixture) run against every one.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ import pytest
 from notifykit.config import StoreConfig
 from notifykit.store import Store, open_store
 
+from .races import Race, RaceMaker, memory_race, postgres_race, sqlite_race
+
 ConfigMaker = Callable[
     [pytest.FixtureRequest, Path], contextlib.AbstractAsyncContextManager[StoreConfig]
 ]
@@ -34,6 +39,9 @@ class StoreBackend:
     fixtures, and its ``tmp_path``); cleans up after."""
     mark: Any
     """The backend's marker: ``pytest -m "not postgres"`` leaves it out."""
+    race: RaceMaker
+    """Two contenders on one fresh store, and the schedule that interleaves their claims
+    (races.py)."""
     shared: bool = True
     """Whether two store objects opened on one config see the same data (memory: no)."""
 
@@ -59,9 +67,9 @@ async def postgres_config(request: pytest.FixtureRequest, _tmp: Path) -> AsyncIt
 
 
 STORE_BACKENDS = [
-    StoreBackend("memory", memory_config, pytest.mark.memory, shared=False),
-    StoreBackend("sqlite", sqlite_config, pytest.mark.sqlite),
-    StoreBackend("postgres", postgres_config, pytest.mark.postgres),
+    StoreBackend("memory", memory_config, pytest.mark.memory, memory_race, shared=False),
+    StoreBackend("sqlite", sqlite_config, pytest.mark.sqlite, sqlite_race),
+    StoreBackend("postgres", postgres_config, pytest.mark.postgres, postgres_race),
 ]
 
 
@@ -108,3 +116,11 @@ async def store_pair(
             await second.close()
     finally:
         await first.close()
+
+
+@pytest.fixture(params=_params())
+async def race(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Race]:
+    """Two contenders on one fresh store of each registered backend (races.py)."""
+    backend: StoreBackend = request.param
+    async with backend.race(request, tmp_path) as made:
+        yield made
