@@ -17,16 +17,16 @@ names how its contenders are made and scheduled:
   contender's whole claim land in its gap, every run; an atomic claim makes the other wait.
 
 * ``postgresql://`` contenders are separate stores (each its own pool, as two instances
-  would be) on one schema. :class:`TableLockGate` holds every notifykit table of the
-  schema ``IN SHARE MODE`` from a third connection: reads go on, every write waits. It
-  starts contender ``first`` and waits until PostgreSQL itself reports it blocked (by the
-  gate, or by a lock the other holds) or finished, then the other likewise, then lets go.
-  So both have read everything they read before their first write when either writes: a
-  claim that decides on a read made without a lock that the other must wait for (a
-  ``SELECT`` and then an ``INSERT``/``UPDATE``, a claim without its advisory lock or
-  ``FOR UPDATE``) decides on stale data every run, while an atomic claim (one conditional
-  ``INSERT ... ON CONFLICT``, ``FOR UPDATE SKIP LOCKED``, an advisory lock taken before
-  the read) makes the other wait or skip.
+  would be) on one schema. :class:`FirstLockGate` holds each contender, client side, before
+  the first statement of its operation that writes or takes a lock (``INSERT``,
+  ``UPDATE``, ``DELETE``, ``SELECT ... FOR UPDATE``, ``pg_advisory_xact_lock``): once both
+  are held (or done), contender ``first`` runs to its end, then the other. A claim that
+  decides on a plain read (a ``SELECT`` and then an ``INSERT``/``UPDATE``, a claim without
+  its advisory lock or ``FOR UPDATE``, an update whose ``WHERE`` no longer re-checks what it
+  read) has made that read when it is held, and the other contender's whole claim lands
+  before it writes, every run; an atomic claim is held before it reads anything, and
+  simply runs second. Holding one contender before its first lock means it holds none (a
+  plain read takes only ``ACCESS SHARE``), so the other never waits for it.
 """
 
 from __future__ import annotations
@@ -227,67 +227,90 @@ async def _gather(operations: Sequence[Coroutine[Any, Any, Any]], first: int) ->
     return [results[order.index(i)] for i in range(len(operations))]
 
 
-class TableLockGate:
-    """Holds every notifykit table of ``schema`` in SHARE mode while two PostgreSQL
-    contenders start (see the module docstring); contender n's connections carry the
-    ``application_name`` ``names[n]``, by which PostgreSQL reports them blocked."""
+def _takes_locks(query: str) -> bool:
+    """Whether a PostgreSQL statement writes or takes a lock (row, table or advisory), as
+    the first such statement of a claim does; a plain read does not."""
+    words = query.lstrip().split(None, 1)
+    first = words[0].upper() if words else ""
+    if first in ("INSERT", "UPDATE", "DELETE", "MERGE", "LOCK", "WITH"):
+        return True
+    upper = query.upper()
+    return first == "SELECT" and any(
+        mark in upper for mark in ("FOR UPDATE", "FOR SHARE", "FOR NO KEY", "PG_ADVISORY")
+    )
 
-    def __init__(self, url: str, schema: str, names: Sequence[str]) -> None:
-        self.url = url
-        self.schema = schema
+
+class FirstLockGate:
+    """Holds each PostgreSQL contender before the first statement of its operation that
+    writes or takes a lock (see the module docstring), then lets them go one at a time.
+
+    Installed on ``psycopg.AsyncCursor.execute`` for the test; a contender is known by its
+    connections' ``application_name`` (``names[n]``). Only :meth:`run` holds anything.
+    """
+
+    def __init__(self, names: Sequence[str]) -> None:
         self.names = list(names)
+        self._armed = False
+        self._held: dict[int, asyncio.Future[None]] = {}
+        self._passed: set[int] = set()
+        self._changed = asyncio.Event()
 
-    async def _blocked(self, conn: Any, name: str) -> bool:
-        cur = await conn.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s"
-            " AND cardinality(pg_blocking_pids(pid)) > 0",
-            (name,),
-        )
-        row = await cur.fetchone()
-        return bool(row[0])
+    def install(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        import psycopg
 
-    async def _settle(self, conn: Any, task: asyncio.Task[Any], name: str) -> None:
-        """Wait until ``task`` has finished or PostgreSQL reports its store blocked."""
+        original = psycopg.AsyncCursor.execute
+        gate = self
+
+        @functools.wraps(original)
+        async def execute(cursor: Any, query: Any, *args: Any, **kwargs: Any) -> Any:
+            n = gate._contender(cursor)
+            if n is not None and gate._armed and n not in gate._passed:
+                text = query if isinstance(query, str) else query.as_string(cursor)
+                if _takes_locks(text):
+                    gate._passed.add(n)
+                    held = asyncio.get_running_loop().create_future()
+                    gate._held[n] = held
+                    gate._changed.set()
+                    await held
+            return await original(cursor, query, *args, **kwargs)
+
+        monkeypatch.setattr(psycopg.AsyncCursor, "execute", execute)
+
+    def _contender(self, cursor: Any) -> int | None:
+        name = cursor.connection.info.parameter_status("application_name")
+        return self.names.index(name) if name in self.names else None
+
+    async def _settle(self, tasks: Sequence[asyncio.Task[Any]]) -> None:
+        """Wait until every contender is held or has finished."""
         async with asyncio.timeout(GUARD_TIMEOUT):
-            while not task.done() and not await self._blocked(conn, name):
-                # A short nap between polls of pg_stat_activity; how long does not matter.
-                await asyncio.wait({task}, timeout=0.005)
+            while not all(t.done() or n in self._held for n, t in enumerate(tasks)):
+                self._changed.clear()
+                waiting = [t for t in tasks if not t.done()]
+                changed = asyncio.ensure_future(self._changed.wait())
+                await asyncio.wait([changed, *waiting], return_when=asyncio.FIRST_COMPLETED)
+                changed.cancel()
 
     async def run(self, operations: Sequence[Coroutine[Any, Any, Any]], first: int) -> list[Any]:
-        import psycopg
-        from psycopg import sql
-
+        """Run ``operations[n]`` as contender n: each until it is held (or done), then
+        contender ``first`` to its end, then the other."""
         assert len(operations) == len(self.names)
-        order = [first, *(i for i in range(len(operations)) if i != first)]
-        tasks: dict[int, asyncio.Task[Any]] = {}
-        async with (
-            await psycopg.AsyncConnection.connect(self.url, autocommit=True) as holder,
-            await psycopg.AsyncConnection.connect(self.url, autocommit=True) as watcher,
-        ):
-            cur = await holder.execute(
-                "SELECT tablename FROM pg_tables WHERE schemaname = %s"
-                " AND tablename <> 'schema_migrations' ORDER BY tablename",
-                (self.schema,),
-            )
-            tables = [sql.Identifier(self.schema, row[0]) for row in await cur.fetchall()]
-            assert tables, f"no notifykit tables in {self.schema}"
-            try:
-                async with holder.transaction():
-                    await holder.execute(
-                        sql.SQL("LOCK TABLE {} IN SHARE MODE").format(sql.SQL(", ").join(tables))
-                    )
-                    for i in order:
-                        tasks[i] = asyncio.ensure_future(operations[i])
-                        await self._settle(watcher, tasks[i], self.names[i])
-                    # Leaving the block commits: the writes the gate held go on.
-            finally:
-                for i, op in enumerate(operations):
-                    if i not in tasks:
-                        op.close()  # never started (a contender that did not settle)
-            results = await asyncio.gather(
-                *(tasks[i] for i in range(len(operations))), return_exceptions=True
-            )
-        return list(results)
+        self._held.clear()
+        self._passed.clear()
+        self._armed = True
+        tasks = [asyncio.ensure_future(op) for op in operations]
+        try:
+            await self._settle(tasks)
+            for n in [first, *(i for i in range(len(tasks)) if i != first)]:
+                if n in self._held:
+                    self._held[n].set_result(None)
+                async with asyncio.timeout(GUARD_TIMEOUT):
+                    await asyncio.wait([tasks[n]])
+        finally:
+            self._armed = False
+            for held in self._held.values():
+                if not held.done():
+                    held.set_result(None)
+        return list(await asyncio.gather(*tasks, return_exceptions=True))
 
 
 RaceMaker = Callable[[pytest.FixtureRequest, Path], contextlib.AbstractAsyncContextManager[Race]]
@@ -329,24 +352,19 @@ async def sqlite_race(request: pytest.FixtureRequest, tmp: Path) -> AsyncIterato
 
 @contextlib.asynccontextmanager
 async def postgres_race(request: pytest.FixtureRequest, _tmp: Path) -> AsyncIterator[Race]:
-    """Two PostgreSQL stores on one fresh schema, started under :class:`TableLockGate`."""
+    """Two PostgreSQL stores on one fresh schema, their statements gated by
+    :class:`FirstLockGate`."""
     from notifykit.store.postgres import PostgresStore
 
     schema: str = request.getfixturevalue("pg_schema")
     url: str = request.getfixturevalue("pg_store_url")
     tag = uuid.uuid4().hex[:8]
     names = [f"nk_race_{tag}_{n}" for n in range(2)]
+    gate = FirstLockGate(names)
+    gate.install(request.getfixturevalue("monkeypatch"))
     sep = "&" if "?" in url else "?"
-    # One writer per store (pool of 2: group commit keeps one connection back), so that a
-    # store's claim is one transaction on one connection, as the contract describes.
     stores = [
-        PostgresStore(
-            f"{url}{sep}application_name={name}",
-            schema=schema,
-            timeout=GUARD_TIMEOUT,
-            pool_min_size=1,
-            pool_max_size=2,
-        )
+        PostgresStore(f"{url}{sep}application_name={name}", schema=schema, timeout=GUARD_TIMEOUT)
         for name in names
     ]
     opened: list[Store] = []
@@ -354,7 +372,7 @@ async def postgres_race(request: pytest.FixtureRequest, _tmp: Path) -> AsyncIter
         for store in stores:
             await store.open()
             opened.append(store)
-        yield Race(stores, TableLockGate(url, schema, names).run)
+        yield Race(stores, gate.run)
     finally:
         for store in opened:
             await store.close()
