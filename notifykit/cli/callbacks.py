@@ -73,6 +73,9 @@ def serve(host: str, port: int, config_path: str | None) -> None:
     try:
         # IPPROTO_TCP, so that asyncio turns Nagle off on each connection (no 40 ms stall).
         sock = listening_socket(host, port)
+        # Listening before the line below is printed: a client (or a script) that connects
+        # as soon as it reads the line is queued until uvicorn accepts, never refused.
+        sock.listen(ACCEPT_BACKLOG)
     except OSError as exc:
         fail(f"cannot listen on {host}:{port}: {exc.strerror}", EXIT_USAGE)
     bound = sock.getsockname()[1]
