@@ -643,12 +643,13 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
 
 def _relative_to(config: Config, directory: Path) -> Config:
     """Resolve a relative ``sqlite:///`` path against the configuration file's directory, so
-    that ``notifykit log --config DIR/notifykit.toml`` reads the same store from anywhere."""
+    that ``notifykit log --config DIR/notifykit.toml`` reads the same store from anywhere
+    (the one rule, docs/configuration.md ``[store]``); ``sqlite:///:memory:`` stays as it is."""
     prefix = "sqlite:///"
     if not config.store.url.startswith(prefix):
         return config
     path = Path(config.store.url.removeprefix(prefix))
-    if path.is_absolute():
+    if path.is_absolute() or str(path) == ":memory:":
         return config
     store = config.store.model_copy(update={"url": prefix + str((directory / path).resolve())})
     return config.model_copy(update={"store": store})

@@ -19,11 +19,16 @@ from notifykit.notifier import AsyncNotifier
 from notifykit.phone import mask_phone
 from notifykit.verify import CodeKeys
 
-__all__ = ["DEMO_NUMBER", "VerifyDemo", "add_settings", "show_verification"]
+__all__ = ["VerifyDemo", "add_settings", "demo_number", "show_verification"]
 
-DEMO_NUMBER = "+8615699990000"
-"""A number the sending part of the demo never uses (the sandboxes allow one SMS a minute
-per number)."""
+
+def demo_number() -> str:
+    """A number for one run's verification: one the sending part never uses (the sandboxes
+    allow one SMS a minute per number), and a fresh one each run, so that ``demo --keep DIR``
+    run again into the same store is not refused by the first run's resend interval."""
+    return f"+86156999{secrets.randbelow(10**5):05d}"
+
+
 PURPOSE = "login"
 
 
@@ -31,6 +36,8 @@ PURPOSE = "login"
 class VerifyDemo:
     """What the demo's verification saw: each step and its answer."""
 
+    phone: str = ""
+    """The number the code went to (:func:`demo_number`)."""
     provider: str | None = None
     answers: dict[str, str] = field(default_factory=dict)
     error: str | None = None
@@ -63,19 +70,20 @@ async def show_verification(config_path: Path, echo: Callable[[str], None]) -> V
     # Only the backup: by now the primary is out of credit and hanging (its breaker open).
     routing = config.routing.model_copy(update={"providers": ["backup"], "rules": []})
     config = config.model_copy(update={"routing": routing})
-    seen = VerifyDemo()
+    seen = VerifyDemo(phone=demo_number())
+    phone = seen.phone
     echo("")
     echo("Verification codes (notifier.verify):")
     async with AsyncNotifier(config) as notifier:
         try:
-            started = await notifier.verify.start(DEMO_NUMBER, purpose=PURPOSE)
+            started = await notifier.verify.start(phone, purpose=PURPOSE)
         except NotifyKitError as exc:
             seen.error = f"{type(exc).__name__}: {exc.message}"
             echo(f"  start failed: {seen.error}")
             return seen
         seen.provider = started.send.provider
         echo(
-            f"  code sent to {mask_phone(DEMO_NUMBER)} for {PURPOSE!r} via {seen.provider}; "
+            f"  code sent to {mask_phone(phone)} for {PURPOSE!r} via {seen.provider}; "
             f"expires {started.expires_at:%H:%M:%S} UTC"
         )
         record = await notifier.store.get_verification(started.verification_id)
@@ -84,13 +92,13 @@ async def show_verification(config_path: Path, echo: Callable[[str], None]) -> V
         code = keys.code(bytes.fromhex(record.seed))  # what the user's phone shows
         wrong = "".join(str((int(d) + 1) % 10) for d in code)
         for step, guess in (("wrong guess", wrong), ("right code", code), ("replay", code)):
-            answer = await notifier.verify.check(DEMO_NUMBER, guess, purpose=PURPOSE)
+            answer = await notifier.verify.check(phone, guess, purpose=PURPOSE)
             seen.answers[step] = answer.status.value
             left = f", {answer.attempts_left} attempts left" if answer.attempts_left else ""
             note = {"replay": " (a code approves once)"}.get(step, "")
             echo(f"  {step + ':':<13} {answer.status.value}{left}{note}")
         try:
-            await notifier.verify.start(DEMO_NUMBER, purpose=PURPOSE)
+            await notifier.verify.start(phone, purpose=PURPOSE)
             seen.answers["start again"] = "sent"
         except VerificationRateLimited as exc:
             seen.answers["start again"] = type(exc).__name__

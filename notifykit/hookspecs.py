@@ -1,11 +1,13 @@
 """The hook specifications of notifykit, and the two markers plugins use.
 
-Plugins import ``hookimpl`` from ``notifykit`` and implement any of these.
+Plugins import ``hookimpl`` from ``notifykit`` and implement any of these. notifykit calls
+each implementation on its own, in pluggy's order (:func:`notifykit.plugins.call_each`), so
+hook wrappers are refused; only ``on_event`` may be ``async def``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import pluggy
@@ -54,12 +56,19 @@ def register_commands(cli: click.Group) -> None:
 
 
 @hookspec
-def on_event(event: DeliveryReceipt | InboundMessage) -> None:
+def on_event(event: DeliveryReceipt | InboundMessage) -> Awaitable[None] | None:
     """Observe every unified callback event, after it is stored.
+
+    May be a coroutine function (``async def on_event(event)``): it is awaited on the
+    notifier's event loop before the next implementation is called, so a slow observer
+    delays the ones after it (hand long work to a task or queue of your own). The other
+    hooks are called from synchronous code and must be plain functions.
 
     :param event: a :class:`DeliveryReceipt` or :class:`InboundMessage`, with
         ``message_id`` set once it is tied to its message. Called once per new event (a
-        repeated push is not dispatched again). An exception is logged and does not lose
-        the event.
-    :returns: nothing; every implementation is called (not firstresult).
+        repeated push is not dispatched again). An exception is logged as
+        ``plugin_hook_failed`` with its class only (never its message), and neither loses
+        the event nor keeps it from the other implementations.
+    :returns: nothing (or an awaitable of nothing); every implementation is called (not
+        firstresult).
     """

@@ -24,8 +24,11 @@ have left (read or write timeout, reset, server closed without answering) is
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import functools
 import ssl
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -34,16 +37,20 @@ import httpx
 import yarl
 
 from notifykit.errors import ProviderError, ProviderUnavailable, UnknownOutcome
+from notifykit.loops import ShutdownHook
 from notifykit.provider import ProviderContext
+from notifykit.transport_errors import describe_transport_error
 
 __all__ = [
     "RETRYABLE_STATUS",
     "AiohttpTransport",
+    "HttpxPoolTransport",
     "classify_transport_error",
     "create_client",
     "default_transport",
     "request",
     "status_error",
+    "take_pool_wait_interrupted",
 ]
 
 RETRYABLE_STATUS = frozenset({429, 502, 503, 504})
@@ -77,50 +84,170 @@ def _ssl_context() -> ssl.SSLContext:
     return httpx.create_ssl_context(trust_env=False)
 
 
-class AiohttpTransport(httpx.AsyncBaseTransport):
-    """An httpx transport on one ``aiohttp.ClientSession`` (its pool is made on first use).
+class _Pool:
+    """One event loop's share of a transport: its pool (``inner``), the slots that bound
+    the requests in flight on it, and the hook that releases it when the loop shuts down."""
+
+    __slots__ = ("hook", "inner", "loop", "slots")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, inner: Any, slots: int) -> None:
+        self.loop = loop
+        self.inner = inner
+        self.slots = asyncio.Semaphore(slots)
+        self.hook: ShutdownHook | None = None
+
+
+# Set in a task whose request was stopped (cancelled) while it waited for a free pooled
+# connection: that request never left. Read once by the router (take_pool_wait_interrupted).
+_pool_wait_interrupted: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "notifykit_pool_wait_interrupted", default=False
+)
+
+
+def take_pool_wait_interrupted() -> bool:
+    """True (once) when the current task's last request through a notifykit transport was
+    cancelled while waiting for a free pooled connection, so it never left this process.
+    The router asks this when a send's deadline ends an attempt: such an attempt is not the
+    vendor's failure and does not count towards its breaker."""
+    if _pool_wait_interrupted.get():
+        _pool_wait_interrupted.set(False)
+        return True
+    return False
+
+
+class _LoopLocalTransport(httpx.AsyncBaseTransport):
+    """A transport whose connection pool follows the running event loop (one pool per
+    loop, released when that loop shuts down, see :mod:`notifykit.loops`), and whose
+    requests wait for a free connection without a time limit of their own.
+
+    At most ``max_connections`` requests are in flight per loop; the others queue here.
+    Waiting for a free connection is not a connection failure: it is bounded by the send's
+    deadline (``routing.deadline``), which cancels it, and never by the per-request
+    ``timeout``, which bounds connecting and reading.
+    """
+
+    def __init__(self, *, max_connections: int) -> None:
+        if max_connections < 1:
+            raise ValueError(f"max_connections: expected at least 1, got {max_connections}")
+        self._max_connections = max_connections
+        self._pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Pool] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._last: _Pool | None = None
+
+    def _open_inner(self) -> Any:
+        raise NotImplementedError
+
+    async def _close_inner(self, inner: Any) -> None:
+        raise NotImplementedError
+
+    async def _send(self, inner: Any, request: httpx.Request) -> httpx.Response:
+        raise NotImplementedError
+
+    async def _pool(self) -> _Pool:
+        loop = asyncio.get_running_loop()
+        pool = self._last
+        if pool is not None and pool.loop is loop:
+            return pool
+        for other, stale in list(self._pools.items()):
+            if other.is_closed():  # closed without shutting down: dropped here, no I/O
+                del self._pools[other]
+                await self._release(stale)
+        pool = self._pools.get(loop)
+        if pool is None:
+            pool = self._pools[loop] = _Pool(loop, self._open_inner(), self._max_connections)
+            pool.hook = ShutdownHook(functools.partial(self._release, pool))
+            await pool.hook.arm()
+        self._last = pool
+        return pool
+
+    async def _release(self, pool: _Pool) -> None:
+        if self._pools.get(pool.loop) is pool:
+            del self._pools[pool.loop]
+        if self._last is pool:
+            self._last = None
+        if pool.hook is not None:
+            pool.hook.disarm()
+        await self._close_inner(pool.inner)
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        pool = self._last
+        if pool is None or pool.loop is not asyncio.get_running_loop():
+            pool = await self._pool()
+        slots = pool.slots
+        if slots.locked():
+            try:
+                await slots.acquire()
+            except asyncio.CancelledError:
+                _pool_wait_interrupted.set(True)
+                raise
+        else:
+            await slots.acquire()  # free: returns at once
+        try:
+            return await self._send(pool.inner, request)
+        finally:
+            slots.release()
+
+    async def aclose(self) -> None:
+        """Close the pool of the running loop, and drop those of closed loops. A pool on
+        a loop still running elsewhere is closed by that loop's shutdown."""
+        try:
+            loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        for other, pool in list(self._pools.items()):
+            if other is loop or other.is_closed():
+                await self._release(pool)
+
+
+class AiohttpTransport(_LoopLocalTransport):
+    """An httpx transport on aiohttp's connection pool: one ``aiohttp.ClientSession`` per
+    event loop that uses it (made on first use, closed when that loop shuts down).
 
     The answer is read whole before it is returned (vendor answers are small), so the
     connection goes back to the pool at once. ``content-encoding`` is left to httpx to
     decode. No cookie jar, no proxy from the environment, no redirects: a vendor API is
     called as configured. aiohttp errors are raised as their httpx equivalents, the
-    original as ``__cause__``.
+    original as ``__cause__``. At most ``max_connections`` requests per loop are in flight;
+    the rest wait for a free connection within the send's deadline.
     """
 
     def __init__(self, *, max_connections: int = 100, keepalive_expiry: float = 30.0) -> None:
+        super().__init__(max_connections=max_connections)
         self._ssl = _ssl_context()  # now, not inside the first request on the event loop
-        self._max_connections = max_connections
         self._keepalive_expiry = keepalive_expiry
-        self._session: aiohttp.ClientSession | None = None
         self._timeouts: dict[tuple[float | None, ...], aiohttp.ClientTimeout] = {}
         self._urls: dict[str, yarl.URL] = {}
 
-    def _open(self) -> aiohttp.ClientSession:
+    def _open_inner(self) -> aiohttp.ClientSession:
         connector = aiohttp.TCPConnector(
             limit=self._max_connections,
             keepalive_timeout=self._keepalive_expiry,
             ssl=self._ssl,
         )
-        self._session = aiohttp.ClientSession(
+        return aiohttp.ClientSession(
             connector=connector,
             cookie_jar=aiohttp.DummyCookieJar(),
             auto_decompress=False,
             trust_env=False,
         )
-        return self._session
+
+    async def _close_inner(self, inner: Any) -> None:
+        await inner.close()
 
     def _timeout(self, timeout: Any) -> aiohttp.ClientTimeout:
-        """httpx's timeout extension as aiohttp's: connect, read, and pool (aiohttp's
-        ``connect`` bounds the wait for a pooled connection)."""
+        """httpx's timeout extension as aiohttp's: connect and read. The wait for a free
+        connection is bounded by the send's deadline, not here (the slots let through
+        only as many requests as the connector has connections)."""
         if not isinstance(timeout, dict):
             timeout = {}
-        key = (timeout.get("connect"), timeout.get("read"), timeout.get("pool"))
+        key = (timeout.get("connect"), timeout.get("read"))
         found = self._timeouts.get(key)
         if found is None:
             if len(self._timeouts) >= _URL_CACHE_SIZE:
                 self._timeouts.clear()
             found = self._timeouts[key] = aiohttp.ClientTimeout(
-                total=None, sock_connect=key[0], sock_read=key[1], connect=key[2]
+                total=None, sock_connect=key[0], sock_read=key[1], connect=key[0]
             )
         return found
 
@@ -133,8 +260,8 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             found = self._urls[text] = yarl.URL(text)
         return found
 
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        session = self._session if self._session is not None else self._open()
+    async def _send(self, inner: Any, request: httpx.Request) -> httpx.Response:
+        session: aiohttp.ClientSession = inner
         body: bytes | None
         if type(request.stream) is httpx.ByteStream:  # a bytes body: in memory already
             body = b"".join(request.stream)
@@ -174,10 +301,41 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             extensions=extensions,
         )
 
-    async def aclose(self) -> None:
-        session, self._session = self._session, None
-        if session is not None:
-            await session.close()
+
+class HttpxPoolTransport(_LoopLocalTransport):
+    """httpx's own connection pool (``httpx.AsyncHTTPTransport``), one per event loop that
+    uses it, with the same queueing as :class:`AiohttpTransport` (``[http] transport =
+    "httpx"``)."""
+
+    def __init__(self, *, max_connections: int = 100) -> None:
+        super().__init__(max_connections=max_connections)
+
+    def _open_inner(self) -> httpx.AsyncHTTPTransport:
+        limits = httpx.Limits(
+            max_connections=self._max_connections,
+            max_keepalive_connections=self._max_connections,
+        )
+        return httpx.AsyncHTTPTransport(limits=limits)
+
+    async def _close_inner(self, inner: Any) -> None:
+        await inner.aclose()
+
+    async def _send(self, inner: Any, request: httpx.Request) -> httpx.Response:
+        transport: httpx.AsyncHTTPTransport = inner
+        response = await transport.handle_async_request(request)
+        try:
+            # Read here, while this request holds its slot: the connection is free after.
+            # Raw: httpx decodes any content-encoding when the caller reads the body.
+            content = b"".join([chunk async for chunk in response.aiter_raw()])
+        finally:
+            await response.aclose()
+        return httpx.Response(
+            response.status_code,
+            headers=response.headers.raw,
+            stream=httpx.ByteStream(content),
+            request=request,
+            extensions=response.extensions,
+        )
 
 
 def _headers(headers: httpx.Headers) -> list[tuple[str, str]]:
@@ -290,16 +448,25 @@ class _Client(httpx.AsyncClient):
 
 _DIRECT_KWARGS = frozenset({"content", "data", "json", "headers"})
 
+_DIRECT_PATH = True
+"""Whether :func:`request` takes the direct path at all; set False to send every request
+through ``AsyncClient.request`` (the public path the direct one must equal: a
+differential test compares the two on generated requests, tests/core/test_core_http_direct.py;
+ledger: docs/benchmarks.md)."""
+
 
 def create_client(
     context: ProviderContext, *, timeout: float, base_url: str = "", **kwargs: Any
 ) -> httpx.AsyncClient:
     """One pooled client for one provider instance; ``timeout`` (seconds) bounds connect and
-    read alike."""
+    read alike. The wait for a free pooled connection has no limit of its own: the send's
+    deadline (``routing.deadline``) bounds it, and it is never reported as a connection
+    failure."""
     transport = context.transport if context.transport is not None else default_transport()
     return _Client(
         transport=transport,
-        timeout=httpx.Timeout(timeout),
+        # No pool timeout: waiting for a free connection is bounded by the send's deadline.
+        timeout=httpx.Timeout(timeout, pool=None),
         base_url=base_url,
         follow_redirects=False,
         **kwargs,
@@ -328,13 +495,14 @@ def _never_connected(exc: BaseException) -> bool:
 
 def classify_transport_error(exc: httpx.HTTPError, provider: str) -> ProviderError:
     """Translate an httpx transport exception into the notifykit error it means."""
-    kind = type(exc.__cause__ if exc.__cause__ is not None else exc).__name__
+    # "connection refused: nothing listens at that address (ClientConnectorError)".
+    kind = describe_transport_error(exc.__cause__ if exc.__cause__ is not None else exc)
     if _never_connected(exc):
         return ProviderUnavailable(
-            f"{provider}: could not connect ({kind})", provider=provider, retryable=True
+            f"{provider}: could not connect: {kind}", provider=provider, retryable=True
         )
     return UnknownOutcome(
-        f"{provider}: no answer after the request was sent ({kind}); the vendor may have accepted it",
+        f"{provider}: no answer after the request was sent: {kind}; the vendor may have accepted it",
         provider=provider,
     )
 
@@ -377,7 +545,7 @@ async def request(
     request may have left.
     """
     try:
-        if isinstance(client, _Client) and client.can_send_directly(kwargs):
+        if _DIRECT_PATH and isinstance(client, _Client) and client.can_send_directly(kwargs):
             return await _send_directly(client, method, url, kwargs)
         return await client.request(method, url, **kwargs)
     except httpx.HTTPError as exc:
@@ -386,6 +554,7 @@ async def request(
         raise ProviderUnavailable(f"{provider}: invalid request URL", provider=provider) from exc
     except _UNMAPPED as exc:
         raise UnknownOutcome(
-            f"{provider}: transport failed ({type(exc).__name__}); the vendor may have accepted it",
+            f"{provider}: transport failed: {describe_transport_error(exc)}; the vendor may have "
+            "accepted it",
             provider=provider,
         ) from exc

@@ -10,6 +10,7 @@ from pydantic import SecretStr, ValidationError
 
 from notifykit.config import Config, format_validation_error
 from notifykit.errors import ConfigError
+from notifykit.http import HttpxPoolTransport
 from notifykit.plugins import Registered
 from notifykit.provider import ProviderContext, SmsProvider, TemplateOptions
 
@@ -105,9 +106,7 @@ def _transport_for(
     if transport is not None:
         return transport(instance)
     if config.http.transport == "httpx":
-        return httpx.AsyncHTTPTransport(
-            limits=httpx.Limits(max_connections=100, max_keepalive_connections=100)
-        )
+        return HttpxPoolTransport(max_connections=100)
     return None
 
 

@@ -71,9 +71,10 @@ def build_message(
                 f"params.{key}: expected a string or a number, got {type(value).__name__}"
             )
         clean[key] = str(value)
-    # Every field was checked above: validating the model again would parse the number a
-    # second time, on every send (the hot path measured in docs/benchmarks.md).
-    return SmsMessage.model_construct(
+    # Validated like any other SmsMessage, so that the model stays the one definition of a
+    # valid message: parse_phone caches validated numbers, so this costs less than skipping
+    # validation did (ledger: docs/benchmarks.md, "Issue 17").
+    return SmsMessage(
         to=e164,
         template=template.strip(),
         params=clean,
@@ -129,7 +130,9 @@ class AsyncNotifier:
             claimant=self.callbacks.claimant,
             lease=self.callbacks.lease,
         )
-        self.recovery = RecoveryTimer(self.store, self.config.store.recovery_interval)
+        self.recovery = RecoveryTimer(
+            self.store, self.config.store.recovery_interval, shared=self.router.shared
+        )
         self.verify = Verifier(self)
         """Verification codes: ``start``, ``check``, ``cancel`` (docs/verify.md)."""
         self._opened = False
@@ -157,7 +160,7 @@ class AsyncNotifier:
                     await self.store.open()
                     self._opened = True
                     try:
-                        await sweep(self.store)
+                        await sweep(self.store, shared=self.router.shared)
                     except Exception as exc:  # the timer tries again; a send must not fail
                         _log.warning("recovery_sweep_failed", error_type=type(exc).__name__)
                     self.recovery.start()

@@ -6,8 +6,9 @@ which a live process has always written a final status. A record still ``pending
 its lease was left by a process that died. The sweep makes it ``unknown`` when a vendor call
 had started (the vendor may have the message: it is never sent again automatically; a human
 decides, ``notifykit log --status unknown``) or ``failed`` when none had (its idempotency
-key and recipient-guard claim are given back), through
-:meth:`~notifykit.store.base.Store.recover_expired`. Receipts that arrived for such a
+key and recipient-guard claim are given back: the store's, through
+:meth:`~notifykit.store.base.Store.recover_expired`, and, with ``[shared_state]``, the one
+held in Redis, through :meth:`~notifykit.shared.base.SharedState.release_recipient`). Receipts that arrived for such a
 message while it was ``pending`` are tied to it when they match it alone.
 
 It runs when a notifier opens its store and then every ``[store] recovery_interval``
@@ -22,7 +23,8 @@ import contextlib
 from datetime import datetime
 
 from notifykit.log import get_logger
-from notifykit.models import MessageRecord, utcnow
+from notifykit.models import DeliveryStatus, MessageRecord, utcnow
+from notifykit.shared.base import SharedState
 from notifykit.store.base import Store
 
 __all__ = ["PAGE", "RecoveryTimer", "sweep"]
@@ -33,14 +35,24 @@ PAGE = 100
 """Records resolved per store transaction."""
 
 
-async def sweep(store: Store, *, now: datetime | None = None) -> list[MessageRecord]:
+async def sweep(
+    store: Store, *, shared: SharedState | None = None, now: datetime | None = None
+) -> list[MessageRecord]:
     """Resolve every record left ``pending`` past its lease at ``now`` (default: the
-    current UTC time); the resolved records. Raises StoreError when the store fails."""
+    current UTC time); the resolved records. ``shared``: the ``[shared_state]`` whose
+    recipient-guard claims of the records made ``failed`` are given back too (each record
+    is resolved by one sweep only, so one claim is given back once). Raises StoreError
+    when the store fails; an unreachable shared state never raises (its claims then end
+    with their interval)."""
     when = now if now is not None else utcnow()
     resolved: list[MessageRecord] = []
     while True:
         page = await store.recover_expired(now=when, limit=PAGE)
         resolved += page
+        if shared is not None:
+            for record in page:
+                if record.status is DeliveryStatus.FAILED:  # no vendor call had started
+                    await shared.release_recipient(record.to, record.message_id)
         if len(page) < PAGE:
             break
     if resolved:
@@ -61,9 +73,10 @@ class RecoveryTimer:
     A failing sweep is logged (the exception class only) and tried again at the next tick.
     """
 
-    def __init__(self, store: Store, interval: float) -> None:
+    def __init__(self, store: Store, interval: float, *, shared: SharedState | None = None) -> None:
         self.store = store
         self.interval = interval
+        self.shared = shared
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -80,7 +93,7 @@ class RecoveryTimer:
         while True:
             await asyncio.sleep(self.interval)
             try:
-                await sweep(self.store)
+                await sweep(self.store, shared=self.shared)
             except Exception as exc:
                 log.warning("recovery_sweep_failed", error_type=type(exc).__name__)
 

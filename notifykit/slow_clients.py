@@ -16,6 +16,15 @@ request little time and holds few connections at a time:
   :data:`RESERVED_DESCRIPTORS`, so that the server never runs out of descriptors: an
   ``accept`` that fails with "Too many open files" shuts every client out.
 
+How: uvicorn takes the HTTP protocol class as its documented ``http`` option. The class
+given, :class:`LimitedProtocol`, is a plain :class:`asyncio.Protocol` that sits in front of
+uvicorn's own h11 protocol and uses nothing of it but the :class:`asyncio.Protocol`
+interface: it creates uvicorn's protocol with the arguments uvicorn passed, hands it every
+connection it accepts, forwards every protocol call, and gives it a transport that
+forwards to the real one (counting what it writes). It reads the client's bytes a second
+time with its own ``h11.Connection`` (h11's public API), to know when a request's headers
+and body are complete. It never reads or writes an attribute of uvicorn's objects.
+
 asyncio accepts up to the listen backlog's number of connections at once, before any of
 them reaches the protocol (and so the cap): ``notifykit serve`` listens with a backlog of
 :data:`ACCEPT_BACKLOG`, and the reserve covers a few such bursts of refused connections
@@ -30,7 +39,8 @@ from __future__ import annotations
 
 import asyncio
 import resource
-from typing import Any, ClassVar
+from collections.abc import Callable, Iterable
+from typing import Any, ClassVar, Literal
 
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
@@ -40,7 +50,7 @@ from notifykit.log import get_logger
 __all__ = [
     "ACCEPT_BACKLOG",
     "RESERVED_DESCRIPTORS",
-    "LimitedH11Protocol",
+    "LimitedProtocol",
     "effective_cap",
     "limited_protocol",
 ]
@@ -53,6 +63,10 @@ ACCEPT_BACKLOG = 64
 RESERVED_DESCRIPTORS = 64 + 3 * ACCEPT_BACKLOG
 """Descriptors kept free of held connections: the process's own (64) and three accept
 bursts of refused connections not yet closed."""
+
+_MAX_HEADER_BYTES = 64 * 1024
+"""What the request reader buffers of incomplete headers at most (h11's limit is 16 KiB,
+uvicorn's default too): above it the reader stops, and the header timer still runs."""
 
 
 def _answer(status: bytes, text: bytes) -> bytes:
@@ -83,21 +97,94 @@ class _Cap:
         self.refused = 0
 
 
-class LimitedH11Protocol(H11Protocol):
-    """uvicorn's h11 protocol with header and body timeouts and a connection cap (the
-    values are set on the subclass :func:`limited_protocol` makes)."""
+class _CountingTransport(asyncio.Transport):
+    """The transport the inner protocol writes to: the real one, with the bytes it was
+    given counted (so that a timeout knows whether an answer has begun)."""
+
+    def __init__(self, real: asyncio.Transport) -> None:
+        super().__init__()
+        self._real = real
+        self.written = 0
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return self._real.get_extra_info(name, default)
+
+    def is_closing(self) -> bool:
+        return self._real.is_closing()
+
+    def close(self) -> None:
+        self._real.close()
+
+    def abort(self) -> None:
+        self._real.abort()
+
+    def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
+        # Switching protocols (websockets) would take the connection out of the cap's count.
+        raise RuntimeError("the callback receiver does not switch protocols")
+
+    def get_protocol(self) -> asyncio.BaseProtocol:
+        return self._real.get_protocol()
+
+    def is_reading(self) -> bool:
+        return self._real.is_reading()
+
+    def pause_reading(self) -> None:
+        self._real.pause_reading()
+
+    def resume_reading(self) -> None:
+        self._real.resume_reading()
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        self._real.set_write_buffer_limits(high, low)
+
+    def get_write_buffer_size(self) -> int:
+        return self._real.get_write_buffer_size()
+
+    def get_write_buffer_limits(self) -> tuple[int, int]:
+        return self._real.get_write_buffer_limits()
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self.written += len(data)
+        self._real.write(data)
+
+    def writelines(self, list_of_data: Iterable[bytes | bytearray | memoryview]) -> None:
+        for data in list_of_data:
+            self.write(data)
+
+    def write_eof(self) -> None:
+        self._real.write_eof()
+
+    def can_write_eof(self) -> bool:
+        return self._real.can_write_eof()
+
+
+_Owed = Literal["headers", "body"]
+
+
+class LimitedProtocol(asyncio.Protocol):
+    """uvicorn's h11 protocol behind header and body timeouts and a connection cap (the
+    values are set on the subclass :func:`limited_protocol` makes; see the module
+    docstring for how)."""
 
     header_timeout: ClassVar[float] = 5.0
     body_timeout: ClassVar[float] = 10.0
     cap: ClassVar[_Cap] = _Cap(500)
+    inner_protocol: ClassVar[Callable[..., asyncio.Protocol]] = H11Protocol
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+        self._inner_args = (args, kwargs)  # uvicorn's, passed on unread
+        self._inner: asyncio.Protocol | None = None
+        self._transport: asyncio.Transport | None = None
+        self._counting: _CountingTransport | None = None
+        self._reader: h11.Connection | None = None  # None: not reading (stopped or broken)
+        self._owed: _Owed | None = None  # what the client owes now, while timed
         self._timer: asyncio.TimerHandle | None = None
-        self._timing: object | None = None  # the h11 state being timed (IDLE, SEND_BODY)
-        self._counted = False
+        self._written_at_start = 0  # the inner protocol's bytes when the request began
 
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+    # -- the asyncio.Protocol interface ----------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
         cap = self.cap
         if cap.open >= cap.limit:
             cap.refused += 1
@@ -110,66 +197,114 @@ class LimitedH11Protocol(H11Protocol):
             log.warning("connection_cap_cleared", refused_connections=cap.refused)
             cap.refused = 0
         cap.open += 1
-        self._counted = True
-        super().connection_made(transport)
-        self._watch()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if not self._counted:
-            return  # refused in connection_made: uvicorn never saw it
-        self._counted = False
-        self.cap.open -= 1
-        self._stop_timer()
-        super().connection_lost(exc)
+        self._transport = transport
+        self._counting = _CountingTransport(transport)
+        args, kwargs = self._inner_args
+        self._inner = self.inner_protocol(*args, **kwargs)
+        self._reader = self._new_reader()
+        self._start("headers")  # the first request is owed from the connection on
+        self._inner.connection_made(self._counting)
 
     def data_received(self, data: bytes) -> None:
-        if self._timer is None and self.conn.their_state is h11.IDLE:
-            self._start(h11.IDLE, self.header_timeout)  # the next request's first bytes
-        super().data_received(data)
-        self._watch()
+        if self._inner is None:
+            return  # refused: closing
+        self._read(data)
+        self._inner.data_received(data)
 
-    def on_response_complete(self) -> None:
-        super().on_response_complete()
-        # Idle now: uvicorn's keep-alive timeout takes over until the next request begins.
-        self._stop_timer()
+    def eof_received(self) -> bool | None:
+        if self._inner is None:
+            return None
+        return self._inner.eof_received()
 
-    def _watch(self) -> None:
-        """Time the part of the request the client owes: its headers, then its body."""
-        state = self.conn.their_state
-        if state is h11.IDLE and self.cycle is None:
-            if self._timing is not h11.IDLE:
-                self._start(h11.IDLE, self.header_timeout)  # a new connection
-        elif state is h11.SEND_BODY:
-            if self._timing is not h11.SEND_BODY:
-                self._start(h11.SEND_BODY, self.body_timeout)
-        elif self._timing is not None and state is not h11.IDLE:
-            self._stop_timer()  # complete (DONE) or broken: nothing more is owed
+    def pause_writing(self) -> None:
+        if self._inner is not None:
+            self._inner.pause_writing()
 
-    def _start(self, state: object, seconds: float) -> None:
-        self._stop_timer()
-        self._timing = state
-        self._timer = self.loop.call_later(seconds, self._too_slow)
+    def resume_writing(self) -> None:
+        if self._inner is not None:
+            self._inner.resume_writing()
 
-    def _stop_timer(self) -> None:
+    def connection_lost(self, exc: Exception | None) -> None:
+        inner, self._inner = self._inner, None
+        if inner is None:
+            return  # refused in connection_made: uvicorn never saw it
+        self.cap.open -= 1
+        self._stop()
+        self._reader = None
+        inner.connection_lost(exc)
+
+    # -- what the client owes ----------------------------------------------------------------
+
+    @staticmethod
+    def _new_reader() -> h11.Connection:
+        return h11.Connection(h11.SERVER, max_incomplete_event_size=_MAX_HEADER_BYTES)
+
+    def _read(self, data: bytes) -> None:
+        """Follow the client's requests: time the headers from a request's first byte, the
+        body from the end of its headers; stop when it is complete."""
+        reader = self._reader
+        if reader is None:
+            return
+        if self._owed is None and data:
+            self._start("headers")  # the first byte of the next request
+        reader.receive_data(data)
+        while True:
+            try:
+                event = reader.next_event()
+            except h11.RemoteProtocolError:
+                # uvicorn answers a malformed request itself (400); the timer still runs.
+                self._reader = None
+                return
+            if event is h11.NEED_DATA or event is h11.PAUSED:
+                return
+            if isinstance(event, h11.Request):
+                if reader.their_state is h11.SEND_BODY:
+                    self._start("body")
+            elif isinstance(event, h11.EndOfMessage):
+                self._stop()  # complete: the answer is uvicorn's business now
+                leftover, closed = reader.trailing_data
+                if closed:
+                    self._reader = None
+                    return
+                self._reader = reader = self._new_reader()
+                if not leftover:
+                    return
+                self._start("headers")  # a pipelined request
+                reader.receive_data(leftover)
+            elif isinstance(event, h11.ConnectionClosed):
+                self._reader = None
+                return
+
+    def _start(self, owed: _Owed) -> None:
+        self._stop()
+        assert self._counting is not None
+        if owed == "headers":
+            self._written_at_start = self._counting.written
+        self._owed = owed
+        seconds = self.header_timeout if owed == "headers" else self.body_timeout
+        self._timer = asyncio.get_running_loop().call_later(seconds, self._too_slow)
+
+    def _stop(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
         self._timer = None
-        self._timing = None
+        self._owed = None
 
     def _too_slow(self) -> None:
-        self._timer = None
-        waiting_for = "headers" if self._timing is h11.IDLE else "body"
-        self._timing = None
-        log.info("request_timed_out", waiting_for=waiting_for)
-        if self.cycle is None or not self.cycle.response_started:
-            self.transport.write(_LATE)
-        self.transport.close()
+        owed, self._owed, self._timer = self._owed, None, None
+        transport, counting = self._transport, self._counting
+        if transport is None or counting is None or transport.is_closing():
+            return
+        log.info("request_timed_out", waiting_for=owed)
+        if counting.written == self._written_at_start:
+            transport.write(_LATE)  # nothing of an answer to this request has gone out
+        transport.close()
 
 
 def limited_protocol(
     *, header_timeout: float, body_timeout: float, max_connections: int
-) -> type[LimitedH11Protocol]:
-    """A :class:`LimitedH11Protocol` subclass with these values, for one server
+) -> type[LimitedProtocol]:
+    """A :class:`LimitedProtocol` subclass with these values, for one server
     (``uvicorn.Config(app, http=limited_protocol(...))``); the cap is lowered per
     :func:`effective_cap` (logged as ``max_connections_lowered``)."""
     cap = effective_cap(max_connections)
@@ -181,8 +316,8 @@ def limited_protocol(
             reason="the descriptor limit (RLIMIT_NOFILE)",
         )
     return type(
-        "ReceiverH11Protocol",
-        (LimitedH11Protocol,),
+        "ReceiverProtocol",
+        (LimitedProtocol,),
         {
             "header_timeout": header_timeout,
             "body_timeout": body_timeout,

@@ -15,6 +15,7 @@ import pluggy
 
 from notifykit.errors import CallbackError, InvalidSignature
 from notifykit.log import get_logger
+from notifykit.plugins import acall_each
 from notifykit.provider import CallbackRequest, SmsProvider, answers_checks
 from notifykit.store.base import DEFAULT_LEASE, AnyEvent, InboxEntry, QuarantineEntry, Store
 from notifykit.store.health import StoreHealth
@@ -306,28 +307,20 @@ class CallbackProcessor:
 
     async def _deliver(self, events: list[AnyEvent]) -> None:
         for event in events:
-            # One implementation at a time, so that a failing plugin does not keep the
-            # event from the others (a plain hook call stops at the first exception).
-            for impl in self.pm.hook.on_event.get_hookimpls():
-                try:
-                    impl.function(event=event)
-                except Exception as exc:
-                    log.error(
-                        "on_event_failed",
-                        event_id=event.event_id,
-                        plugin=impl.plugin_name,
-                        error=f"{type(exc).__name__}: {exc}",
-                    )
+            # Each implementation on its own (a failing plugin does not keep the event from
+            # the others), async ones awaited; failures are logged by class by the helper.
+            await acall_each(
+                self.pm, "on_event", log_fields={"event_id": event.event_id}, event=event
+            )
             for subscriber in list(self.subscribers):
                 try:
                     outcome = subscriber(event)
                     if inspect.isawaitable(outcome):
                         await outcome
                 except Exception as exc:
+                    # The class only, as for plugins: the message may hold a secret.
                     log.error(
-                        "subscriber_failed",
-                        event_id=event.event_id,
-                        error=f"{type(exc).__name__}: {exc}",
+                        "subscriber_failed", event_id=event.event_id, error_type=type(exc).__name__
                     )
         try:
             await self.store.ack_dispatch(self.owner, [e.event_id for e in events])

@@ -79,6 +79,9 @@ def serve(host: str, port: int, config_path: str | None) -> None:
     except OSError as exc:
         fail(f"cannot listen on {host}:{port}: {exc.strerror}", EXIT_USAGE)
     bound = sock.getsockname()[1]
+    # Listening before it is announced: a client that connects on the announcement waits
+    # in the backlog until uvicorn accepts, rather than being refused.
+    sock.listen(ACCEPT_BACKLOG)
     shown = f"[{host}]" if sock.family == socket.AF_INET6 else host
     route = "/callbacks/<provider>" + ("/<token>" if config.callbacks.token is not None else "")
     click.echo(f"notifykit receiver on http://{shown}:{bound}  (POST {route}, GET /healthz)")
@@ -91,6 +94,7 @@ def serve(host: str, port: int, config_path: str | None) -> None:
             log_level="warning",
             # Slow clients: header and body timeouts, a connection cap (slow_clients.py).
             backlog=ACCEPT_BACKLOG,
+            ws="none",  # the receiver never switches protocols (slow_clients.py counts HTTP)
             http=limited_protocol(
                 header_timeout=config.callbacks.header_timeout,
                 body_timeout=config.callbacks.body_timeout,

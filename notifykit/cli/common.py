@@ -184,13 +184,17 @@ class NotifyKitGroup(HelpGroup):
 
     def _plugins(self) -> dict[str, click.Command]:
         if self._plugin_commands is None:
-            from notifykit.plugins import get_plugin_manager
+            from notifykit.plugins import call_each, get_plugin_manager
 
             collector = click.Group(self.name)
+            # A broken plugin must not take the built-in commands, or another plugin's, down.
             try:
-                get_plugin_manager().hook.register_commands(cli=collector)
-            except Exception as exc:  # a broken plugin must not take the built-in commands down
+                failures = call_each(get_plugin_manager(), "register_commands", cli=collector)
+            except Exception as exc:
                 click.echo(f"Warning: plugin commands not loaded: {describe_error(exc)}", err=True)
+            else:
+                for failure in failures:
+                    click.echo(f"Warning: plugin commands not loaded: {failure}", err=True)
             self._plugin_commands = {}
             for name, command in collector.commands.items():
                 if name in self.commands:

@@ -58,7 +58,13 @@ def demo(keep: Path | None, count: int) -> None:
     if keep is not None:
         click.echo(f"Kept {keep}: notifykit log --config {keep / 'notifykit.toml'}")
     if not outcome.accounted:
-        fail("some messages are not accounted for", EXIT_FAILED)
+        missing = [row for row in outcome.rows if not row.accounted]
+        fail(
+            f"{len(missing)} of {len(outcome.rows)} messages are not accounted for (no final "
+            "status within the wait for receipts): "
+            + ", ".join(f"#{row.index} ({row.status})" for row in missing),
+            EXIT_FAILED,
+        )
     if outcome.verification is not None and not outcome.verification.as_expected:
         fail("the verification part did not go as the rules say", EXIT_FAILED)
 

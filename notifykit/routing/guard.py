@@ -15,23 +15,39 @@ Idempotency: the first send with a key claims it (atomically, in the store) for
   answer, so that nobody ever receives a second code;
 * sends anew when the first failed without reaching any vendor (the first gives its key
   back when it fails; a key left behind by a process that died is taken back here);
-* raises :class:`InvalidMessage` when the key was first used for another number or template.
+* raises :class:`InvalidMessage` when the key was first used for a different message in
+  any respect: number, template, parameters or tags.
+
+A key is claimed with the message's fingerprint: an HMAC-SHA256 of its number, template,
+parameters and tags, never the message itself (parameters may hold a verification code).
+Its key is derived from ``[verify] secret`` when set, else from the provider instances'
+secret options (every process of one deployment derives the same key), else it is drawn
+per process. Each fingerprint names its key (a short id), and two fingerprints under
+different keys are not compared: the number and template are still checked.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
+import json
+import secrets
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
+from pydantic import BaseModel, SecretStr
+
+from notifykit.compare import constant_time_equal
 from notifykit.errors import InvalidMessage, RecipientRateLimited, UnknownOutcome
 from notifykit.models import DeliveryStatus, MessageRecord, SendResult, SmsMessage
 from notifykit.phone import mask_phone
-from notifykit.store.base import Store
+from notifykit.store.base import IdempotencyHolder, Store
 
 if TYPE_CHECKING:
     from notifykit.shared.base import SharedState
 
-__all__ = ["Idempotency", "RecipientGuard"]
+__all__ = ["Idempotency", "RecipientGuard", "fingerprint_key"]
 
 _POLL_FIRST = 0.005
 _POLL_MAX = 0.1
@@ -70,25 +86,75 @@ class RecipientGuard:
             )
 
 
+def fingerprint_key(verify_secret: SecretStr | None, options: Iterable[BaseModel]) -> bytes:
+    """The key of idempotency fingerprints (32 bytes): from ``[verify] secret`` when set,
+    else from the secret options (``SecretStr`` values) of ``options`` (the provider
+    instances', in route-independent order), else random for this process."""
+    label = b"notifykit idempotency fingerprint v1"
+    if verify_secret is not None:
+        return hmac.new(verify_secret.get_secret_value().encode(), label, hashlib.sha256).digest()
+    material = [
+        value.get_secret_value().encode()
+        for model in options
+        for name in sorted(type(model).model_fields)
+        if isinstance(value := getattr(model, name, None), SecretStr)
+    ]
+    if material:
+        return hmac.new(b"\0".join(material), label, hashlib.sha256).digest()
+    return secrets.token_bytes(32)
+
+
 class Idempotency:
     """Claims and releases idempotency keys, and answers repeats (see the module docstring)."""
 
-    def __init__(self, store: Store, ttl: float) -> None:
+    def __init__(self, store: Store, ttl: float, key: bytes | None = None) -> None:
         self.store = store
         self.ttl = ttl
+        self._key = key if key is not None else secrets.token_bytes(32)
+        self._key_id = hmac.new(self._key, b"key id", hashlib.sha256).hexdigest()[:8]
+
+    def fingerprint(self, message: SmsMessage) -> str:
+        """``<key id>:<HMAC-SHA256 hex>`` of the message's number, template, parameters and
+        tags (tags as a set): equal for the same message, never revealing it."""
+        canonical = json.dumps(
+            [message.to, message.template, sorted(message.params.items()), sorted(message.tags)],
+            ensure_ascii=False,
+            separators=(",", ":"),
+        )
+        digest = hmac.new(self._key, canonical.encode(), hashlib.sha256).hexdigest()
+        return f"{self._key_id}:{digest}"
+
+    def _differs(self, held: IdempotencyHolder, fingerprint: str) -> bool:
+        """True when the holder's message is provably not this one (same key, other hash)."""
+        if held.fingerprint is None:
+            return False
+        theirs_id, _, theirs = held.fingerprint.partition(":")
+        ours_id, _, ours = fingerprint.partition(":")
+        return theirs_id == ours_id and not constant_time_equal(theirs, ours)
 
     async def claim(
         self, message: SmsMessage, message_id: str, deadline: float
     ) -> SendResult | None:
         """Claim the message's key for ``message_id``: None when this send owns it now, or
-        the first send's result. ``deadline`` is on the event loop's clock."""
+        the first send's result. ``deadline`` is on the event loop's clock. Raises
+        InvalidMessage when the key holds a different message."""
         key = message.idempotency_key
         if key is None:
             return None
+        fingerprint = self.fingerprint(message)
         for _ in range(_MAX_RECLAIMS):
-            holder = await self.store.claim_idempotency_key(key, message_id, self.ttl)
-            if holder is None or holder == message_id:
+            held = await self.store.claim_idempotency_key(
+                key, message_id, self.ttl, fingerprint=fingerprint
+            )
+            if held is None or held.message_id == message_id:
                 return None
+            holder = held.message_id
+            if self._differs(held, fingerprint):
+                raise InvalidMessage(
+                    f"idempotency key already used for a different message ({holder}): "
+                    "its number, template, parameters or tags differ; "
+                    "use a new key for a new message"
+                )
             record = await self._settled(holder, deadline)
             if record is None or record.status is DeliveryStatus.PENDING:
                 raise UnknownOutcome(

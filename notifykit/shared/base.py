@@ -59,3 +59,11 @@ class SharedState(ABC):
         self, phone: str, interval: float, *, message_id: str | None = None
     ) -> float | None:
         """Claim ``phone`` for ``interval`` seconds, or the seconds left on the claim."""
+
+    @abstractmethod
+    async def release_recipient(self, phone: str, message_id: str) -> bool:
+        """Give back the claim on ``phone`` (E.164) when ``message_id`` still holds it; a
+        claim since taken by another message stays. Called by the recovery sweep for a
+        send whose process died before any vendor call. True when a claim was given back;
+        False when none was (another holder, none, or the server unreachable: a claim
+        there then ends with its interval)."""

@@ -109,6 +109,7 @@ class RedisState(SharedState):
         self._record: AsyncScript = client.register_script(_lua("breaker_record.lua"))
         self._release: AsyncScript = client.register_script(_lua("breaker_release.lua"))
         self._claim: AsyncScript = client.register_script(_lua("recipient_claim.lua"))
+        self._unclaim: AsyncScript = client.register_script(_lua("recipient_release.lua"))
         self._seen: dict[str, _Seen] = {}
         self._down_since: datetime | None = None
         self._retry_at = 0.0
@@ -277,17 +278,26 @@ class RedisState(SharedState):
 
     # -- the recipient guard ---------------------------------------------------------------------
 
+    def _recipient_key(self, phone: str) -> str:
+        return self._key("recipient", hashlib.sha256(phone.encode()).hexdigest()[:32])
+
     async def check_recipient(
         self, phone: str, interval: float, *, message_id: str | None = None
     ) -> float | None:
-        digest = hashlib.sha256(phone.encode()).hexdigest()[:32]
         try:
             left_ms = await self._call(
                 self._claim,
-                self._key("recipient", digest),
+                self._recipient_key(phone),
                 max(1, int(interval * 1000)),
                 message_id or "",
             )
         except _Down:
             return await self._store.check_recipient(phone, interval, message_id=message_id)
         return None if int(left_ms) < 0 else int(left_ms) / 1000
+
+    async def release_recipient(self, phone: str, message_id: str) -> bool:
+        try:
+            return bool(await self._call(self._unclaim, self._recipient_key(phone), message_id))
+        except _Down:
+            return False  # the claim ends with its interval (the store's fallback claim
+            # is given back by the store's own sweep)

@@ -54,6 +54,7 @@ __all__ = [
     "DEFAULT_LEASE",
     "TIE_WINDOW",
     "AnyEvent",
+    "IdempotencyHolder",
     "InboxEntry",
     "PendingEvent",
     "QuarantineEntry",
@@ -165,6 +166,15 @@ class PendingEvent:
     (stored by a process with no observers, waiting for one that has some)."""
     claimed_until: datetime | None = None
     """When that claim ends (UTC); a time in the past means any dispatcher may take it."""
+
+
+@dataclass(frozen=True)
+class IdempotencyHolder:
+    """Who holds an idempotency key (:meth:`Store.claim_idempotency_key`): the message id,
+    and the fingerprint of its message as claimed (None: claimed without one)."""
+
+    message_id: str
+    fingerprint: str | None = None
 
 
 @dataclass(frozen=True)
@@ -438,10 +448,15 @@ class Store(ABC):
     # -- guards -----------------------------------------------------------------------------
 
     @abstractmethod
-    async def claim_idempotency_key(self, key: str, message_id: str, ttl: float) -> str | None:
-        """Claim ``key`` for ``message_id`` for ``ttl`` seconds, atomically.
+    async def claim_idempotency_key(
+        self, key: str, message_id: str, ttl: float, *, fingerprint: str | None = None
+    ) -> IdempotencyHolder | None:
+        """Claim ``key`` for ``message_id`` for ``ttl`` seconds, atomically, storing
+        ``fingerprint`` with the claim (an opaque keyed hash of the message, never the
+        message itself: :class:`notifykit.routing.guard.Idempotency` makes it).
 
-        Returns None when the claim succeeded, else the message id that holds the key.
+        Returns None when the claim succeeded, else the holder: its message id and the
+        fingerprint stored with its claim, read in the same step.
         """
 
     @abstractmethod

@@ -36,6 +36,7 @@ from notifykit.models import (
 from notifykit.store.base import (
     DEFAULT_LEASE,
     AnyEvent,
+    IdempotencyHolder,
     InboxEntry,
     PendingEvent,
     QuarantineEntry,
@@ -188,7 +189,7 @@ class MemoryStore(Store):
         self._undispatched: dict[str, tuple[str, float] | None] = {}
         self._inbox: list[InboxEntry] = []
         self._quarantine: list[QuarantineEntry] = []
-        self._idempotency: dict[str, tuple[str, float]] = {}
+        self._idempotency: dict[str, tuple[str, float, str | None]] = {}
         self._recipients: dict[str, tuple[float, str | None]] = {}
         # Messages with a lease that may still be pending (settled ones are dropped lazily)
         self._leases: dict[str, datetime] = {}
@@ -504,12 +505,14 @@ class MemoryStore(Store):
                 done += 1
         return done
 
-    async def claim_idempotency_key(self, key: str, message_id: str, ttl: float) -> str | None:
+    async def claim_idempotency_key(
+        self, key: str, message_id: str, ttl: float, *, fingerprint: str | None = None
+    ) -> IdempotencyHolder | None:
         now = time.time()
         held = self._idempotency.get(key)
         if held is not None and held[1] > now:
-            return held[0]
-        self._idempotency[key] = (message_id, now + ttl)
+            return IdempotencyHolder(held[0], held[2])
+        self._idempotency[key] = (message_id, now + ttl, fingerprint)
         return None
 
     async def release_idempotency_key(self, key: str, message_id: str) -> None:

@@ -121,6 +121,9 @@ MIGRATIONS: list[tuple[str, ...]] = [
         "ALTER TABLE events ADD COLUMN claimed_by TEXT",
         "ALTER TABLE events ADD COLUMN claimed_until REAL",
     ),
+    # 5: the fingerprint (a keyed hash, never the message) of the message holding each
+    # idempotency key: a key reused for a different message is refused.
+    ("ALTER TABLE idempotency_keys ADD COLUMN fingerprint TEXT",),
 ]
 
 

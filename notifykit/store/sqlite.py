@@ -39,6 +39,7 @@ from notifykit.models import (
 from notifykit.store.base import (
     DEFAULT_LEASE,
     AnyEvent,
+    IdempotencyHolder,
     InboxEntry,
     PendingEvent,
     QuarantineEntry,
@@ -458,18 +459,21 @@ class SQLiteStore(Store):
 
     # -- guards -----------------------------------------------------------------------------
 
-    async def claim_idempotency_key(self, key: str, message_id: str, ttl: float) -> str | None:
-        def write(conn: sqlite3.Connection) -> str | None:
+    async def claim_idempotency_key(
+        self, key: str, message_id: str, ttl: float, *, fingerprint: str | None = None
+    ) -> IdempotencyHolder | None:
+        def write(conn: sqlite3.Connection) -> IdempotencyHolder | None:
             now = time.time()
             row = conn.execute(
-                "SELECT message_id, expires_at FROM idempotency_keys WHERE key = ?", (key,)
+                "SELECT message_id, expires_at, fingerprint FROM idempotency_keys WHERE key = ?",
+                (key,),
             ).fetchone()
             if row is not None and row[1] > now:
-                return str(row[0])
+                return IdempotencyHolder(str(row[0]), row[2])
             conn.execute(
-                "INSERT OR REPLACE INTO idempotency_keys (key, message_id, expires_at)"
-                " VALUES (?, ?, ?)",
-                (key, message_id, now + ttl),
+                "INSERT OR REPLACE INTO idempotency_keys (key, message_id, expires_at, fingerprint)"
+                " VALUES (?, ?, ?, ?)",
+                (key, message_id, now + ttl, fingerprint),
             )
             return None
 

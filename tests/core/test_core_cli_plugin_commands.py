@@ -61,6 +61,33 @@ def test_plugin_commands_respect_notifykit_load_plugins(
     assert "hello world" not in result.output
 
 
+BROKEN_COMMANDS_MODULE = """
+from notifykit import hookimpl
+
+
+@hookimpl(tryfirst=True)
+def register_commands(cli):
+    raise RuntimeError("token=sk-live-abcdef0123456789")
+"""
+
+
+def test_a_plugin_whose_register_commands_raises_keeps_no_other_plugin_from_its_commands(
+    install_dist: object, fresh_cli: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # tryfirst: the broken plugin is called before the good one, as one hook call would
+    install_dist("nk-test-broken", "broken", BROKEN_COMMANDS_MODULE)  # type: ignore[operator]
+    install_dist("nk-test-commands", "greeter", COMMANDS_MODULE)  # type: ignore[operator]
+    monkeypatch.setenv("NOTIFYKIT_LOAD_PLUGINS", "broken,greeter")
+    result = CliRunner().invoke(cli, ["hello", "world"])
+    assert result.exit_code == 0, result.output
+    assert "hello world" in result.stdout
+    assert (
+        "Warning: plugin commands not loaded: plugin 'nk-test-broken' failed in "
+        "register_commands: RuntimeError" in result.stderr
+    )
+    assert "sk-live" not in result.output
+
+
 def test_a_relative_sqlite_path_is_read_next_to_the_config_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

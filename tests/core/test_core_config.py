@@ -326,3 +326,23 @@ def test_bad_durations(value: Any) -> None:
 def test_provider_config_keeps_unknown_keys_for_the_provider_type() -> None:
     section = ProviderConfig.model_validate({"type": "memory", "balance": 3})
     assert section.options == {"balance": 3}
+
+
+def test_relative_sqlite_path_is_relative_to_the_configuration_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One rule (docs/configuration.md [store]): the configuration file's folder, whatever the
+    working directory; ``:memory:`` is not a path."""
+    folder = tmp_path / "etc"
+    folder.mkdir()
+    elsewhere = tmp_path / "run"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    config_file = folder / "notifykit.toml"
+    config_file.write_text('[store]\nurl = "sqlite:///data/notifykit.sqlite3"\n')
+    url = load_config(config_file).store.url
+    assert url == f"sqlite:///{folder / 'data' / 'notifykit.sqlite3'}"
+    config_file.write_text('[store]\nurl = "sqlite:///:memory:"\n')
+    assert load_config(config_file).store.url == "sqlite:///:memory:"
+    config_file.write_text('[store]\nurl = "sqlite:////abs/notifykit.sqlite3"\n')
+    assert load_config(config_file).store.url == "sqlite:////abs/notifykit.sqlite3"

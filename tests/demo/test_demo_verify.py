@@ -9,7 +9,6 @@ from pathlib import Path
 
 from notifykit.config import load_config
 from notifykit.demo import DemoSettings, run_demo
-from notifykit.demo_verify import DEMO_NUMBER
 from notifykit.verify import CodeKeys
 
 
@@ -33,7 +32,7 @@ def test_the_demo_shows_a_verification_and_never_its_code(tmp_path: Path) -> Non
     conn = sqlite3.connect(tmp_path / "notifykit.sqlite3")
     try:
         seed, status = conn.execute(
-            "SELECT seed, status FROM verifications WHERE phone = ?", (DEMO_NUMBER,)
+            "SELECT seed, status FROM verifications WHERE phone = ?", (outcome.verification.phone,)
         ).fetchone()
     finally:
         conn.close()

@@ -226,3 +226,37 @@ def test_idempotency_holds_across_two_processes(tmp_path: Path) -> None:
     assert all("ok" in r for r in results), results
     assert results[0]["ok"] == results[1]["ok"]
     assert sum(int(r["calls"]) for r in results) == 1  # type: ignore[call-overload]
+
+
+def test_the_fingerprint_key_is_shared_by_the_processes_of_one_deployment() -> None:
+    from pydantic import SecretStr
+
+    from notifykit.default_plugins.memory import MemoryOptions
+    from notifykit.routing.guard import fingerprint_key
+
+    class Keyed(MemoryOptions):
+        api_key: SecretStr
+
+    verify = SecretStr("a-verify-secret-of-some-length")
+    assert fingerprint_key(verify, []) == fingerprint_key(verify, [])
+    keyed = [Keyed(api_key=SecretStr("key-1"))]
+    assert fingerprint_key(None, keyed) == fingerprint_key(
+        None, [Keyed(api_key=SecretStr("key-1"))]
+    )
+    assert fingerprint_key(None, keyed) != fingerprint_key(
+        None, [Keyed(api_key=SecretStr("key-2"))]
+    )
+    # No secret anywhere: one key per process, never shared by accident.
+    assert fingerprint_key(None, [MemoryOptions()]) != fingerprint_key(None, [MemoryOptions()])
+
+
+async def test_a_fingerprint_under_another_key_is_not_compared(make_router) -> None:
+    store = MemoryStore()
+    first = make_router(store=store)
+    other = make_router(store=store)  # another process: its own per-process key
+    sent = await first.router.send(message("k"))
+    changed = message("k").model_copy(update={"params": {"code": "999999"}})
+    # Not provably different (another key): the number and template match, so a repeat.
+    assert (await other.router.send(changed)).message_id == sent.message_id
+    with pytest.raises(errors.InvalidMessage, match="different message"):
+        await first.router.send(changed)

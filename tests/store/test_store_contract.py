@@ -3,23 +3,30 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
 from notifykit import models
-from notifykit.errors import StoreError
+from notifykit.config import Config
+from notifykit.default_plugins.memory import MemoryOptions, MemoryProvider
+from notifykit.errors import InvalidMessage, StoreError
 from notifykit.events import DeliveryReceipt, InboundMessage
 from notifykit.models import (
     Attempt,
     DeliveryStatus,
     MessageRecord,
+    SmsMessage,
     VerificationCheckStatus,
     VerificationRecord,
     VerificationStatus,
 )
+from notifykit.provider import ProviderContext
+from notifykit.routing import Router
 from notifykit.store import InboxEntry, QuarantineEntry, Store
-from notifykit.store.base import VerificationCheckStep, VerificationClaim
+from notifykit.store.base import IdempotencyHolder, VerificationCheckStep, VerificationClaim
 
 pytestmark = pytest.mark.anyio
 
@@ -426,13 +433,70 @@ async def test_every_backend_follows_the_one_status_rule(
 
 async def test_idempotency_keys(store: Store) -> None:
     assert await store.claim_idempotency_key("k", "m1", 60) is None
-    assert await store.claim_idempotency_key("k", "m2", 60) == "m1"
+    assert await store.claim_idempotency_key("k", "m2", 60) == IdempotencyHolder("m1")
     await store.release_idempotency_key("k", "m2")  # not the holder: no effect
-    assert await store.claim_idempotency_key("k", "m2", 60) == "m1"
+    assert await store.claim_idempotency_key("k", "m2", 60) == IdempotencyHolder("m1")
     await store.release_idempotency_key("k", "m1")
     assert await store.claim_idempotency_key("k", "m2", 60) is None
     assert await store.claim_idempotency_key("short", "m3", 0) is None
     assert await store.claim_idempotency_key("short", "m4", 60) is None  # expired claim
+
+
+async def test_idempotency_keys_keep_the_fingerprint_of_their_claim(store: Store) -> None:
+    assert await store.claim_idempotency_key("k", "m1", 60, fingerprint="id1:aaaa") is None
+    # The holder and its fingerprint, whatever the repeat's own fingerprint.
+    assert await store.claim_idempotency_key(
+        "k", "m2", 60, fingerprint="id1:bbbb"
+    ) == IdempotencyHolder("m1", "id1:aaaa")
+    assert await store.claim_idempotency_key("k", "m3", 60) == IdempotencyHolder("m1", "id1:aaaa")
+    await store.release_idempotency_key("k", "m1")
+    assert await store.claim_idempotency_key("k", "m2", 60, fingerprint="id1:bbbb") is None
+    assert await store.claim_idempotency_key("k", "m4", 60) == IdempotencyHolder("m2", "id1:bbbb")
+    # An expired claim taken over: the new claim's fingerprint replaces the old one.
+    assert await store.claim_idempotency_key("short", "m5", 0, fingerprint="id1:cccc") is None
+    assert await store.claim_idempotency_key("short", "m6", 60, fingerprint="id1:dddd") is None
+    assert await store.claim_idempotency_key("short", "m7", 60) == IdempotencyHolder(
+        "m6", "id1:dddd"
+    )
+
+
+async def test_a_key_reused_for_a_different_message_is_refused_in_every_store(
+    store: Store,
+) -> None:
+    """Through the router, against each backend: code 77 then code 78 under one key."""
+    config = Config.from_dict(
+        {"providers": {"primary": {"type": "memory"}}, "routing": {"providers": ["primary"]}}
+    )
+    provider = MemoryProvider(MemoryOptions(), context=ProviderContext(instance="primary"))
+    router = Router(config, {"primary": provider}, store)
+
+    def msg(**changes: Any) -> SmsMessage:
+        fields: dict[str, Any] = {
+            "to": PHONE,
+            "template": "verify_code",
+            "params": {"code": "xq-077"},
+            "idempotency_key": "signup-1",
+            "tags": ("signup",),
+        }
+        return SmsMessage(**{**fields, **changes})
+
+    first = await router.send(msg())
+    assert (await router.send(msg(tags=("signup",)))).message_id == first.message_id  # a repeat
+    for different in (
+        msg(params={"code": "xq-078"}),
+        msg(params={"code": "xq-077", "name": "x"}),
+        msg(tags=("login",)),
+        msg(template="welcome"),
+        msg(to=OTHER),
+    ):
+        with pytest.raises(InvalidMessage, match="idempotency key already used") as caught:
+            await router.send(different)
+        assert "xq-" not in str(caught.value)  # never the parameters in the error
+    assert provider.calls == 1
+    # Never the parameters in the store: the claim holds a keyed hash.
+    held = await store.claim_idempotency_key("signup-1", "probe", 60)
+    assert held is not None and held.fingerprint is not None
+    assert re.fullmatch(r"[0-9a-f]{8}:[0-9a-f]{64}", held.fingerprint)
 
 
 async def test_recipient_guard(store: Store) -> None:
@@ -529,7 +593,9 @@ async def test_recovery_gives_back_the_claims_of_a_send_that_reached_no_vendor(
     assert await store.claim_idempotency_key("k-never", "next", ttl=600) is None
     assert await store.check_recipient(PHONE, 600, message_id="next") is None
     # Kept: the vendor may have the first message.
-    assert await store.claim_idempotency_key("k-reached", "next2", ttl=600) == "reached"
+    assert await store.claim_idempotency_key("k-reached", "next2", ttl=600) == IdempotencyHolder(
+        "reached"
+    )
     assert await store.check_recipient(OTHER, 600, message_id="next2") is not None
 
 

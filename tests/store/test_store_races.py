@@ -34,7 +34,7 @@ from notifykit.models import (
     VerificationStatus,
 )
 from notifykit.store import InboxEntry, Store
-from notifykit.store.base import VerificationCheckStep
+from notifykit.store.base import IdempotencyHolder, VerificationCheckStep
 
 from .races import Race
 
@@ -48,7 +48,7 @@ def _one_winner(results: list[Any], names: Sequence[str]) -> str:
     assert not [r for r in results if isinstance(r, BaseException)], results
     winners = [name for name, result in zip(names, results, strict=True) if result is None]
     assert len(winners) == 1, f"claims returned {results}: {len(winners)} winners"
-    assert all(r == winners[0] for r in results if r is not None), results
+    assert all(r.message_id == winners[0] for r in results if r is not None), results
     return winners[0]
 
 
@@ -65,7 +65,7 @@ async def test_two_claims_of_one_key_have_one_winner(race: Race, first: int) -> 
         first,
     )
     winner = _one_winner(results, ["m-a", "m-b"])
-    assert await a.claim_idempotency_key("k", "m-c", 60) == winner
+    assert await a.claim_idempotency_key("k", "m-c", 60) == IdempotencyHolder(winner)
 
 
 @FIRST
@@ -77,7 +77,7 @@ async def test_two_takeovers_of_an_expired_key_have_one_winner(race: Race, first
         first,
     )
     winner = _one_winner(results, ["m-a", "m-b"])
-    assert await b.claim_idempotency_key("k", "m-c", 60) == winner
+    assert await b.claim_idempotency_key("k", "m-c", 60) == IdempotencyHolder(winner)
 
 
 @FIRST
@@ -89,7 +89,7 @@ async def test_a_late_release_never_frees_the_claim_that_took_over(race: Race, f
         first,
     )
     assert taken is None and released is None
-    assert await a.claim_idempotency_key("k", "m-other", 60) == "m-new"
+    assert await a.claim_idempotency_key("k", "m-other", 60) == IdempotencyHolder("m-new")
 
 
 @FIRST
@@ -364,4 +364,4 @@ async def test_a_sweep_gives_back_only_its_own_key(race: Race, first: int) -> No
         [a.recover_expired(now=LATER), b.claim_idempotency_key("k", "next", 600)], first
     )
     assert not isinstance(swept, BaseException) and taken is None, (swept, taken)
-    assert await a.claim_idempotency_key("k", "third", 600) == "next"
+    assert await a.claim_idempotency_key("k", "third", 600) == IdempotencyHolder("next")

@@ -192,7 +192,7 @@ _CLAIM = textwrap.dedent(
         key = await store.claim_idempotency_key("shared-key", name, 60)
         wait = await store.check_recipient("+8615612341090", 60)
         await store.close()
-        print(key or "WON", "GUARD" if wait is None else "WAIT")
+        print(key.message_id if key else "WON", "GUARD" if wait is None else "WAIT")
 
     asyncio.run(main(*sys.argv[1:4]))
     """

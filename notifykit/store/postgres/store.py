@@ -41,6 +41,7 @@ from notifykit.models import (
 from notifykit.store.base import (
     DEFAULT_LEASE,
     AnyEvent,
+    IdempotencyHolder,
     InboxEntry,
     PendingEvent,
     QuarantineEntry,
@@ -592,27 +593,36 @@ class PostgresStore(Store):
 
     # -- guards ---------------------------------------------------------------------------------
 
-    async def claim_idempotency_key(self, key: str, message_id: str, ttl: float) -> str | None:
-        async def write(conn: Conn) -> str | None:
+    async def claim_idempotency_key(
+        self, key: str, message_id: str, ttl: float, *, fingerprint: str | None = None
+    ) -> IdempotencyHolder | None:
+        async def write(conn: Conn) -> IdempotencyHolder | None:
             # The conflicting row stays locked even when the WHERE keeps it: the holder
             # read next cannot have changed meanwhile.
             cur = await conn.execute(
-                "INSERT INTO idempotency_keys AS held (key, message_id, expires_at)"
-                f" VALUES (%(key)s, %(message_id)s, {_NOW} + %(ttl)s)"
+                "INSERT INTO idempotency_keys AS held (key, message_id, expires_at, fingerprint)"
+                f" VALUES (%(key)s, %(message_id)s, {_NOW} + %(ttl)s, %(fingerprint)s)"
                 " ON CONFLICT (key) DO UPDATE SET message_id = excluded.message_id,"
-                "   expires_at = excluded.expires_at"
+                "   expires_at = excluded.expires_at, fingerprint = excluded.fingerprint"
                 f" WHERE held.expires_at <= {_NOW}"
                 " RETURNING message_id",
-                {"key": key, "message_id": message_id, "ttl": float(ttl)},
+                {
+                    "key": key,
+                    "message_id": message_id,
+                    "ttl": float(ttl),
+                    "fingerprint": fingerprint,
+                },
             )
             if await cur.fetchone() is not None:
                 return None
             row = await (
-                await conn.execute("SELECT message_id FROM idempotency_keys WHERE key = %s", (key,))
+                await conn.execute(
+                    "SELECT message_id, fingerprint FROM idempotency_keys WHERE key = %s", (key,)
+                )
             ).fetchone()
             if row is None:  # pragma: no cover - the row is locked by the INSERT above
                 raise StoreError("idempotency key vanished while held")
-            return str(row[0])
+            return IdempotencyHolder(str(row[0]), row[1])
 
         return await self._write(write)
 

@@ -23,7 +23,7 @@ from notifykit.errors import (
     TemplateError,
 )
 
-__all__ = ["ERROR_TABLE", "HINTS", "RETRYABLE", "error_class_for", "error_for"]
+__all__ = ["ERROR_TABLE", "HINTS", "MEANINGS", "RETRYABLE", "error_class_for", "error_for"]
 
 ERROR_TABLE: dict[str, type[ProviderError]] = {
     # 4.1 business codes (HTTP 200)
@@ -74,6 +74,43 @@ ERROR_TABLE: dict[str, type[ProviderError]] = {
 """Every code the fact sheet documents for SendSms and the gateway, with its class. A
 ``Missing<Parameter>`` code is a ProviderError; any other unknown code too."""
 
+MEANINGS: dict[str, str] = {
+    # 4.1: the vendor's Message is Chinese prose
+    "isv.SMS_SIGNATURE_SCENE_ILLEGAL": "the signature's type does not match the template's",
+    "isv.EXTEND_CODE_ERROR": "one extend code used with several signatures",
+    "isv.SIGN_STATE_ILLEGAL": "the signature is not usable (its state is unavailable)",
+    "isv.DOMESTIC_NUMBER_NOT_SUPPORTED": "an international template cannot send to a mainland "
+    "number",
+    "isv.DENY_IP_RANGE": "the caller's IP address is in a region that may not send",
+    "isv.DAY_LIMIT_CONTROL": "the account's daily volume cap is reached",
+    "isv.MONTH_LIMIT_CONTROL": "the account's monthly volume cap is reached",
+    "isv.SMS_CONTENT_ILLEGAL": "the content holds forbidden material",
+    "isv.SMS_SIGN_ILLEGAL": "the signature is banned",
+    "isp.RAM_PERMISSION_DENY": "the RAM user lacks the SMS permission",
+    "isv.OUT_OF_SERVICE": "the account is suspended for insufficient balance",
+    "isv.PRODUCT_UN_SUBSCRIPT": "the account has not activated Cloud Communication",
+    "isv.PRODUCT_UNSUBSCRIBE": "the SMS product is not activated",
+    "isv.ACCOUNT_NOT_EXISTS": "the account does not exist (wrong AccessKey)",
+    "isv.ACCOUNT_ABNORMAL": "the account is in an abnormal state",
+    "isv.SMS_TEMPLATE_ILLEGAL": "the template does not exist under this account or is not approved",
+    "isv.SMS_SIGNATURE_ILLEGAL": "the signature does not exist or is not approved",
+    "isv.INVALID_PARAMETERS": "a parameter is malformed",
+    "isp.SYSTEM_ERROR": "a platform error; safe to retry",
+    "isv.MOBILE_NUMBER_ILLEGAL": "the phone number is invalid",
+    "isv.MOBILE_COUNT_OVER_LIMIT": "more than 1,000 numbers in one request",
+    "isv.TEMPLATE_MISSING_PARAMETERS": "the template has a variable with no parameter",
+    "isv.BUSINESS_LIMIT_CONTROL": "too many messages to this number (per-number flow control)",
+    "isv.INVALID_JSON_PARAM": "TemplateParam is not JSON with string values",
+    "isv.BLACK_KEY_CONTROL_LIMIT": "a parameter holds a restricted word",
+    "isv.PARAM_LENGTH_LIMIT": "a parameter is too long",
+    "isv.PARAM_NOT_SUPPORT_URL": "a parameter may not be a URL",
+    "isv.AMOUNT_NOT_ENOUGH": "insufficient account balance",
+    "isv.TEMPLATE_PARAMS_ILLEGAL": "a parameter holds an illegal keyword",
+}
+"""notifykit's English for each business code of the fact sheet (§4.1,
+../shared/aliyun/API.md), shown beside the vendor's Message, which is Chinese. The gateway
+codes (§4.2) come with an English Message of the vendor's own and need none."""
+
 RETRYABLE = frozenset(
     {"isp.SYSTEM_ERROR", "SignatureNonceUsed", "Throttling.User", "Throttling.Api"}
 )
@@ -91,7 +128,7 @@ HINTS: dict[str, str] = {
     "isv.TEMPLATE_MISSING_PARAMETERS": "every ${variable} of the template needs a parameter "
     "(see param_names)",
     "isv.DENY_IP_RANGE": "mainland SMS cannot be sent from outside mainland China",
-    "isv.BUSINESS_LIMIT_CONTROL": "per-number flow control (default 1/min, 5/h, 10/day)",
+    "isv.BUSINESS_LIMIT_CONTROL": "the default limits are 1/min, 5/h, 10/day per number",
 }
 """What to check, added to the error message for codes where that is not obvious."""
 
@@ -110,9 +147,10 @@ def error_for(
     cls = error_class_for(code)
     shown = (message or "").strip()[:200] or "<no message>"
     text = f"{provider}: Alibaba Cloud refused the {action}: {code or '<no code>'}: {shown}"
-    hint = HINTS.get(code or "")
-    if hint is not None:
-        text += f" ({hint})"
+    # The vendor's words are kept; notifykit's English and what to check go beside them.
+    notes = [note for note in (MEANINGS.get(code or ""), HINTS.get(code or "")) if note]
+    if notes:
+        text += f" ({'; '.join(notes)})"
     if http_status != 200:
         text += f" [HTTP {http_status}]"
     if cls is ProviderUnavailable:

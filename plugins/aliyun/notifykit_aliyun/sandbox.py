@@ -32,7 +32,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from notifykit.config import format_validation_error
-from notifykit.sandbox import Sandbox, SandboxSettings
+from notifykit.sandbox import Sandbox, SandboxSettings, unique_number
 from notifykit_aliyun.sandbox_rules import (
     API_VERSION,
     BSS_VERSION,
@@ -339,7 +339,7 @@ class AliyunSandbox(Sandbox):
             },
         )
         if replies and not failed:
-            sequence = self._rng.randrange(10**9, 10**10)
+            sequence = unique_number()  # never one of an earlier run's, whatever the seed
             self._queue(
                 url,
                 {

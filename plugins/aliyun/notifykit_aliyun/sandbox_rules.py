@@ -25,7 +25,7 @@ from zoneinfo import ZoneInfo
 from pydantic import Field, field_validator
 
 from notifykit.compare import constant_time_equal
-from notifykit.sandbox import SandboxSettings
+from notifykit.sandbox import SandboxSettings, unique_number
 from notifykit_aliyun.errors import ERROR_TABLE
 from notifykit_aliyun.signature import (
     Authorization,
@@ -218,7 +218,8 @@ class Answer:
 
 
 def _request_id(rng: random.Random) -> str:
-    return str(uuid.UUID(int=rng.getrandbits(128), version=4)).upper()
+    # Random, not from the seeded ``rng``: a vendor id is never handed out twice across runs.
+    return str(uuid.uuid4()).upper()
 
 
 def gateway_error(code: str, rng: random.Random, host: str = "dysmsapi.aliyuncs.com") -> Answer:
@@ -412,7 +413,7 @@ def check_send(
         if fault.startswith("isv.") or fault.startswith("isp."):
             return business_error(fault, rng), []
         return gateway_error(fault, rng), []
-    biz_id = f"{rng.randrange(10**17, 10**18)}^0"
+    biz_id = f"{unique_number()}^0"  # never one of an earlier run's, whatever the seed
     content = f"【{sign}】" + " ".join(f"{k}:{v}" for k, v in variables.items())
     accepted = []
     for phone in phones:

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from notifykit_aliyun.callbacks import ACK_BODY, CHECK_BODY, parse_batch
-from notifykit_aliyun.errors import ERROR_TABLE, error_class_for, error_for
+from notifykit_aliyun.errors import ERROR_TABLE, MEANINGS, error_class_for, error_for
 
 from notifykit.errors import (
     AuthenticationError,
@@ -222,3 +222,29 @@ def test_any_items_give_events_or_reasons(items: list[dict[str, object]]) -> Non
     result = parse_batch(json.dumps(items).encode(), "ali", BEIJING)
     readable = len(result.events)
     assert readable == len(items) or result.quarantine_reason is not None
+
+
+@pytest.mark.parametrize("code", sorted(c for c in ERROR_TABLE if c.startswith(("isv.", "isp."))))
+def test_every_business_code_keeps_the_vendor_text_and_adds_english(code: str) -> None:
+    """The business codes' Message is Chinese (fact sheet §4.1): the error keeps it and says
+    what it means beside it."""
+    vendor_text = "账户余额不足"
+    error = error_for(code, vendor_text, provider="ali", action="send", http_status=200)
+    assert f"{code}: {vendor_text} (" in error.message
+    assert MEANINGS[code] in error.message
+    assert error.vendor_message == vendor_text
+
+
+def test_a_meaning_and_a_hint_share_one_bracket() -> None:
+    error = error_for(
+        "isv.BUSINESS_LIMIT_CONTROL",
+        "触发分钟级流控Permits:1",
+        provider="ali",
+        action="send",
+        http_status=200,
+    )
+    assert error.message == (
+        "ali: Alibaba Cloud refused the send: isv.BUSINESS_LIMIT_CONTROL: 触发分钟级流控Permits:1 "
+        "(too many messages to this number (per-number flow control); the default limits are "
+        "1/min, 5/h, 10/day per number)"
+    )

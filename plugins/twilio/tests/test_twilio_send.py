@@ -12,6 +12,7 @@ import httpx
 import pytest
 import respx
 from notifykit_twilio import TwilioOptions, TwilioProvider, TwilioTemplate
+from notifykit_twilio.errors import ERROR_CODES
 from pydantic import SecretStr
 
 from notifykit.errors import (
@@ -209,6 +210,9 @@ async def test_error_codes_map_to_the_tree(
     assert info.value.vendor_code == str(code)
     assert info.value.provider == "tw"
     assert str(code) in str(info.value)
+    rule = ERROR_CODES.get(code)
+    if rule is not None:  # notifykit's English beside Twilio's own words
+        assert f"Twilio error {code} ({rule.meaning})" in info.value.message
     assert TO not in str(info.value), "the recipient number must be masked"
     assert TO not in (info.value.vendor_message or "")
 

@@ -21,7 +21,7 @@ from notifykit.errors import (
 )
 from notifykit_veesing import messages as m
 
-__all__ = ["ERROR_TABLE", "error_class_for", "error_for", "normalise_message"]
+__all__ = ["ERROR_TABLE", "error_class_for", "error_for", "meaning_of", "normalise_message"]
 
 ERROR_TABLE: dict[str, type[ProviderError]] = {
     m.BAD_CREDENTIALS: AuthenticationError,
@@ -55,6 +55,19 @@ _BY_KEY: dict[str, type[ProviderError]] = {
 }
 
 
+_MEANING_BY_KEY: dict[str, str] = {
+    normalise_message(message): meaning for message, meaning in m.MEANINGS.items()
+}
+
+
+def meaning_of(vendor_message: str | None) -> str | None:
+    """notifykit's English for a message the document lists (:data:`messages.MEANINGS`),
+    matched as tolerantly as the error class is; None for any other text."""
+    if not vendor_message:
+        return None
+    return _MEANING_BY_KEY.get(normalise_message(vendor_message))
+
+
 def error_class_for(vendor_message: str | None) -> type[ProviderError]:
     """The notifykit error class for a refusal message; ProviderError when not listed."""
     if not vendor_message:
@@ -63,9 +76,17 @@ def error_class_for(vendor_message: str | None) -> type[ProviderError]:
 
 
 def error_for(vendor_message: str | None, *, provider: str, action: str) -> ProviderError:
-    """The error to raise for a ``returnStatus`` ``"0"`` answer to ``action`` ("send", ...)."""
+    """The error to raise for a ``returnStatus`` ``"0"`` answer to ``action`` ("send", ...).
+
+    The message keeps the vendor's words and adds notifykit's English beside them when the
+    document lists them: ``primary: Veesing refused the send: 余额不足 (insufficient balance:
+    no credits left)``.
+    """
     cls = error_class_for(vendor_message)
     shown = (vendor_message or "").strip()[:200] or "<no message>"
+    meaning = meaning_of(vendor_message)
+    if meaning is not None:
+        shown += f" ({meaning})"
     return cls(
         f"{provider}: Veesing refused the {action}: {shown}",
         provider=provider,

@@ -14,6 +14,7 @@ __all__ = [
     "BAD_TEMPLATE_ID",
     "INSUFFICIENT_BALANCE",
     "IP_RESTRICTED",
+    "MEANINGS",
     "MISSING_PARAMETER",
     "NUMBER_DAILY_CAP",
     "NUMBER_PER_MINUTE",
@@ -36,3 +37,22 @@ BAD_PHONE = "手机号码格式不正确"
 NUMBER_DAILY_CAP = "该号码今日发送次数已达上限"
 NUMBER_PER_MINUTE = "相同手机号码一分钟之内只可发送一次"
 UNKNOWN_REASON = "未知原因,请联系客服"
+
+MEANINGS: dict[str, str] = {
+    SUCCESS: "success",
+    BAD_CREDENTIALS: "wrong appId or appKey",
+    ACCOUNT_LOCKED: "account locked, contact Veesing support",
+    IP_RESTRICTED: "this host's IP address is not on the account's allow list",
+    MISSING_PARAMETER: "a parameter is missing",
+    BAD_PARAMETER: "a parameter is malformed",
+    TEMPLATE_UNKNOWN: "the template does not exist or is not approved",
+    BAD_TEMPLATE_ID: "the templateId is malformed",
+    INSUFFICIENT_BALANCE: "insufficient balance: no credits left",
+    ACCOUNT_DAILY_CAP: "the account's daily send volume is used up",
+    BAD_PHONE: "the phone number is malformed",
+    NUMBER_DAILY_CAP: "this number reached its daily send limit",
+    NUMBER_PER_MINUTE: "the same number can receive one message per minute",
+    UNKNOWN_REASON: "unknown reason, contact Veesing support",
+}
+"""notifykit's English for each message the document lists (../shared/veesing/API.md, the
+send endpoint's table and the balance endpoint's list), shown beside the vendor's words."""

@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 from pydantic import Field, field_validator
 
 from notifykit.compare import constant_time_equal
-from notifykit.sandbox import SandboxSettings
+from notifykit.sandbox import SandboxSettings, unique_number
 from notifykit_veesing import messages as m
 
 __all__ = [
@@ -150,11 +150,10 @@ class SandboxState:
     last_sent: dict[str, datetime] = field(default_factory=dict)
     per_number_day: dict[tuple[str, date], int] = field(default_factory=dict)
     per_day: dict[date, int] = field(default_factory=dict)
-    next_task_id: int = 0
 
     @classmethod
     def start(cls, settings: VeesingSandboxSettings, rng: random.Random) -> SandboxState:
-        state = cls(balance=settings.balance, next_task_id=rng.randint(1_000_000, 8_999_999))
+        state = cls(balance=settings.balance)
         if settings.balance_after is not None:
             state.balance = min(state.balance, settings.balance_after)
         return state
@@ -266,8 +265,7 @@ def check_send(
     state.last_sent[phone] = now
     state.per_number_day[(phone, today)] = state.per_number_day.get((phone, today), 0) + 1
     state.per_day[today] = state.per_day.get(today, 0) + 1
-    task_id = str(state.next_task_id)
-    state.next_task_id += 1
+    task_id = str(unique_number())  # never one of an earlier run's, whatever the seed
     accepted = Accepted(
         task_id=task_id,
         phone=phone,

@@ -334,3 +334,17 @@ def test_cli_builds_options_from_the_settings() -> None:
 
     flags = {opt.opts[0] for opt in settings_options(VeesingSandboxSettings)}
     assert {"--app-id", "--templates", "--receipt-delay", "--hang-rate", "--balance-after"} <= flags
+
+
+async def test_task_ids_are_never_handed_out_twice_even_with_the_same_seed() -> None:
+    """A seed repeats the draws, never the ids: a second run's receipts must not name the
+    first run's messages (``demo --keep DIR`` twice into one store)."""
+    ids = []
+    for _ in range(2):
+        box = sandbox_with(seed=7)
+        try:
+            for n in range(3):
+                ids.append((await send(box, phone=f"1561234109{n}"))["taskId"])
+        finally:
+            await box.aclose()
+    assert len(set(ids)) == len(ids) == 6, ids

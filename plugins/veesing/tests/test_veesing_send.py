@@ -14,7 +14,8 @@ from urllib.parse import parse_qsl
 import httpx
 import pytest
 import respx
-from notifykit_veesing.errors import ERROR_TABLE, error_class_for
+from notifykit_veesing.errors import ERROR_TABLE, error_class_for, meaning_of
+from notifykit_veesing.messages import MEANINGS
 
 from notifykit import errors
 from notifykit.models import SmsMessage
@@ -177,6 +178,15 @@ async def test_every_documented_message(router, make_provider, message, cls) -> 
     assert caught.value.vendor_code == "0"
     assert caught.value.provider == "vs"
     assert message in caught.value.message
+    if message in MEANINGS:  # the vendor's words kept, notifykit's English beside them
+        assert f"{message} ({MEANINGS[message]})" in caught.value.message
+
+
+def test_every_documented_message_has_an_english_meaning() -> None:
+    assert set(ERROR_TABLE) <= set(MEANINGS)
+    assert meaning_of(" 余额不足 ") == "insufficient balance: no credits left"
+    assert meaning_of("未知原因，请联系客服") == MEANINGS["未知原因,请联系客服"]  # full-width comma
+    assert meaning_of("服务升级中") is None
 
 
 async def test_a_vendor_message_echoing_the_key_never_shows_it(router, make_provider) -> None:
@@ -331,6 +341,9 @@ async def test_refused_connection_on_a_real_port(make_provider, kind) -> None:
         await provider.send(MESSAGE)
     await provider.aclose()
     assert caught.value.retryable is True
+    # In words, with the class name beside them (not the class name alone).
+    words = "connection refused" if kind == "default" else "could not open a connection"
+    assert f"could not connect: {words}" in caught.value.message, caught.value.message
 
 
 @pytest.fixture
