@@ -4,6 +4,7 @@ by instances, LISTEN wake-ups, the vendor-id meeting point, the optional driver.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable
@@ -34,7 +35,7 @@ async def opened(pg_store_url: str, pg_schema: str) -> AsyncIterator[Opener]:
     made: list[PostgresStore] = []
 
     def make(**options: object) -> PostgresStore:
-        store = PostgresStore(pg_store_url, schema=pg_schema, timeout=10, **options)  # type: ignore[arg-type]
+        store = PostgresStore(pg_store_url, schema=pg_schema, **{"timeout": 10, **options})  # type: ignore[arg-type]
         made.append(store)
         return store
 
@@ -228,6 +229,40 @@ async def test_claims_take_the_other_rows_at_once_while_another_instance_holds_s
             "the sweep waited for a record another instance holds"
         )
         assert [r.message_id for r in sweep.result()] == ["m1"]
+
+
+async def test_a_write_whose_caller_gave_up_before_its_batch_began_never_lands(
+    opened: Opener, pg_store_url: str
+) -> None:
+    """The receiver answers 503 to a push whose store write timed out, and the vendor sends
+    it again: a write still queued when its caller gave up must not land afterwards (one
+    its batch had already begun may: the caller was told the outcome is not known)."""
+    import psycopg
+
+    store = opened(timeout=1, pool_max_size=2)  # one writer: batches go one at a time
+    await store.open()
+    await store.create_message(MessageRecord(message_id="busy", to=PHONE, template="t"))
+    async with (
+        await psycopg.AsyncConnection.connect(pg_store_url, autocommit=True) as holder,
+        await psycopg.AsyncConnection.connect(pg_store_url, autocommit=True) as watch,
+        holder.transaction(),
+    ):
+        await holder.execute(
+            f"SELECT 1 FROM {store.schema}.messages WHERE message_id = 'busy' FOR UPDATE"
+        )
+        # The writer's batch waits for that row...
+        begun = asyncio.ensure_future(
+            store.update_message("busy", attempts=[], status=DeliveryStatus.FAILED)
+        )
+        assert await _blocked_by(watch, holder.info.backend_pid, begun)
+        # ...while the next write waits in the queue until its caller gives up.
+        with pytest.raises(StoreError, match="timed out"):
+            await store.create_message(MessageRecord(message_id="late", to=PHONE, template="t"))
+    with contextlib.suppress(StoreError):
+        await begun
+    await store.create_message(MessageRecord(message_id="after", to=PHONE, template="t"))
+    assert await store.get_message("after") is not None  # the writer went on
+    assert await store.get_message("late") is None
 
 
 async def test_events_ingested_for_an_owner_are_held_by_it(
