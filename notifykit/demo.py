@@ -234,7 +234,8 @@ def _workdir(keep: Path | None) -> Iterator[Path]:
 
 def run_demo(settings: DemoSettings) -> DemoOutcome:
     """Run the whole demo; returns what happened. Leaves nothing running."""
-    from notifykit.callbacks import create_app
+    # Imported here, not at the top: only this command needs Starlette.
+    from notifykit.asgi import create_app
 
     echo = settings.echo
     pm = get_plugin_manager()
