@@ -104,6 +104,13 @@ def pg_store_url(pg_schema: str) -> str:
 
 
 @pytest.fixture
+def pg_url() -> str:
+    """The test PostgreSQL's URL, without a schema of the test's own (take ``pg_schema``
+    beside it)."""
+    return PG_URL
+
+
+@pytest.fixture
 def redis_prefix() -> Iterator[str]:
     """A fresh key prefix on the test Redis; its keys are deleted after the test. Skips
     (fails under CI) when Redis is unreachable."""
