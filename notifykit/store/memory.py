@@ -567,7 +567,8 @@ class MemoryStore(Store):
         pair = (new.to, new.purpose)
         last = self._verify_sends.get(pair)
         if last is not None and now - last[0] < resend_interval:
-            return VerificationClaim("limited", retry_after=resend_interval - (now - last[0]))
+            wait = min(resend_interval, resend_interval - (now - last[0]))  # now may lag
+            return VerificationClaim("limited", retry_after=wait)
         current = self._current_of(*pair)
         if current is not None and current.status is VerificationStatus.PENDING:
             if current.expires_at > now:

@@ -530,7 +530,10 @@ class SQLiteStore(Store):
             ).fetchone()
             last: float | None = None if row is None else float(row[0])
             if last is not None and now - last < resend_interval:
-                return VerificationClaim("limited", retry_after=resend_interval - (now - last))
+                # At most the interval: another process may have claimed after this one
+                # read its clock (its ``now`` is then behind ``last``).
+                wait = min(resend_interval, resend_interval - (now - last))
+                return VerificationClaim("limited", retry_after=wait)
             current = _current_verification(conn, new.to, new.purpose)
             outcome: Literal["new", "resend"] = "new"
             if current is not None and current.status is VerificationStatus.PENDING:

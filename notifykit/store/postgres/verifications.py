@@ -111,7 +111,10 @@ async def claim_send(
     row = await cur.fetchone()
     last: float | None = None if row is None else float(row[0])
     if last is not None and now - last < resend_interval:
-        return VerificationClaim("limited", retry_after=resend_interval - (now - last))
+        # At most the interval: another instance may have claimed after this one read its
+        # clock (its ``now`` is then behind ``last``).
+        wait = min(resend_interval, resend_interval - (now - last))
+        return VerificationClaim("limited", retry_after=wait)
     current = await load_current(conn, new.to, new.purpose)
     outcome: Literal["new", "resend"] = "new"
     if current is not None and current.status is VerificationStatus.PENDING:
