@@ -39,6 +39,7 @@ from bench.common import (
     phone,
     plausible,
     ratio,
+    scaled,
     veesing_config,
 )
 from notifykit import AsyncNotifier
@@ -46,8 +47,8 @@ from notifykit.config import StoreConfig
 from notifykit.store.postgres import PostgresStore
 
 PG_URL = os.environ.get("NOTIFYKIT_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
-PUSHES = 1000
-SENDS = 1000
+PUSHES = scaled(1000)
+SENDS = scaled(1000)
 CONCURRENCY = 20
 ROUNDS = 3
 _tasks = itertools.count(1)

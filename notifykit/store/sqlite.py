@@ -49,6 +49,7 @@ from notifykit.store.base import (
     VerificationClaim,
     correlate,
     recovered_status,
+    resend_wait,
     tie_to_unknown,
 )
 from notifykit.store.migrations import migrate
@@ -530,10 +531,9 @@ class SQLiteStore(Store):
             ).fetchone()
             last: float | None = None if row is None else float(row[0])
             if last is not None and now - last < resend_interval:
-                # At most the interval: another process may have claimed after this one
-                # read its clock (its ``now`` is then behind ``last``).
-                wait = min(resend_interval, resend_interval - (now - last))
-                return VerificationClaim("limited", retry_after=wait)
+                return VerificationClaim(
+                    "limited", retry_after=resend_wait(now, last, resend_interval)
+                )
             current = _current_verification(conn, new.to, new.purpose)
             outcome: Literal["new", "resend"] = "new"
             if current is not None and current.status is VerificationStatus.PENDING:
