@@ -232,3 +232,49 @@ async def test_a_receipt_is_applied_to_the_record_as_it_is_when_the_look_up_is_s
         ]  # the change made after the look-up was kept
     finally:
         await store.close()
+
+
+@pytest.mark.postgres
+async def test_postgres_ingests_queued_together_share_three_statements(
+    pg_url: str, pg_schema: str
+) -> None:
+    """Ten pushes arriving together are one transaction of three statements (the locks,
+    one look-up, one insert of every request and event), not three statements each; each
+    caller still gets its own new events, and a duplicate within the batch is stored once."""
+    from notifykit.store.postgres import PostgresStore
+
+    store = PostgresStore(pg_url, schema=pg_schema)
+    await store.open()
+    try:
+        await store.create_message(MessageRecord(message_id="m3", to=PHONE, template="t"))
+        await store.update_message(
+            "m3",
+            attempts=[],
+            status=DeliveryStatus.ACCEPTED,
+            provider="fake",
+            provider_message_id="vid-3",
+        )
+        pushes = [[_receipt(n, phone=f"+86156123400{n:02d}")] for n in range(10)]
+        pushes[3] = [_receipt(3, phone=PHONE)]  # the receipt of m3
+        pushes[9] = [_receipt(5, phone="+8615612340005")]  # a second copy of push 5's
+        transactions = store.transactions
+        with counting_postgres() as statements:
+            start = statements[0]
+            answers = await asyncio.gather(
+                *(store.ingest(_entry(), events, owner="me", lease=60) for events in pushes)
+            )
+            used = statements[0] - start
+        # One more for the save of m3, moved by its receipt. Was 6 or more a push.
+        assert used == 4
+        assert store.transactions - transactions == 1
+        assert [[e.event_id for e in new] for new in answers] == [[f"ev-{n}"] for n in range(9)] + [
+            []
+        ]
+        assert answers[3][0].message_id == "m3"
+        record = await store.get_message("m3")
+        assert record is not None and record.status is DeliveryStatus.DELIVERED
+        assert await store.count_inbox() == 10  # every request kept, the duplicate's too
+        stored = await store.list_events()
+        assert sorted(e.event_id for e in stored) == sorted(f"ev-{n}" for n in range(9))
+    finally:
+        await store.close()
