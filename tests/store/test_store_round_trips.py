@@ -64,13 +64,14 @@ async def test_a_postgres_send_is_two_writes(
         )
     assert counts.jobs == 2
     # Statements per send (BEGIN/COMMIT not counted): the record with its started attempt
-    # (1; the guard adds 1), the outcome (the vendor lock with the row, the save with the
-    # look for orphans: 2). Was 8 (create 1, started 2, outcome 5) and 9.
-    assert counts.statements == (4 if routing else 3)
+    # (1; the guard adds 1), the outcome (its transaction's advisory locks, taken first
+    # for every write of the batch; the row; the save with the look for orphans: 3). Was
+    # 8 (create 1, started 2, outcome 5) and 9.
+    assert counts.statements == (5 if routing else 4)
 
 
 @pytest.mark.postgres
-async def test_postgres_ingest_is_three_statements_and_an_accepted_update_two(
+async def test_postgres_ingest_is_three_statements_and_an_accepted_update_three(
     pg_url: str, pg_schema: str
 ) -> None:
     from notifykit.store.postgres import PostgresStore
@@ -87,8 +88,8 @@ async def test_postgres_ingest_is_three_statements_and_an_accepted_update_two(
             assert statements[0] - start == 3
             await store.create_message(MessageRecord(message_id="m2", to=PHONE, template="t"))
             start = statements[0]
-            # A send accepted with vendor id vid-2: the vendor lock taken with the row, then
-            # the save with the look for orphans. Was 5.
+            # A send accepted with vendor id vid-2: the vendor lock (the batch's one lock
+            # statement), the row, the save with the look for orphans. Was 5.
             await store.update_message(
                 "m2",
                 attempts=[],
@@ -96,7 +97,7 @@ async def test_postgres_ingest_is_three_statements_and_an_accepted_update_two(
                 provider="fake",
                 provider_message_id="vid-2",
             )
-            assert statements[0] - start == 2
+            assert statements[0] - start == 3
             start = statements[0]
             # Its receipt: the three, and the save of the message (read by the look-up,
             # saved if unchanged since: no second read under a row lock).

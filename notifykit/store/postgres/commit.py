@@ -56,6 +56,7 @@ class _Job(Generic[T]):
     )
     batch: Batch | None = None
     item: Any = None
+    locks: tuple[int, ...] = ()
 
 
 class GroupCommit:
@@ -100,14 +101,18 @@ class GroupCommit:
                 await task
         self._tasks = []
 
-    async def run(self, fn: Write[T]) -> T:
+    async def run(self, fn: Write[T], *, locks: tuple[int, ...] = ()) -> T:
         """Run ``fn(connection)`` inside a batch's transaction; returns after the commit.
+
+        ``locks``: transaction-level advisory locks the write needs before it runs. A
+        batch takes every lock its writes name first, in one statement and in sorted
+        order, so that concurrent batches never wait on each other's locks in a circle.
 
         Raises StoreError (also when the store is closed or ``timeout`` has passed; a write
         whose caller gave up is skipped unless its batch had already started it)."""
         if not self._tasks:
             raise StoreError("the store is not open")
-        job: _Job[T] = _Job(fn)
+        job: _Job[T] = _Job(fn, locks=locks)
         self._queue.put_nowait(job)
         try:
             return await asyncio.wait_for(asyncio.shield(job.future), self.timeout)
@@ -115,7 +120,7 @@ class GroupCommit:
             job.future.cancel()
             raise StoreError(f"store operation timed out after {self.timeout:g}s") from None
 
-    async def run_batched(self, batch: Batch, item: Any) -> Any:
+    async def run_batched(self, batch: Batch, item: Any, *, locks: tuple[int, ...] = ()) -> Any:
         """Like :meth:`run`, for a write that ``batch`` does together with every other
         write of the same ``batch`` in the transaction: ``batch(conn, items)`` (a few
         statements for all of them, not a few each) returns one result per item. When the
@@ -127,7 +132,7 @@ class GroupCommit:
 
         if not self._tasks:
             raise StoreError("the store is not open")
-        job: _Job[Any] = _Job(alone, batch=batch, item=item)
+        job: _Job[Any] = _Job(alone, batch=batch, item=item, locks=locks)
         self._queue.put_nowait(job)
         try:
             return await asyncio.wait_for(asyncio.shield(job.future), self.timeout)
@@ -185,6 +190,7 @@ class GroupCommit:
         for attempt in range(RETRIES):
             try:
                 async with conn.transaction():
+                    await _take_locks(conn, jobs)
                     return await self._all(conn, jobs)
             except _TRANSIENT:
                 if attempt == RETRIES - 1:
@@ -212,6 +218,7 @@ class GroupCommit:
     async def _one_by_one(self, conn: Conn, jobs: list[_Job[Any]]) -> list[tuple[bool, Any]]:
         outcomes: list[tuple[bool, Any]] = []
         async with conn.transaction():
+            await _take_locks(conn, jobs)
             for job in jobs:
                 if job.future.done():  # the caller gave up meanwhile
                     outcomes.append((False, None))
@@ -230,6 +237,15 @@ class GroupCommit:
                         outcomes.append((True, result))
                     break
         return outcomes
+
+
+async def _take_locks(conn: Conn, jobs: list[_Job[Any]]) -> None:
+    """Every advisory lock the jobs name, sorted, in one statement."""
+    keys = sorted({key for job in jobs for key in job.locks})
+    if keys:
+        await conn.execute(
+            "SELECT pg_advisory_xact_lock(k) FROM unnest(%s::bigint[]) AS k", (keys,)
+        )
 
 
 def translate(exc: BaseException, what: str) -> StoreError:

@@ -218,10 +218,10 @@ class PostgresStore(Store):
 
         await self._write(write)
 
-    async def _write(self, fn: Callable[[Conn], Awaitable[T]]) -> T:
+    async def _write(self, fn: Callable[[Conn], Awaitable[T]], *, locks: tuple[int, ...] = ()) -> T:
         if self._writer is None:
             raise StoreError("the store is not open")
-        return await self._writer.run(fn)
+        return await self._writer.run(fn, locks=locks)
 
     async def _read(self, fn: Callable[[Conn], Awaitable[T]]) -> T:
         if self._pool is None:
@@ -278,18 +278,10 @@ class PostgresStore(Store):
         attempts = list(attempts)
 
         async def write(conn: Conn) -> list[AnyEvent]:
-            # Meet any event of this vendor id that another instance stores meanwhile (the
-            # lock first, then the row: the order ingest takes them in). One statement: the
-            # advisory lock is taken as the row is read, before it is locked.
-            if provider_message_id is not None and provider is not None:
-                record = await _load_message(
-                    conn,
-                    message_id,
-                    lock=True,
-                    advisory=self._vendor_lock(provider, provider_message_id),
-                )
-            else:
-                record = await _load_message(conn, message_id, lock=True)
+            # Meet any event of this vendor id that another instance stores meanwhile: the
+            # vendor lock (``locks`` below, taken by the batch before any write runs) first,
+            # then the row, the order ingest takes them in.
+            record = await _load_message(conn, message_id, lock=True)
             if record is None:
                 raise StoreError(f"unknown message {message_id!r}")
             if provider_message_id is not None and provider is None and record.provider:
@@ -313,7 +305,10 @@ class PostgresStore(Store):
                 return []
             return await _link_orphans(conn, record)
 
-        return await self._write(write)
+        locks: tuple[int, ...] = ()
+        if provider_message_id is not None and provider is not None:
+            locks = (self._vendor_lock(provider, provider_message_id),)
+        return await self._write(write, locks=locks)
 
     async def get_message(self, message_id: str) -> MessageRecord | None:
         return await self._read(lambda conn: _load_message(conn, message_id))
@@ -389,7 +384,9 @@ class PostgresStore(Store):
         if self._writer is None:
             raise StoreError("the store is not open")
         request = _Ingest(entry, list(events), owner, float(lease))
-        new: list[AnyEvent] = await self._writer.run_batched(self._ingest_batch, request)
+        new: list[AnyEvent] = await self._writer.run_batched(
+            self._ingest_batch, request, locks=tuple(self._ingest_keys(request.events))
+        )
         return new
 
     def _ingest_keys(self, events: Sequence[AnyEvent]) -> set[int]:
@@ -410,16 +407,12 @@ class PostgresStore(Store):
 
     async def _ingest_batch(self, conn: Conn, requests: list[_Ingest]) -> list[list[AnyEvent]]:
         """Store ``requests`` (one per caller) in three statements in the usual case: the
-        advisory locks of all (sorted, so concurrent batches take them in one order), one
+        advisory locks of all (taken by the batch, sorted, before any write), one
         look-up of every message their events may belong to, one insert of the requests and
         their events (a fourth saves the messages their receipts move). A request with a
         receipt to tie to an unknown record (rare) makes the batch store its requests one
         at a time instead, each seeing what the one before changed."""
-        keys = sorted(set().union(*(self._ingest_keys(r.events) for r in requests)))
-        if keys:
-            await conn.execute(
-                "SELECT pg_advisory_xact_lock(k) FROM unnest(%s::bigint[]) AS k", (keys,)
-            )
+        # The advisory locks were taken by the batch (GroupCommit.run_batched's ``locks``).
         found = await _Lookup.run(conn, [e for r in requests for e in r.events])
         resolved: list[list[AnyEvent]] = []
         for request in requests:
@@ -1004,18 +997,9 @@ async def _advisory(conn: Conn, key: int) -> None:
     await conn.execute("SELECT pg_advisory_xact_lock(%s)", (key,))
 
 
-async def _load_message(
-    conn: Conn, message_id: str, *, lock: bool = False, advisory: int | None = None
-) -> MessageRecord | None:
-    """The record; with ``lock`` under a row lock; with ``advisory``, that transaction-level
-    advisory lock taken in the same statement (before the row lock)."""
-    if advisory is None:
-        query = "SELECT record FROM messages WHERE message_id = %s"
-        params: tuple[Any, ...] = (message_id,)
-    else:
-        query = "SELECT record, pg_advisory_xact_lock(%s) FROM messages WHERE message_id = %s"
-        params = (advisory, message_id)
-    cur = await conn.execute(query + " FOR UPDATE" if lock else query, params)
+async def _load_message(conn: Conn, message_id: str, *, lock: bool = False) -> MessageRecord | None:
+    query = "SELECT record FROM messages WHERE message_id = %s"
+    cur = await conn.execute(query + " FOR UPDATE" if lock else query, (message_id,))
     row = await cur.fetchone()
     return None if row is None else MessageRecord.model_validate_json(row[0])
 
