@@ -168,6 +168,10 @@ async def test_an_acknowledgement_that_fails_is_retried_by_the_lease_not_lost() 
     notifier = AsyncNotifier(fake_config(), plugin_manager=fake_plugin_manager(), store=store)
     notifier.subscribe(lambda event: None)
     await notifier.open()
+    # This test dispatches by hand: the notifier's own sweeps (started on open, as it has a
+    # subscriber) would also take these lease-0 events.
+    await notifier.callbacks.stop_sweeping()
+    await notifier.callbacks.drain()
     try:
         for n in range(3):
             await store.ingest(_entry(), [_receipt(n)], owner=notifier.callbacks.owner, lease=0)

@@ -47,6 +47,7 @@ from notifykit.store.base import (
     AnyEvent,
     IdempotencyHolder,
     InboxEntry,
+    PendingEvent,
     QuarantineEntry,
     Store,
     VerificationCheckStep,
@@ -565,6 +566,22 @@ class PostgresStore(Store):
             return [_event(payload, message_id) for _, payload, message_id in rows]
 
         return await self._write(write)
+
+    async def list_undispatched(self, *, limit: int | None = None) -> list[PendingEvent]:
+        async def read(conn: Conn) -> list[PendingEvent]:
+            cur = await conn.execute(
+                "SELECT payload, message_id, claimed_by, claimed_until FROM events"
+                " WHERE NOT dispatched ORDER BY id LIMIT %s",
+                (limit,),
+            )
+            return [
+                PendingEvent(
+                    _event(payload, message_id), owner, None if until is None else _utc(until)
+                )
+                for payload, message_id, owner, until in await cur.fetchall()
+            ]
+
+        return await self._read(read)
 
     async def ack_dispatch(self, owner: str, event_ids: Sequence[str]) -> int:
         """The observers have seen these events; only ``owner``'s claims are settled (an
