@@ -116,7 +116,8 @@ ADAPTERS: dict[str, set[str]] = {
     f"{N}.demo_render": set(CORE),
     f"{N}.demo_verify": set(CORE),
     f"{N}.cli": set(CORE)
-    | {f"{N}.asgi", f"{N}.server", f"{N}.slow_clients", f"{N}.demo", f"{N}.cli"},
+    | {f"{N}.asgi", f"{N}.server", f"{N}.slow_clients", f"{N}.demo", f"{N}.demo_render"}
+    | {f"{N}.cli"},
     f"{N}.__main__": {f"{N}.cli"},
 }
 LAYERS = {**CORE, **ADAPTERS}
