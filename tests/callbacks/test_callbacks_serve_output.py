@@ -47,7 +47,10 @@ def _serve(tmp_path: Path, store: str, *flags: str) -> tuple[str, str]:
     )
     try:
         assert proc.stdout is not None
+        # The banner by readline only: communicate() below reads the pipe itself, so what
+        # readline buffered past its line would be lost to it.
         first = proc.stdout.readline()
+        first += proc.stdout.readline()  # the push URL of the one instance
         found = re.search(r"http://127\.0\.0\.1:(\d+)", first)
         assert found, first + (proc.stderr.read() if proc.stderr else "")
         url = f"http://127.0.0.1:{found.group(1)}/callbacks/primary/{TOKEN}"
