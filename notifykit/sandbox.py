@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -11,7 +12,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["Sandbox", "SandboxSettings", "toml_value", "unique_number"]
+__all__ = ["Sandbox", "SandboxSettings", "hide_callback_token", "toml_value", "unique_number"]
 
 _last_number = 0
 _number_lock = threading.Lock()
@@ -32,6 +33,20 @@ def unique_number() -> int:
     with _number_lock:
         _last_number = max(_last_number + 1, time.time_ns() // 1000)
         return _last_number
+
+
+_CALLBACK_TOKEN = re.compile(r"(/callbacks/[^/?#]+/)[^/?#]+")
+_URL_PASSWORD = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://[^:/@]*:)([^@/]*)(@)")
+
+
+def hide_callback_token(url: str) -> str:
+    """``url`` (a sandbox's ``--callback-url``) as a banner may show it: the token segment of a
+    receiver path ``.../callbacks/<instance>/<token>`` replaced by ``<token>`` (the form
+    ``notifykit serve`` prints) and a ``user:password@`` password by ``***``. The token is
+    the only thing keeping strangers out of a receiver (docs/callbacks.md), so it is never
+    printed; a URL without one is returned with only its password masked."""
+    url = _URL_PASSWORD.sub(r"\1***\3", url)
+    return _CALLBACK_TOKEN.sub(r"\1<token>", url, count=1)
 
 
 def toml_value(value: str | int | float | bool) -> str:

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from notifykit import AsyncNotifier
+from notifykit.sandbox import hide_callback_token
 
 NUMBERS = {"veesing": "+8615612341090", "aliyun": "+8615612341091", "twilio": "+14155550100"}
 
@@ -69,12 +70,24 @@ def test_the_printed_snippet_sends_through_the_sandbox(name: str, tmp_path: Path
                 proc.wait()
 
 
-def test_the_snippet_says_where_pushes_go() -> None:
-    proc, lines = _banner("veesing", "--callback-url", "http://127.0.0.1:9/callbacks/veesing/t")
+TOKEN = "KUodb_Oga2GNjTIz3zOAOl8Yts9oJXI2"
+
+
+@pytest.mark.parametrize("name", ["veesing", "aliyun"])
+def test_the_snippet_says_where_pushes_go_without_the_token(name: str) -> None:
+    """The banner names the push URL, the token as ``<token>`` as ``notifykit serve`` prints
+    it: the token is a secret (CONVENTIONS: never in CLI output)."""
+    url = f"http://127.0.0.1:9/callbacks/{name}/{TOKEN}"
+    proc, lines = _banner(name, "--callback-url", url)
     try:
-        rest = proc.stderr.readline() if proc.stderr else ""
-        text = "\n".join(lines) + rest
-        assert "pushed to http://127.0.0.1:9/callbacks/veesing/t" in text, text
+        assert proc.stderr is not None
+        for _ in range(3):  # the lines after the template's entry, up to the pushes comment
+            if "pushed" in lines[-1]:
+                break
+            lines.append(proc.stderr.readline().rstrip("\n"))
+        text = "\n".join(lines)
+        assert f"pushed to http://127.0.0.1:9/callbacks/{name}/<token>" in text, text
+        assert TOKEN not in text
     finally:
         proc.send_signal(signal.SIGINT)
         try:
@@ -83,3 +96,19 @@ def test_the_snippet_says_where_pushes_go() -> None:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        (
+            "http://127.0.0.1:8000/callbacks/primary/s3cret",
+            "http://127.0.0.1:8000/callbacks/primary/<token>",
+        ),
+        ("https://h/hooks/callbacks/p/s3cret?x=1", "https://h/hooks/callbacks/p/<token>?x=1"),
+        ("http://127.0.0.1:8000/callbacks/primary", "http://127.0.0.1:8000/callbacks/primary"),
+        ("http://u:s3cret@h:1/callbacks/p", "http://u:***@h:1/callbacks/p"),
+    ],
+)
+def test_hide_callback_token(url: str, shown: str) -> None:
+    assert hide_callback_token(url) == shown

@@ -32,7 +32,13 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from notifykit.config import format_validation_error
-from notifykit.sandbox import Sandbox, SandboxSettings, toml_value, unique_number
+from notifykit.sandbox import (
+    Sandbox,
+    SandboxSettings,
+    hide_callback_token,
+    toml_value,
+    unique_number,
+)
 from notifykit_aliyun.sandbox_rules import (
     API_VERSION,
     BSS_VERSION,
@@ -212,7 +218,7 @@ class AliyunSandbox(Sandbox):
         if first and first != "code":  # the template's variable for notifykit's `code`
             lines.append(f"param_names = {{ code = {toml_value(first)} }}")
         lines.append(
-            f"# receipts and replies are pushed to {s.callback_url}"
+            f"# receipts and replies are pushed to {hide_callback_token(s.callback_url)}"
             if s.callback_url
             else "# receipts and replies are not pushed: start with --callback-url\n"
             f"# http://127.0.0.1:8000/callbacks/{name}/<token> (notifykit serve's URL)"

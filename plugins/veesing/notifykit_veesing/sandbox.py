@@ -26,7 +26,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from notifykit.config import format_validation_error
-from notifykit.sandbox import Sandbox, SandboxSettings, toml_value
+from notifykit.sandbox import Sandbox, SandboxSettings, hide_callback_token, toml_value
 from notifykit_veesing.provider import BALANCE_PATH, SEND_PATH
 from notifykit_veesing.sandbox_pushes import Pusher
 from notifykit_veesing.sandbox_rules import (
@@ -85,7 +85,7 @@ class VeesingSandbox(Sandbox):
         s = self.settings
         template = s.templates[0] if s.templates else "540"
         pushes = (
-            f"# receipts and replies are pushed to {s.callback_url}"
+            f"# receipts and replies are pushed to {hide_callback_token(s.callback_url)}"
             if s.callback_url
             else "# receipts and replies are not pushed: start with --callback-url\n"
             f"# http://127.0.0.1:8000/callbacks/{name}/<token> (notifykit serve's URL)"
