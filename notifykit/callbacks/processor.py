@@ -238,6 +238,11 @@ class CallbackProcessor:
         if self._sweeper is None or self._sweeper.done():
             self._sweeper = asyncio.get_running_loop().create_task(self._sweep())
 
+    def abandon_sweeper(self) -> None:
+        """Forget a sweeper whose event loop ended without shutting down (nothing of that
+        loop can be awaited any more); ``start_sweeping()`` makes a new one."""
+        self._sweeper = None
+
     async def stop_sweeping(self) -> None:
         """End the sweeper; a sweep under way finishes first (its events acknowledged)."""
         sweeper, self._sweeper = self._sweeper, None
