@@ -16,10 +16,15 @@ __all__ = ["StoreHealth"]
 log = get_logger("notifykit.store")
 
 
+_TIMED_OUT = "store operation timed out (a lock held too long, or a slow disk)"
+
+
 def _reason(exc: BaseException) -> str:
     text = str(exc).strip()
-    if not text and isinstance(exc, TimeoutError):
-        return "store operation timed out (a lock held too long, or a slow disk)"
+    # One fault, whichever of two equal bounds noticed it first: the caller's own timeout
+    # (a bare TimeoutError) or the store's (StoreError "store operation timed out ...").
+    if isinstance(exc, TimeoutError) or text.startswith("store operation timed out"):
+        return _TIMED_OUT
     return text if text else type(exc).__name__
 
 

@@ -179,3 +179,19 @@ def test_a_lock_held_too_long_fails_requests_until_it_is_released(tmp_path: Path
     assert sorted(stored(db)) == ["fault-0", f"fault-{PUSHES + 1}"]
     assert log.count('"event": "store_failing"') == 1, log
     assert log.count('"event": "store_recovered"') == 1, log
+
+
+def test_a_timeout_is_one_fault_whichever_bound_noticed_it() -> None:
+    """The caller's bound and the store's own are equal: under load either fires first,
+    and the fault must still be logged once."""
+    from notifykit.errors import StoreError
+    from notifykit.store.health import StoreHealth
+
+    health = StoreHealth()
+    for exc in (TimeoutError(), StoreError("store operation timed out after 0.5s"), TimeoutError()):
+        health.failed(exc)
+    assert health.failures == 3
+    assert health.failing is not None and "timed out" in health.failing
+    first = health.failing
+    health.failed(StoreError("store operation timed out after 0.5s"))
+    assert health.failing == first
