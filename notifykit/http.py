@@ -448,6 +448,12 @@ class _Client(httpx.AsyncClient):
 
 _DIRECT_KWARGS = frozenset({"content", "data", "json", "headers"})
 
+_DIRECT_PATH = True
+"""Whether :func:`request` takes the direct path at all; set False to send every request
+through ``AsyncClient.request`` (the public path the direct one must equal: a
+differential test compares the two on generated requests, tests/core/test_core_http_direct.py;
+ledger: docs/benchmarks.md)."""
+
 
 def create_client(
     context: ProviderContext, *, timeout: float, base_url: str = "", **kwargs: Any
@@ -539,7 +545,7 @@ async def request(
     request may have left.
     """
     try:
-        if isinstance(client, _Client) and client.can_send_directly(kwargs):
+        if _DIRECT_PATH and isinstance(client, _Client) and client.can_send_directly(kwargs):
             return await _send_directly(client, method, url, kwargs)
         return await client.request(method, url, **kwargs)
     except httpx.HTTPError as exc:

@@ -73,9 +73,10 @@ def build_message(
                 f"params.{key}: expected a string or a number, got {type(value).__name__}"
             )
         clean[key] = str(value)
-    # Every field was checked above: validating the model again would parse the number a
-    # second time, on every send (the hot path measured in docs/benchmarks.md).
-    return SmsMessage.model_construct(
+    # Validated like any other SmsMessage, so that the model stays the one definition of a
+    # valid message: parse_phone caches validated numbers, so this costs less than skipping
+    # validation did (ledger: docs/benchmarks.md, "Issue 17").
+    return SmsMessage(
         to=e164,
         template=template.strip(),
         params=clean,

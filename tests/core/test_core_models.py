@@ -157,6 +157,25 @@ def test_build_message_turns_numbers_into_strings() -> None:
     assert message.params == {"code": "1234", "ttl": "5.5"}
 
 
+def test_build_message_validates_through_the_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No ``model_construct``: the model's own validators run on every built message, so
+    that a rule added to SmsMessage applies to sends too (ledger: docs/benchmarks.md)."""
+    import notifykit.models
+
+    checked: list[object] = []
+    original = notifykit.models.parse_phone
+
+    def counting(value: object) -> str:
+        checked.append(value)
+        return original(value)
+
+    monkeypatch.setattr(notifykit.models, "parse_phone", counting)
+    message = build_message(NUMBER, template=" t ", params={"code": 7}, tags=["a"])
+    assert checked == [NUMBER]
+    assert message == SmsMessage(to=NUMBER, template="t", params={"code": "7"}, tags=("a",))
+    assert message.model_fields_set == set(SmsMessage.model_fields)
+
+
 # -- public surface and events --------------------------------------------------------------------
 
 
