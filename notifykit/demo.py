@@ -27,6 +27,7 @@ import httpx
 
 from notifykit import demo_verify
 from notifykit.config import load_config
+from notifykit.demo_render import TABLE_WIDTH, Progress, table, wrap
 from notifykit.demo_verify import VerifyDemo
 from notifykit.errors import ConfigError, NotifyKitError, UnknownOutcome
 from notifykit.events import InboundMessage
@@ -67,6 +68,9 @@ class Row:
     latency_ms: float = 0.0
     reply: str | None = None
     error: str | None = None
+    route: list[str] = field(default_factory=list)
+    """Each attempt in a few words, for the table: ``primary InsufficientBalance``,
+    ``backup ok``."""
     accounted: bool = False
     """Its end is known: refused or failed before a vendor took it, never answered (an
     ``UnknownOutcome``, shown as such), or a final status from a receipt or by polling."""
@@ -230,7 +234,8 @@ def _workdir(keep: Path | None) -> Iterator[Path]:
 
 def run_demo(settings: DemoSettings) -> DemoOutcome:
     """Run the whole demo; returns what happened. Leaves nothing running."""
-    from notifykit.callbacks import create_app
+    # Imported here, not at the top: only this command needs Starlette.
+    from notifykit.asgi import create_app
 
     echo = settings.echo
     pm = get_plugin_manager()
@@ -327,11 +332,12 @@ def run_demo(settings: DemoSettings) -> DemoOutcome:
         if twilio_url is not None:
             twilio_server.start()
         backup_kind = "aliyun" if aliyun_sandbox is not None else "veesing"
-        echo(
-            f"Sandboxes: primary (veesing) {primary.url} (balance {PRIMARY_BALANCE}), "
-            f"backup ({backup_kind}) {backup.url}"
-            + (f", twilio {twilio_url}" if twilio_url else "")
-        )
+        boxes = [
+            ("primary (veesing)", f"{primary.url}  balance {PRIMARY_BALANCE}"),
+            (f"backup ({backup_kind})", backup.url),
+        ] + ([("intl (twilio)", twilio_url)] if twilio_url else [])
+        for n, (name, where) in enumerate(boxes):
+            echo(f"{'Sandboxes:' if n == 0 else '':<11}{name:<19}{where}")
         echo(f"Receiver:  {base}/callbacks/<provider>/*** (token hidden)")
         echo(f"Config:    {config_path}")
         echo("")
@@ -402,15 +408,13 @@ async def _send_all(
     async with AsyncNotifier(config_path) as notifier:
         last_state: dict[str, tuple[Any, Any]] = {}
         _breaker_changes(notifier, last_state, DemoOutcome())
-        with click.progressbar(
-            length=len(numbers), label="Sending", file=None, hidden=not settings.progress
-        ) as bar:
+        with Progress(len(numbers), enabled=settings.progress, echo=echo) as bar:
             for i, phone in enumerate(numbers, 1):
                 if i == PRIMARY_DOWN_AFTER:
                     # Through the sandbox's admin endpoint, as a test would break a vendor.
                     async with httpx.AsyncClient() as admin:
                         await admin.post(f"{primary.url}/_sandbox/admin", json={"hang_rate": 1.0})
-                    _note(bar, echo, f"#{i}: the primary sandbox stops answering from now on")
+                    bar.note(f"#{i}: the primary sandbox stops answering from now on")
                 if poll is not None and i == poll.index:
                     await poll.before_send()
                 row = Row(index=i, phone=phone)
@@ -423,34 +427,32 @@ async def _send_all(
                     )
                 except UnknownOutcome as exc:
                     row.error = f"{type(exc).__name__}: {exc.message}"
-                    row.attempts = _attempts(exc.attempts)
-                    _note(
-                        bar,
-                        echo,
+                    row.attempts, row.route = _attempts(exc.attempts), _route(exc.attempts)
+                    bar.note(
                         f"#{i} {mask_phone(phone)} {exc.provider} took the request and never "
                         "answered: it may have sent the code, so no second one goes out "
                         '(routing.on_unknown_outcome = "stop")',
                     )
                 except NotifyKitError as exc:
                     row.error = f"{type(exc).__name__}: {exc.message}"
-                    row.attempts = _attempts(exc.attempts)
-                    _note(bar, echo, f"#{i} {mask_phone(phone)} failed: {row.error}")
+                    row.attempts, row.route = _attempts(exc.attempts), _route(exc.attempts)
+                    bar.note(f"#{i} {mask_phone(phone)} failed: {row.error}")
                 else:
                     row.message_id, row.provider = result.message_id, result.provider
-                    row.attempts = _attempts(result.attempts)
+                    row.attempts, row.route = _attempts(result.attempts), _route(result.attempts)
                     if len(result.attempts) > 1:
                         outcome.failovers += 1
-                        _note(bar, echo, f"#{i} {mask_phone(phone)} failover: {row.attempts}")
+                        bar.note(f"#{i} {mask_phone(phone)} failover: {row.attempts}")
                 row.latency_ms = (time.perf_counter() - t0) * 1000
                 outcome.rows.append(row)
                 for text in _breaker_changes(notifier, last_state, outcome):
-                    _note(bar, echo, f"#{i}: {text}")
-                bar.update(1)
+                    bar.note(f"#{i}: {text}")
+                bar.advance()
                 if i < len(numbers):
                     await asyncio.sleep(settings.pace)
         if poll is not None:
             row = outcome.rows[poll.index - 1]
-            if row.provider == "backup" and await poll.fetch(notifier, row, echo, 5.0):
+            if row.provider == "backup" and await poll.fetch(notifier, row, bar.note, 5.0):
                 outcome.polled = row.index
         await _wait_for_receipts(notifier, outcome, settings.receipt_timeout)
 
@@ -475,20 +477,21 @@ def _breaker_changes(
     return changes
 
 
-def _note(bar: Any, echo: Callable[[str], None], text: str) -> None:
-    echo(
-        f"\r\x1b[2K{text}"
-        if getattr(bar, "is_hidden", True) is False and bar.file.isatty()
-        else text
-    )
-
-
 def _attempts(attempts: list[Any]) -> str:
     marks = {"accepted": "ok", "failed": "failed", "skipped": "skipped"}
     return " -> ".join(
         f"{a.provider} {marks[a.outcome]}" + (f" ({a.error_type})" if a.error_type else "")
         for a in attempts
     )
+
+
+def _route(attempts: list[Any]) -> list[str]:
+    return [
+        f"{a.provider} {a.error_type or 'failed'}"
+        if a.outcome == "failed"
+        else f"{a.provider} {'ok' if a.outcome == 'accepted' else a.outcome}"
+        for a in attempts
+    ]
 
 
 async def _wait_for_receipts(notifier: AsyncNotifier, outcome: DemoOutcome, timeout: float) -> None:
@@ -525,19 +528,32 @@ async def _wait_for_receipts(notifier: AsyncNotifier, outcome: DemoOutcome, time
 
 
 def render(outcome: DemoOutcome, echo: Callable[[str], None] = click.echo) -> None:
-    """The table and the one-line summary."""
-    header = (
-        f"{'#':>3}  {'destination':<17} {'provider':<9} {'status':<12} {'latency':>9}  attempts"
-    )
-    echo("")
-    echo(header)
-    echo("-" * len(header))
+    """The table and the summary, every line within :data:`TABLE_WIDTH` columns (a row's
+    attempts and reply continue on lines aligned under their column)."""
+    header = [
+        ("#", 3, ">"),
+        ("destination", 14, "<"),
+        ("via", 7, "<"),
+        ("status", 11, "<"),
+        ("latency", 7, ">"),
+        ("attempts", 0, "<"),
+    ]
+    rows = []
     for row in outcome.rows:
-        reply = f"  reply: {row.reply}" if row.reply else ""
-        echo(
-            f"{row.index:>3}  {mask_phone(row.phone):<17} {row.provider or '-':<9} {row.status:<12} "
-            f"{row.latency_ms:>7.1f}ms  {row.attempts}{reply}"
-        )
+        values = [
+            str(row.index),
+            mask_phone(row.phone),
+            row.provider or "-",
+            row.status,
+            f"{row.latency_ms:.0f} ms",
+        ]
+        parts = [part if n == 0 else f"-> {part}" for n, part in enumerate(row.route)]
+        if row.reply:
+            parts.append(f"reply: {row.reply}")
+        rows.append((values, parts))
+    echo("")
+    for line in table(header, rows):
+        echo(line)
     counts: dict[str, int] = {}
     for row in outcome.rows:
         counts[row.status] = counts.get(row.status, 0) + 1
@@ -545,15 +561,18 @@ def render(outcome: DemoOutcome, echo: Callable[[str], None] = click.echo) -> No
     for row in outcome.rows:
         if row.provider:
             by_provider[row.provider] = by_provider.get(row.provider, 0) + 1
-    echo("")
-    echo(
+    polled = f"; #{outcome.polled}'s receipt by polling" if outcome.polled else ""
+    lines = [
         f"{len(outcome.rows)} messages: "
         + ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
-        + "; via "
-        + ", ".join(f"{name} {n}" for name, n in sorted(by_provider.items()))
-        + f"; {outcome.failovers} routed past a failing provider"
-        + f"; breaker opened {len(outcome.breaker_opened)}x"
-        + f"; {outcome.receipts} receipts, {outcome.replies} replies"
-        + (f" (#{outcome.polled}'s by polling)" if outcome.polled else "")
-        + f"; {outcome.elapsed:.1f} s"
-    )
+        + f"; {outcome.elapsed:.1f} s",
+        "  sent via:  "
+        + (", ".join(f"{name} {n}" for name, n in sorted(by_provider.items())) or "-"),
+        f"  failover:  {outcome.failovers} routed past a failing provider; "
+        f"breaker opened {len(outcome.breaker_opened)}x",
+        f"  callbacks: {outcome.receipts} receipts, {outcome.replies} replies{polled}",
+    ]
+    echo("")
+    for text in lines:
+        for line in wrap(text, TABLE_WIDTH, indent="             "):
+            echo(line)

@@ -15,9 +15,9 @@ from typing import Any, TypeVar
 import httpx
 import pluggy
 
-from notifykit.callbacks.processor import CallbackProcessor, Subscriber
 from notifykit.config import Config, load_config
 from notifykit.errors import ConfigError, InvalidMessage, NotifyKitError, ProviderError, UsageError
+from notifykit.inbox import CallbackProcessor, Subscriber
 from notifykit.instances import TransportFactory, build_providers
 from notifykit.log import get_logger
 from notifykit.loops import ShutdownHook

@@ -58,7 +58,8 @@ def register(cli: click.Group) -> None:
 @handle_errors
 def serve(host: str, port: int, config_path: str | None) -> None:
     """Run the callback receiver (POST /callbacks/<provider>, GET /healthz) with uvicorn."""
-    from notifykit.callbacks import create_app
+    # Imported here, not at the top: only this command needs Starlette.
+    from notifykit.asgi import create_app
 
     config = load(config_path)
     if config.source == Config.default().source:
@@ -74,6 +75,9 @@ def serve(host: str, port: int, config_path: str | None) -> None:
         sock = listening_socket(host, port)
     except OSError as exc:
         fail(f"cannot listen on {host}:{port}: {exc.strerror}", EXIT_USAGE)
+    # Listening before the banner: whoever reads the banner (a test, a supervisor) may
+    # connect at once; connections then wait in the backlog while the app starts up.
+    sock.listen(ACCEPT_BACKLOG)
     bound = sock.getsockname()[1]
     # Listening before it is announced: a client that connects on the announcement waits
     # in the backlog until uvicorn accepts, rather than being refused.

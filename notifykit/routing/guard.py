@@ -71,6 +71,12 @@ class RecipientGuard:
         self.shared = shared
         """With ``[shared_state]``: the claims live there (the store's guard is its fallback)."""
 
+    @property
+    def store_interval(self) -> float | None:
+        """The interval to hand to :meth:`Store.start_send` (the claim made in the same
+        write as the record), or None when there is no guard or it lives in shared state."""
+        return self.interval if self.shared is None and self.interval else None
+
     async def check(self, phone: str, message_id: str | None = None) -> None:
         """Claim ``phone`` now (for ``message_id``), or raise :class:`RecipientRateLimited`
         without any request."""
@@ -79,11 +85,15 @@ class RecipientGuard:
         keeper = self.store if self.shared is None else self.shared
         wait = await keeper.check_recipient(phone, self.interval, message_id=message_id)
         if wait is not None:
-            raise RecipientRateLimited(
-                f"recipient {mask_phone(phone)} was sent a message less than "
-                f"{self.interval:g} s ago (routing.recipient_min_interval); "
-                f"try again in {wait:.1f} s"
-            )
+            raise self.refusal(phone, wait)
+
+    def refusal(self, phone: str, wait: float) -> RecipientRateLimited:
+        """The error for a number claimed ``wait`` seconds too recently."""
+        return RecipientRateLimited(
+            f"recipient {mask_phone(phone)} was sent a message less than "
+            f"{self.interval or 0:g} s ago (routing.recipient_min_interval); "
+            f"try again in {wait:.1f} s"
+        )
 
 
 def fingerprint_key(verify_secret: SecretStr | None, options: Iterable[BaseModel]) -> bytes:

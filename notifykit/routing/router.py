@@ -4,16 +4,21 @@ Order of one send:
 
 1. the idempotency key, if any, is claimed (a repeat answers from the store, see
    :mod:`notifykit.routing.guard`);
-2. the message is recorded (``pending``, with a lease: the deadline plus the store timeout)
-   before any attempt;
-3. the recipient guard is checked (``RecipientRateLimited`` locally, without a request);
-4. the route is chosen (:mod:`notifykit.routing.rules`) and each instance on it is tried:
+2. the route is chosen (:mod:`notifykit.routing.rules`) and each instance on it is tried:
    declined or breaker-open instances are ``skipped`` attempts; a tried one is retried only
    per :mod:`notifykit.routing.retry`; its failure stops the send or moves on per
    :mod:`notifykit.routing.policy`; before each vendor call the record gets a ``started``
    attempt (the instance and the time: what a crash leaves as evidence, see
    :mod:`notifykit.recovery`), replaced by the try's outcome after it (skipped attempts,
-   which make no request, are written with the next update).
+   which make no request, are written with the next update);
+3. the first vendor call's ``started`` attempt is written by the send's first write,
+   :meth:`Store.start_send`: the message is recorded (``pending``, with a lease: the
+   deadline plus the store timeout) and the recipient guard checked in that one write
+   (``RecipientRateLimited`` locally, without a request; with ``[shared_state]`` the
+   record is stored first, then the guard checked there, and the started attempt written
+   on its own, as for every later call). A send that ends before any call (every instance
+   declined or skipped, a cancellation) is recorded then, the guard deciding first. A
+   plain send is two store writes: this one and its outcome.
 
 Deadline (``routing.deadline``, from the start of ``send``): no try starts and no backoff
 ends after it. A vendor call still running at the deadline is abandoned and recorded as
@@ -40,7 +45,7 @@ import random
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from notifykit.config import Config
@@ -51,6 +56,7 @@ from notifykit.errors import (
     NotifyKitError,
     ProviderError,
     ProviderUnavailable,
+    RecipientRateLimited,
     StoreError,
     UnknownOutcome,
 )
@@ -187,20 +193,6 @@ class Router:
             if earlier is not None:
                 return earlier
         try:
-            now = utcnow()
-            await self.store.create_message(
-                MessageRecord(
-                    message_id=run.message_id,
-                    to=message.to,
-                    template=message.template,
-                    tags=message.tags,
-                    idempotency_key=key,
-                    history=[StatusChange(status=DeliveryStatus.PENDING, at=now)],
-                    created_at=now,
-                    updated_at=now,
-                    lease_until=now + self.lease,
-                )
-            )
             return await self._deliver(run)
         except BaseException:
             if key is not None and not run.maybe_accepted:
@@ -215,7 +207,11 @@ class Router:
             watch = self._watch = DeadlineWatch(loop)
         watch.add(run)
         try:
-            await self.guard.check(run.message.to, run.message_id)
+            if self.guard.shared is not None and self.guard.interval:
+                # The claim lives in shared state: the record is stored first, so that the
+                # recovery sweep finds (and gives back) the claim of a send that dies here.
+                await self._open(run, None, guard=False)
+                await self.guard.check(run.message.to, run.message_id)
             order = self.route(run.message)
             if not order:
                 raise ConfigError("routing: no provider instance is configured")
@@ -233,15 +229,60 @@ class Router:
                 )
             raise AllProvidersFailed("every provider on the route failed or was skipped")
         except NotifyKitError as exc:
+            if not run.stored:
+                if isinstance(exc, StoreError):
+                    raise  # the record could not be stored; no vendor call was made
+                # No vendor call was made: the record is stored now, the store's recipient
+                # guard deciding first (as it did before any routing).
+                limited = await self._open(run, None)
+                if limited is not None:
+                    limited.attempts = []
+                    await self._finish(run, limited)
+                    raise limited from None
             exc.attempts = list(run.attempts)
             await self._finish(run, exc)
             raise
         except asyncio.CancelledError:
+            if not run.stored:
+                await self._open(run, None, guard=False)
             await self._finish(run, None)
             raise
         finally:
             if run.watch is not None:
                 run.watch.discard(run)
+
+    async def _open(
+        self, run: SendRun, started: Attempt | None, *, guard: bool = True
+    ) -> RecipientRateLimited | None:
+        """The send's first write (:meth:`Store.start_send`): the record, ``pending``, with
+        the attempts so far and ``started`` (the call about to be made), and the store's
+        recipient guard when ``guard``. Returns the refusal when the guard refused (the
+        record is then stored without attempts, and the run's attempts are dropped)."""
+        now = utcnow()
+        message = run.message
+        attempts = list(run.attempts)
+        if started is not None:
+            attempts.append(started)
+        record = MessageRecord(
+            message_id=run.message_id,
+            to=message.to,
+            template=message.template,
+            tags=message.tags,
+            idempotency_key=message.idempotency_key,
+            history=[StatusChange(status=DeliveryStatus.PENDING, at=now)],
+            attempts=attempts,
+            created_at=now,
+            updated_at=now,
+            lease_until=now + self.lease,
+        )
+        interval = self.guard.store_interval if guard else None
+        wait = await self.store.start_send(record, recipient_interval=interval)
+        run.stored = True
+        if wait is None:
+            return None
+        run.attempts.clear()
+        run.declined.clear()
+        return self.guard.refusal(message.to, wait)
 
     async def _visit(self, run: SendRun, name: str) -> SendReceipt | None:
         """Try one instance; its receipt, None to go on, or raise to stop the send."""
@@ -259,10 +300,25 @@ class Router:
         if isinstance(admission, str):
             run.skipped(name, admission)
             return None
+        opened_at = None
+        if not run.stored:
+            # The send's first call: its started attempt goes into the write that stores
+            # the record (one write, not two).
+            opened_at = utcnow()
+            try:
+                limited = await self._open(
+                    run, Attempt(provider=name, outcome="started", started_at=opened_at)
+                )
+            except BaseException:
+                self._release(name, breaker, admission)
+                raise
+            if limited is not None:
+                self._release(name, breaker, admission)
+                raise limited
         try:
             try:
                 # The first try bare; the retry policy's closures only after a failure.
-                return await self._try(run, name, provider, breaker, admission)
+                return await self._try(run, name, provider, breaker, admission, opened_at)
             except Exception as first:
                 loop = asyncio.get_running_loop()
 
@@ -289,21 +345,26 @@ class Router:
         provider: SmsProvider[Any],
         breaker: Breaker,
         admission: Admission,
+        started_at: datetime | None = None,
     ) -> SendReceipt:
-        """One request to one provider, recorded and reported to its breaker."""
-        started_at = utcnow()
-        try:
-            # Evidence before the call: a process killed during it leaves this attempt.
-            await self.store.update_message(
-                run.message_id,
-                attempts=[
-                    *run.attempts,
-                    Attempt(provider=name, outcome="started", started_at=started_at),
-                ],
-            )
-        except BaseException:
-            self._release(name, breaker, admission)
-            raise
+        """One request to one provider, recorded and reported to its breaker.
+
+        ``started_at``: the started attempt is already stored (by the send's first write),
+        with this time."""
+        if started_at is None:
+            started_at = utcnow()
+            try:
+                # Evidence before the call: a process killed during it leaves this attempt.
+                await self.store.update_message(
+                    run.message_id,
+                    attempts=[
+                        *run.attempts,
+                        Attempt(provider=name, outcome="started", started_at=started_at),
+                    ],
+                )
+            except BaseException:
+                self._release(name, breaker, admission)
+                raise
         started = time.perf_counter()
         timeout = None
         if run.watch is None or run.watch.loop.time() >= run.deadline:

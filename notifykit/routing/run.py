@@ -51,6 +51,9 @@ class SendRun:
     expiring: bool = False
     call_expired: bool = False
     """True when the deadline passed during the current (or last) vendor call."""
+    stored: bool = False
+    """Whether the record is stored yet: the send's first write (``Store.start_send``)
+    stores it with the attempts made so far, just before the first vendor call."""
 
     def enter_call(self) -> None:
         task = asyncio.current_task()

@@ -224,6 +224,35 @@ class Store(ABC):
     async def create_message(self, record: MessageRecord) -> None:
         """Record a message before its first attempt (status ``pending``)."""
 
+    async def start_send(
+        self, record: MessageRecord, *, recipient_interval: float | None = None
+    ) -> float | None:
+        """Everything a send stores before its first vendor call, in one write: the new
+        record (as :meth:`create_message`), holding the attempts made so far (skipped
+        instances, then the ``started`` attempt of the call about to be made), and, with
+        ``recipient_interval`` (seconds), the claim on its number (as
+        :meth:`check_recipient` with ``message_id=record.message_id``).
+
+        Returns None when the record is stored (and the number claimed). When the number
+        was claimed less than ``recipient_interval`` seconds ago: the record is stored
+        without its attempts (no call will be made), nothing is claimed, and the seconds
+        left are returned. A ``message_id`` already stored raises StoreError.
+
+        This default makes the three calls in turn (the claim after the record, as a send
+        did before this method existed); SQLite, PostgreSQL and ``memory://`` make it one
+        transaction (one write job, one commit shared with concurrent sends).
+        """
+        if not recipient_interval:
+            await self.create_message(record)
+            return None
+        await self.create_message(record.model_copy(update={"attempts": []}))
+        wait = await self.check_recipient(
+            record.to, recipient_interval, message_id=record.message_id
+        )
+        if wait is None and record.attempts:
+            await self.update_message(record.message_id, attempts=record.attempts)
+        return wait
+
     @abstractmethod
     async def update_message(
         self,

@@ -205,6 +205,21 @@ class MemoryStore(Store):
         if record.lease_until is not None and record.status is DeliveryStatus.PENDING:
             self._leases[record.message_id] = record.lease_until
 
+    async def start_send(
+        self, record: MessageRecord, *, recipient_interval: float | None = None
+    ) -> float | None:
+        if record.message_id in self._messages:
+            raise StoreError(f"message {record.message_id!r} already exists")
+        wait = None
+        if recipient_interval:
+            wait = await self.check_recipient(
+                record.to, recipient_interval, message_id=record.message_id
+            )
+            if wait is not None:
+                record = record.model_copy(update={"attempts": []})
+        await self.create_message(record)
+        return wait
+
     async def update_message(
         self,
         message_id: str,

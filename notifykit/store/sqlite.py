@@ -146,25 +146,24 @@ class SQLiteStore(Store):
     # -- messages ---------------------------------------------------------------------------
 
     async def create_message(self, record: MessageRecord) -> None:
-        def write(conn: sqlite3.Connection) -> None:
-            try:
-                conn.execute(
-                    "INSERT INTO messages (message_id, phone, status, provider,"
-                    " provider_message_id, lease_until, record) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        record.message_id,
-                        record.to,
-                        record.status.value,
-                        record.provider,
-                        record.provider_message_id,
-                        None if record.lease_until is None else _ts(record.lease_until),
-                        record.model_dump_json(),
-                    ),
-                )
-            except sqlite3.IntegrityError:
-                raise StoreError(f"message {record.message_id!r} already exists") from None
+        await self._writer.run(lambda conn: _insert_message(conn, record), write=True)
 
-        await self._writer.run(write, write=True)
+    async def start_send(
+        self, record: MessageRecord, *, recipient_interval: float | None = None
+    ) -> float | None:
+        """See :meth:`Store.start_send`: one write job (one savepoint in a shared
+        ``BEGIN IMMEDIATE`` transaction), so the claim and the record land together."""
+
+        def write(conn: sqlite3.Connection) -> float | None:
+            wait = None
+            if recipient_interval:
+                wait = _claim_recipient(conn, record.to, recipient_interval, record.message_id)
+            _insert_message(
+                conn, record if wait is None else record.model_copy(update={"attempts": []})
+            )
+            return wait
+
+        return await self._writer.run(write, write=True)
 
     async def update_message(
         self,
@@ -471,21 +470,9 @@ class SQLiteStore(Store):
     async def check_recipient(
         self, phone: str, interval: float, *, message_id: str | None = None
     ) -> float | None:
-        def write(conn: sqlite3.Connection) -> float | None:
-            now = time.time()
-            row = conn.execute(
-                "SELECT claimed_at FROM recipient_guards WHERE phone = ?", (phone,)
-            ).fetchone()
-            if row is not None and now - row[0] < interval:
-                return float(interval - (now - row[0]))
-            conn.execute(
-                "INSERT OR REPLACE INTO recipient_guards (phone, claimed_at, message_id)"
-                " VALUES (?, ?, ?)",
-                (phone, now, message_id),
-            )
-            return None
-
-        return await self._writer.run(write, write=True)
+        return await self._writer.run(
+            lambda conn: _claim_recipient(conn, phone, interval, message_id), write=True
+        )
 
     # -- verifications ------------------------------------------------------------------------
     # Each is one write job: one BEGIN IMMEDIATE transaction (shared with other jobs of the
@@ -872,3 +859,39 @@ def _set_verification(
     record = _load_verification(conn, verification_id)
     assert record is not None
     return record
+
+
+def _insert_message(conn: sqlite3.Connection, record: MessageRecord) -> None:
+    try:
+        conn.execute(
+            "INSERT INTO messages (message_id, phone, status, provider,"
+            " provider_message_id, lease_until, record) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                record.message_id,
+                record.to,
+                record.status.value,
+                record.provider,
+                record.provider_message_id,
+                None if record.lease_until is None else _ts(record.lease_until),
+                record.model_dump_json(),
+            ),
+        )
+    except sqlite3.IntegrityError:
+        raise StoreError(f"message {record.message_id!r} already exists") from None
+
+
+def _claim_recipient(
+    conn: sqlite3.Connection, phone: str, interval: float, message_id: str | None
+) -> float | None:
+    """Claim ``phone`` now, or the seconds left on a claim younger than ``interval``."""
+    now = time.time()
+    row = conn.execute(
+        "SELECT claimed_at FROM recipient_guards WHERE phone = ?", (phone,)
+    ).fetchone()
+    if row is not None and now - row[0] < interval:
+        return float(interval - (now - row[0]))
+    conn.execute(
+        "INSERT OR REPLACE INTO recipient_guards (phone, claimed_at, message_id) VALUES (?, ?, ?)",
+        (phone, now, message_id),
+    )
+    return None

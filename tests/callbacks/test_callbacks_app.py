@@ -15,7 +15,7 @@ import pytest
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
-from notifykit.callbacks import create_app
+from notifykit.asgi import create_app
 from notifykit.config import Config
 from notifykit.events import DeliveryReceipt, InboundMessage
 from notifykit.models import DeliveryStatus

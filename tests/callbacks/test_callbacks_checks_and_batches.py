@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 import httpx
 
 from notifykit import hookimpl
-from notifykit.callbacks import create_app
+from notifykit.asgi import create_app
 from notifykit.config import Config
 from notifykit.errors import StoreError
 from notifykit.events import DeliveryReceipt, make_event_id

@@ -11,8 +11,7 @@ import socket
 from pathlib import Path
 from typing import Any
 
-from notifykit.callbacks import create_app
-from notifykit.callbacks.app import drain_bound
+from notifykit.asgi import create_app, drain_bound
 from notifykit.config import Config
 from notifykit.server import ServerThread
 

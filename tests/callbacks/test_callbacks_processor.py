@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from notifykit import hookimpl
-from notifykit.callbacks import create_app
+from notifykit.asgi import create_app
 from notifykit.config import Config
 from notifykit.errors import CallbackError, InvalidSignature, StoreError
 from notifykit.events import DeliveryReceipt, make_event_id

@@ -19,7 +19,7 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from notifykit.callbacks import create_app
+from notifykit.asgi import create_app
 from notifykit.config import Config
 from notifykit.notifier import AsyncNotifier
 from notifykit.server import ServerThread

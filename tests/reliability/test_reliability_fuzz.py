@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from notifykit.callbacks import create_app
+from notifykit.asgi import create_app
 from notifykit.config import Config
 from notifykit.server import ServerThread
 

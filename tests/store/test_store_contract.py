@@ -484,6 +484,41 @@ async def test_recipient_guard(store: Store) -> None:
     assert await store.check_recipient(PHONE, 0) is None
 
 
+async def test_start_send_stores_the_record_with_its_attempts_and_claims_the_number(
+    store: Store,
+) -> None:
+    started = Attempt(provider="a", outcome="started", started_at=T0)
+    skipped = Attempt(provider="b", outcome="skipped", error_message="breaker open")
+    first = MessageRecord(message_id="s1", to=PHONE, template="t", attempts=[skipped, started])
+    assert await store.start_send(first, recipient_interval=60) is None
+    stored = await store.get_message("s1")
+    assert stored is not None and stored.status is DeliveryStatus.PENDING
+    assert [(a.provider, a.outcome) for a in stored.attempts] == [
+        ("b", "skipped"),
+        ("a", "started"),
+    ]
+    # The number is claimed for s1: a second send inside the interval is refused, its
+    # record stored without attempts (no call will be made), nothing claimed for it.
+    second = MessageRecord(message_id="s2", to=PHONE, template="t", attempts=[started])
+    wait = await store.start_send(second, recipient_interval=60)
+    assert wait is not None and 59 < wait <= 60
+    refused = await store.get_message("s2")
+    assert refused is not None and refused.attempts == []
+    assert await store.check_recipient(PHONE, 60) is not None
+    # Without an interval no claim is looked at or made.
+    assert await store.start_send(second.model_copy(update={"message_id": "s3"})) is None
+    assert await store.check_recipient(OTHER, 60) is None
+
+
+async def test_start_send_refuses_a_message_id_stored_before(store: Store) -> None:
+    record = MessageRecord(message_id="dup", to=PHONE, template="t")
+    await store.create_message(record)
+    with pytest.raises(StoreError):
+        await store.start_send(record, recipient_interval=60)
+    # The failed write claimed nothing.
+    assert await store.check_recipient(PHONE, 60) is None
+
+
 # -- recovery after a crash (notifykit.recovery) -----------------------------------------------
 
 LEASE = T0 + timedelta(seconds=40)

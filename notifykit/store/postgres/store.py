@@ -228,27 +228,26 @@ class PostgresStore(Store):
     # -- messages -------------------------------------------------------------------------------
 
     async def create_message(self, record: MessageRecord) -> None:
-        async def write(conn: Conn) -> None:
-            cur = await conn.execute(
-                "INSERT INTO messages (message_id, phone, status, provider,"
-                " provider_message_id, lease_until, created_at, record)"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
-                " ON CONFLICT (message_id) DO NOTHING",
-                (
-                    record.message_id,
-                    record.to,
-                    record.status.value,
-                    record.provider,
-                    record.provider_message_id,
-                    record.lease_until,
-                    record.created_at,
-                    record.model_dump_json(),
-                ),
-            )
-            if cur.rowcount == 0:
-                raise StoreError(f"message {record.message_id!r} already exists")
+        await self._write(lambda conn: _insert_message(conn, record))
 
-        await self._write(write)
+    async def start_send(
+        self, record: MessageRecord, *, recipient_interval: float | None = None
+    ) -> float | None:
+        """See :meth:`Store.start_send`: one write in the group commit; without an
+        interval one statement, with one the guard's statement first."""
+
+        async def write(conn: Conn) -> float | None:
+            wait = None
+            if recipient_interval:
+                wait = await _claim_recipient(
+                    conn, record.to, recipient_interval, record.message_id
+                )
+            await _insert_message(
+                conn, record if wait is None else record.model_copy(update={"attempts": []})
+            )
+            return wait
+
+        return await self._write(write)
 
     async def update_message(
         self,
@@ -621,29 +620,7 @@ class PostgresStore(Store):
     async def check_recipient(
         self, phone: str, interval: float, *, message_id: str | None = None
     ) -> float | None:
-        async def write(conn: Conn) -> float | None:
-            cur = await conn.execute(
-                "INSERT INTO recipient_guards AS held (phone, claimed_at, message_id)"
-                f" VALUES (%(phone)s, {_NOW}, %(message_id)s)"
-                " ON CONFLICT (phone) DO UPDATE SET claimed_at = excluded.claimed_at,"
-                "   message_id = excluded.message_id"
-                " WHERE held.claimed_at <= excluded.claimed_at - %(interval)s"
-                " RETURNING claimed_at",
-                {"phone": phone, "interval": float(interval), "message_id": message_id},
-            )
-            if await cur.fetchone() is not None:
-                return None
-            row = await (
-                await conn.execute(
-                    f"SELECT %s - ({_NOW} - claimed_at) FROM recipient_guards WHERE phone = %s",
-                    (float(interval), phone),
-                )
-            ).fetchone()
-            if row is None:  # pragma: no cover - the row is locked by the INSERT above
-                raise StoreError("recipient guard vanished while held")
-            return max(0.0, float(row[0]))
-
-        return await self._write(write)
+        return await self._write(lambda conn: _claim_recipient(conn, phone, interval, message_id))
 
     # -- verifications --------------------------------------------------------------------------
     # Each step is one write (one transaction) under an advisory lock on (number, purpose):
@@ -704,6 +681,54 @@ class PostgresStore(Store):
 
     async def current_verification(self, to: str, purpose: str) -> VerificationRecord | None:
         return await self._read(lambda conn: verifications.load_current(conn, to, purpose))
+
+
+async def _insert_message(conn: Conn, record: MessageRecord) -> None:
+    cur = await conn.execute(
+        "INSERT INTO messages (message_id, phone, status, provider,"
+        " provider_message_id, lease_until, created_at, record)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
+        " ON CONFLICT (message_id) DO NOTHING",
+        (
+            record.message_id,
+            record.to,
+            record.status.value,
+            record.provider,
+            record.provider_message_id,
+            record.lease_until,
+            record.created_at,
+            record.model_dump_json(),
+        ),
+    )
+    if cur.rowcount == 0:
+        raise StoreError(f"message {record.message_id!r} already exists")
+
+
+async def _claim_recipient(
+    conn: Conn, phone: str, interval: float, message_id: str | None
+) -> float | None:
+    """Claim ``phone`` now, or the seconds left on a claim younger than ``interval`` (by
+    the database's clock)."""
+    cur = await conn.execute(
+        "INSERT INTO recipient_guards AS held (phone, claimed_at, message_id)"
+        f" VALUES (%(phone)s, {_NOW}, %(message_id)s)"
+        " ON CONFLICT (phone) DO UPDATE SET claimed_at = excluded.claimed_at,"
+        "   message_id = excluded.message_id"
+        " WHERE held.claimed_at <= excluded.claimed_at - %(interval)s"
+        " RETURNING claimed_at",
+        {"phone": phone, "interval": float(interval), "message_id": message_id},
+    )
+    if await cur.fetchone() is not None:
+        return None
+    row = await (
+        await conn.execute(
+            f"SELECT %s - ({_NOW} - claimed_at) FROM recipient_guards WHERE phone = %s",
+            (float(interval), phone),
+        )
+    ).fetchone()
+    if row is None:  # pragma: no cover - the row is locked by the INSERT above
+        raise StoreError("recipient guard vanished while held")
+    return max(0.0, float(row[0]))
 
 
 async def _advisory(conn: Conn, key: int) -> None:

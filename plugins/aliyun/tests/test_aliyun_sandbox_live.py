@@ -14,7 +14,7 @@ import httpx
 import pytest
 from notifykit_aliyun import AliyunSandbox
 
-from notifykit.callbacks import create_app
+from notifykit.asgi import create_app
 from notifykit.errors import (
     AuthenticationError,
     InsufficientBalance,

@@ -16,7 +16,7 @@ import httpx
 import pytest
 from notifykit_twilio.signature import compute_signature, url_variants, verify_signature
 
-from notifykit.callbacks import create_app
+from notifykit.asgi import create_app
 from notifykit.config import Config
 from notifykit.server import ServerThread
 from notifykit.store import SQLiteStore

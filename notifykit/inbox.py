@@ -1,4 +1,10 @@
-"""Framework-agnostic handling of one vendor push: parse, store, acknowledge, dispatch."""
+"""The inbox: handling of one vendor push, framework-free: parse, store, acknowledge, dispatch.
+
+Core: every notifier owns a :class:`CallbackProcessor` (``notifier.callbacks``). Web
+adapters (:mod:`notifykit.asgi`, or an application's own route calling
+``AsyncNotifier.handle_callback``) feed it requests; this module imports no web framework.
+Old path: ``notifykit.callbacks.processor``.
+"""
 
 from __future__ import annotations
 
@@ -96,6 +102,9 @@ class CallbackProcessor:
         # Events handed to a dispatch task and not yet acknowledged: recovery leaves them
         # alone even when their lease has run out meanwhile.
         self._dispatching: set[str] = set()
+        # Acknowledgements waiting for the one store call that carries them (see _ack).
+        self._acks: list[str] = []
+        self._ack_flush: asyncio.Future[None] | None = None
 
     async def handle(
         self,
@@ -310,10 +319,30 @@ class CallbackProcessor:
                     log.error(
                         "subscriber_failed", event_id=event.event_id, error_type=type(exc).__name__
                     )
+        await self._ack([e.event_id for e in events])
+
+    async def _ack(self, event_ids: list[str]) -> None:
+        """Acknowledge ``event_ids`` in one store call with every other dispatch that
+        reaches this point in the same turn of the loop: one write for a burst of pushes,
+        not one each. Returns once that call has ended (a failure is logged: the events
+        are handed out again after their lease, delivery being at least once)."""
+        self._acks.extend(event_ids)
+        joined = self._ack_flush
+        if joined is not None:
+            await asyncio.shield(joined)
+            return
+        flush = self._ack_flush = asyncio.get_running_loop().create_future()
         try:
-            await self.store.ack_dispatch(self.owner, [e.event_id for e in events])
+            await asyncio.sleep(0)  # the dispatches finishing in this turn add theirs
+        finally:
+            ids, self._acks = self._acks, []
+            self._ack_flush = None
+        try:
+            await self.store.ack_dispatch(self.owner, ids)
         except Exception as exc:
             log.error("ack_dispatch_failed", error=type(exc).__name__)
+        finally:
+            flush.set_result(None)
 
     async def drain(self) -> None:
         """Wait until every event handed to ``dispatch`` has reached its observers."""

@@ -1,0 +1,145 @@
+"""How much store work a send and a push cost, counted (not timed): the design's budget.
+
+Counts move only when the design changes, never with the machine's load, so these tests
+pin them: a change that adds a store write per send, or a statement per push, fails here
+(the harness is ``bench/round_trips.py``; ``python -m bench.round_trips`` prints them all).
+
+* A send is two writes (jobs) at most: ``Store.start_send`` (the record, its started attempt
+  and the recipient guard's claim together) and the outcome. An idempotency key adds one.
+* Acknowledgements of events dispatched together share one store call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from bench.round_trips import TracedSQLiteStore, count_pushes, count_sends, counting_postgres
+from notifykit import AsyncNotifier
+from notifykit.events import DeliveryReceipt
+from notifykit.models import DeliveryStatus, utcnow
+from notifykit.store import MemoryStore
+from notifykit.store.base import AnyEvent, InboxEntry
+from notifykit.testing import fake_config, fake_plugin_manager
+
+pytestmark = pytest.mark.anyio
+
+GUARD = {"recipient_min_interval": 0.001}
+
+
+@pytest.mark.parametrize("routing", [None, GUARD], ids=["plain", "guarded"])
+async def test_a_sqlite_send_is_two_writes(
+    tmp_path: Path, routing: dict[str, float] | None
+) -> None:
+    counts = await count_sends(TracedSQLiteStore(tmp_path / "nk.db"), count=10, routing=routing)
+    # Before Store.start_send: 3 (create, started attempt, outcome), 4 with the guard.
+    assert counts.jobs == 2
+    assert counts.transactions == 2  # one sequential sender: nothing to share a commit with
+    assert counts.statements <= (15 if routing else 13)
+
+
+async def test_an_idempotent_sqlite_send_adds_one_write(tmp_path: Path) -> None:
+    counts = await count_sends(TracedSQLiteStore(tmp_path / "nk.db"), count=10, idempotency=True)
+    assert counts.jobs == 3
+
+
+async def test_concurrent_sqlite_sends_share_commits(tmp_path: Path) -> None:
+    counts = await count_sends(TracedSQLiteStore(tmp_path / "nk.db"), count=100, concurrency=20)
+    assert counts.jobs == 2
+    assert counts.transactions < 2  # group commit: fewer commits than writes
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("routing", [None, GUARD], ids=["plain", "guarded"])
+async def test_a_postgres_send_is_two_writes(
+    pg_url: str, pg_schema: str, routing: dict[str, float] | None
+) -> None:
+    from notifykit.store.postgres import PostgresStore
+
+    with counting_postgres():
+        counts = await count_sends(
+            PostgresStore(pg_url, schema=pg_schema), count=10, routing=routing
+        )
+    assert counts.jobs == 2
+    # Statements per send (BEGIN/COMMIT not counted): the record with its started attempt
+    # (1; the guard adds 1), the outcome (lock, load, save, orphans: 4, was 5). Was 8 and 9.
+    assert counts.statements <= (7 if routing else 6)
+
+
+class CountingStore(MemoryStore):
+    def __init__(self) -> None:
+        super().__init__()
+        self.ack_calls: list[list[str]] = []
+
+    async def ack_dispatch(self, owner: str, event_ids: list[str]) -> int:  # type: ignore[override]
+        self.ack_calls.append(list(event_ids))
+        return await super().ack_dispatch(owner, event_ids)
+
+
+def _receipt(n: int) -> DeliveryReceipt:
+    return DeliveryReceipt(
+        event_id=f"ev-{n}",
+        provider="fake",
+        provider_message_id=f"vid-{n}",
+        status=DeliveryStatus.DELIVERED,
+        vendor_status="delivered",
+        occurred_at=utcnow(),
+    )
+
+
+async def test_dispatches_finishing_together_share_one_acknowledgement() -> None:
+    store = CountingStore()
+    notifier = AsyncNotifier(fake_config(), plugin_manager=fake_plugin_manager(), store=store)
+    seen: list[str] = []
+    notifier.subscribe(lambda event: seen.append(event.event_id))
+    await notifier.open()
+    try:
+        batches: list[list[AnyEvent]] = [[_receipt(n)] for n in range(10)]
+        for batch in batches:
+            held = await store.ingest(_entry(), batch, owner=notifier.callbacks.owner, lease=60)
+            assert held == batch
+        for batch in batches:  # ten pushes' dispatches, started in one turn of the loop
+            notifier.callbacks.dispatch(batch)
+        await notifier.callbacks.drain()
+    finally:
+        await notifier.close()
+    assert sorted(seen) == sorted(f"ev-{n}" for n in range(10))
+    # One call for all ten (was one per dispatch), and every event acknowledged.
+    assert len(store.ack_calls) == 1
+    assert sorted(store.ack_calls[0]) == sorted(seen)
+    assert await store.claim_dispatch("anyone", lease=0) == []
+
+
+async def test_an_acknowledgement_that_fails_is_retried_by_the_lease_not_lost() -> None:
+    class FailingAcks(CountingStore):
+        async def ack_dispatch(self, owner: str, event_ids: list[str]) -> int:  # type: ignore[override]
+            self.ack_calls.append(list(event_ids))
+            raise RuntimeError("store down")
+
+    store = FailingAcks()
+    notifier = AsyncNotifier(fake_config(), plugin_manager=fake_plugin_manager(), store=store)
+    notifier.subscribe(lambda event: None)
+    await notifier.open()
+    try:
+        for n in range(3):
+            await store.ingest(_entry(), [_receipt(n)], owner=notifier.callbacks.owner, lease=0)
+            notifier.callbacks.dispatch([_receipt(n)])
+        await asyncio.wait_for(notifier.callbacks.drain(), 10)  # returns despite the fault
+    finally:
+        await notifier.close()
+    assert sum(len(ids) for ids in store.ack_calls) == 3
+    # Unacknowledged, so handed out again once the lease (0 here) has ended.
+    assert len(await MemoryStore.claim_dispatch(store, "anyone", lease=0)) == 3
+
+
+async def test_pushes_with_an_observer_cost_one_ingest_each_plus_shared_acks(
+    tmp_path: Path,
+) -> None:
+    counts = await count_pushes(TracedSQLiteStore(tmp_path / "nk.db"), count=20, with_observer=True)
+    assert counts.jobs <= 2  # one sequential pusher: its ingest, and its own ack
+
+
+def _entry() -> InboxEntry:
+    return InboxEntry(provider="fake", method="POST", path="/callbacks/fake")
