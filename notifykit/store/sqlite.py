@@ -14,6 +14,7 @@ any moment, not a power cut. docs/store.md has the measured cost.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import time
 import uuid
@@ -52,7 +53,11 @@ from notifykit.store.base import (
 from notifykit.store.migrations import migrate
 from notifykit.store.writer import SQLiteWriter
 
-__all__ = ["SQLiteStore"]
+__all__ = ["MIN_FREE_BYTES", "SQLiteStore"]
+
+MIN_FREE_BYTES = 64 * 1024
+"""Free space below which :meth:`SQLiteStore.check` reports the store failing: less than
+a few pages' worth of WAL frames."""
 
 
 def _ts(value: datetime) -> str:
@@ -138,10 +143,23 @@ class SQLiteStore(Store):
         await self._writer.stop()
 
     async def check(self) -> None:
+        """The base contract's no-op write, then the space left where the file lives: a
+        write that changes nothing needs none, so a full disk would pass it while every
+        real write fails. Less than :data:`MIN_FREE_BYTES` free raises StoreError."""
+
         def write(conn: sqlite3.Connection) -> None:
             conn.execute("DELETE FROM recipient_guards WHERE 0")
 
         await self._writer.run(write, write=True)
+        if self.path != ":memory:" and hasattr(os, "statvfs"):
+            try:
+                disk = os.statvfs(Path(self.path).resolve().parent)
+            except OSError:
+                return  # the write above has answered for the file
+            # Root may also use the blocks a file system keeps back from users.
+            blocks = disk.f_bfree if getattr(os, "geteuid", lambda: -1)() == 0 else disk.f_bavail
+            if blocks * disk.f_frsize < MIN_FREE_BYTES:
+                raise StoreError("database or disk is full (no space left for the store's file)")
 
     # -- messages ---------------------------------------------------------------------------
 

@@ -6,15 +6,17 @@ a restart."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
 import signal
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import httpx
 import pytest
@@ -61,8 +63,10 @@ class Receiver:
         self.base = line.split()[3]
         self.client = httpx.Client(timeout=30)
 
-    def push(self, n: int) -> int:
-        return self.client.post(f"{self.base}/callbacks/vs", content=receipt(n)).status_code
+    def push(self, n: int, *, padding: int = 0) -> int:
+        """POST receipt ``n`` (``padding``: bytes of an extra field, to make it bigger)."""
+        body = receipt(n) + (b"&padding=" + b"0" * padding if padding else b"")
+        return self.client.post(f"{self.base}/callbacks/vs", content=body).status_code
 
     def health(self) -> httpx.Response:
         return self.client.get(f"{self.base}/healthz")
@@ -181,17 +185,146 @@ def test_a_lock_held_too_long_fails_requests_until_it_is_released(tmp_path: Path
     assert log.count('"event": "store_recovered"') == 1, log
 
 
-def test_a_timeout_is_one_fault_whichever_bound_noticed_it() -> None:
-    """The caller's bound and the store's own are equal: under load either fires first,
-    and the fault must still be logged once."""
-    from notifykit.errors import StoreError
-    from notifykit.store.health import StoreHealth
+@contextlib.contextmanager
+def own_role(pg_url: str) -> Iterator[tuple[str, Callable[[str], None]]]:
+    """A login role of the test's own on the test PostgreSQL (so that its sessions, and
+    only they, can be cut), allowed to create the test's schema; yields the URL that logs
+    in as it and a function running one statement as the administrator. The role and
+    everything it owns are dropped after."""
+    psycopg = pytest.importorskip("psycopg")
+    from psycopg import sql
 
-    health = StoreHealth()
-    for exc in (TimeoutError(), StoreError("store operation timed out after 0.5s"), TimeoutError()):
-        health.failed(exc)
-    assert health.failures == 3
-    assert health.failing is not None and "timed out" in health.failing
-    first = health.failing
-    health.failed(StoreError("store operation timed out after 0.5s"))
-    assert health.failing == first
+    role = f"nk_fault_{uuid.uuid4().hex[:12]}"
+    admin = psycopg.connect(pg_url, autocommit=True)
+    name = sql.Identifier(role)
+
+    def run(statement: str) -> None:
+        admin.execute(sql.SQL(statement).format(role=name, literal=sql.Literal(role)))
+
+    try:
+        run("CREATE ROLE {role} LOGIN")
+        admin.execute(
+            sql.SQL("GRANT CREATE ON DATABASE {} TO {}").format(
+                sql.Identifier(admin.info.dbname), name
+            )
+        )
+        parts = urlsplit(pg_url)
+        yield urlunsplit(parts._replace(netloc=f"{role}@{parts.hostname}:{parts.port}")), run
+    finally:
+        run("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = {literal}")
+        run("DROP OWNED BY {role} CASCADE")
+        run("DROP ROLE {role}")
+        admin.close()
+
+
+def test_a_lost_postgresql_connection_fails_requests_until_the_database_is_back(
+    tmp_path: Path, pg_store_url: str, pg_schema: str
+) -> None:
+    psycopg = pytest.importorskip("psycopg")
+    with own_role(pg_store_url) as (url, admin):
+        config = tmp_path / "notifykit.toml"
+        config.write_text(
+            '[providers.vs]\ntype = "veesing"\napp_id = "app"\napp_key = "fault-key"\n\n'
+            f'[store]\nurl = "{url}"\nschema = "{pg_schema}"\ntimeout = 3\n',
+            encoding="utf-8",
+        )
+        receiver = Receiver(config, tmp_path / "serve.log")
+        try:
+            assert receiver.push(0) == 200
+            # The database goes away for the receiver: every session of its role is cut,
+            # and new ones are refused until the role may log in again.
+            admin("ALTER ROLE {role} NOLOGIN")
+            admin(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = {literal}"
+            )
+            # Each waits the store timeout for a connection: three are enough.
+            assert [receiver.push(n) for n in range(1, 4)] == [503] * 3
+            health = receiver.health()
+            assert (health.status_code, health.text) == (503, "store failing")
+            admin("ALTER ROLE {role} LOGIN")
+            assert receiver.push(4) == 200  # the very next request, no restart
+            assert receiver.health().status_code == 200
+        finally:
+            log = receiver.stop()
+        with contextlib.closing(psycopg.connect(pg_store_url)) as conn:
+            ids = [
+                row[0]
+                for row in conn.execute(f'SELECT provider_message_id FROM "{pg_schema}".events')
+            ]
+    assert sorted(ids) == ["fault-0", "fault-4"]
+    # One line when the fault began, naming the reason (the cut connection), one when it
+    # ended, listing what was seen meanwhile.
+    failing = [line for line in log.splitlines() if '"event": "store_failing"' in line]
+    assert len(failing) == 1 and "connection" in failing[0], log
+    assert log.count('"event": "store_recovered"') == 1, log
+
+
+@contextlib.contextmanager
+def small_disk(path: Path, size_kib: int) -> Iterator[Path]:
+    """A file system of ``size_kib`` KiB (tmpfs) mounted at ``path``: a disk that can be
+    filled in a moment. Needs root on Linux; skips elsewhere."""
+    if sys.platform != "linux" or os.geteuid() != 0:
+        pytest.skip("mounting a small file system needs root on Linux")
+    path.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size_kib}k,mode=0755", "tmpfs", str(path)],
+        capture_output=True,
+        text=True,
+    )
+    if mounted.returncode:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+def fill(disk: Path) -> None:
+    """Take every free byte of ``disk`` (into ``disk/filler``), leaving none to anyone."""
+    fd = os.open(disk / "filler", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    try:
+        for chunk in (65536, 4096, 512, 1):
+            while True:
+                try:
+                    if os.write(fd, b"\0" * chunk) == 0:
+                        break
+                except OSError as exc:
+                    if exc.errno != errno.ENOSPC:
+                        raise
+                    break
+    finally:
+        os.close(fd)
+
+
+def test_a_full_disk_fails_requests_until_space_is_freed(tmp_path: Path) -> None:
+    with small_disk(tmp_path / "disk", 2048) as disk:
+        db = disk / "receiver.sqlite3"
+        make_store(db)
+        config = write_config(tmp_path, db)
+        receiver = Receiver(config, tmp_path / "serve.log")  # its log is not on that disk
+        try:
+            assert receiver.push(0) == 200
+            fill(disk)
+            # Before any push has failed: the health check sees it by itself (a write that
+            # changes nothing would need no space, and pass).
+            health = receiver.health()
+            assert (health.status_code, health.text) == (503, "store failing")
+            answers = []
+            for n in range(1, PUSHES + 1):
+                fill(disk)  # taken again before each: a failed write may have freed some
+                # Bigger than anything written so far, so that it cannot fit in the space
+                # the database's files already hold (SQLite reuses its WAL file's).
+                answers.append(receiver.push(n, padding=48_000))
+            assert answers == [503] * PUSHES
+            fill(disk)
+            health = receiver.health()
+            assert (health.status_code, health.text) == (503, "store failing")
+            (disk / "filler").unlink()
+            assert receiver.push(PUSHES + 1) == 200  # the very next request, no restart
+            assert receiver.health().status_code == 200
+        finally:
+            log = receiver.stop()
+        assert sorted(stored(db)) == ["fault-0", f"fault-{PUSHES + 1}"]
+    failing = [line for line in log.splitlines() if '"event": "store_failing"' in line]
+    assert len(failing) == 1 and "database or disk is full" in failing[0], log
+    assert log.count('"event": "store_recovered"') == 1, log

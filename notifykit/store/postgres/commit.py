@@ -26,6 +26,7 @@ from psycopg import errors as pg_errors
 from psycopg_pool import AsyncConnectionPool
 
 from notifykit.errors import StoreError
+from notifykit.store.postgres.reconnect import PoolRepair
 
 __all__ = ["MAX_BATCH", "RETRIES", "GroupCommit", "translate"]
 
@@ -54,9 +55,15 @@ class GroupCommit:
     """``writers`` worker tasks committing queued writes in batches on ``pool``."""
 
     def __init__(
-        self, pool: AsyncConnectionPool[Conn], *, timeout: float, writers: int = 2
+        self,
+        pool: AsyncConnectionPool[Conn],
+        *,
+        timeout: float,
+        writers: int = 2,
+        repair: PoolRepair | None = None,
     ) -> None:
         self.pool = pool
+        self.repair = repair
         self.timeout = timeout
         self.writers = writers
         self._queue: asyncio.Queue[_Job[Any]] = asyncio.Queue()
@@ -129,6 +136,8 @@ class GroupCommit:
                     outcomes = [(True, r) for r in results]
         except BaseException as exc:
             error = translate(exc, "store write failed")
+            if self.repair is not None and isinstance(exc, Exception):
+                await self.repair.after(exc)  # before anyone hears of it: the next write works
             for job in jobs:
                 if not job.future.done():
                     job.future.set_exception(error)

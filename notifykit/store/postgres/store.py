@@ -54,6 +54,7 @@ from notifykit.store.base import (
 from notifykit.store.postgres import verifications
 from notifykit.store.postgres.commit import Conn, GroupCommit, translate
 from notifykit.store.postgres.listen import EventListener
+from notifykit.store.postgres.reconnect import RECONNECT_INTERVAL, PoolRepair, keep_trying
 from notifykit.store.postgres.schema import (
     SchemaStatus,
     migrate,
@@ -94,6 +95,7 @@ class PostgresStore(Store):
         self.migrate = migrate
         self._pool_sizes = (pool_min_size, pool_max_size)
         self._pool: AsyncConnectionPool[Conn] | None = None
+        self._repair: PoolRepair | None = None
         self._writer: GroupCommit | None = None
         self._listener: EventListener | None = None
         self._lock_prefix = f"{schema}\0"
@@ -174,6 +176,9 @@ class PostgresStore(Store):
             open=False,
             timeout=self.timeout,
             name="notifykit",
+            # A database that comes back is used again within about a second (reconnect.py).
+            reconnect_timeout=RECONNECT_INTERVAL,
+            reconnect_failed=keep_trying,
         )
         try:
             await pool.open(wait=low > 0, timeout=self.timeout)
@@ -181,7 +186,10 @@ class PostgresStore(Store):
             await pool.close()
             raise translate(exc, f"cannot connect to {mask_url_password(self._url)}") from exc
         self._pool = pool
-        self._writer = GroupCommit(pool, timeout=self.timeout, writers=max(1, min(3, high - 1)))
+        self._repair = PoolRepair(pool, self.timeout)
+        self._writer = GroupCommit(
+            pool, timeout=self.timeout, writers=max(1, min(3, high - 1)), repair=self._repair
+        )
         self._writer.start()
         self._listener = EventListener(self._url, self.schema)
         self._listener.start()
@@ -189,6 +197,7 @@ class PostgresStore(Store):
     async def close(self) -> None:
         writer, listener, pool = self._writer, self._listener, self._pool
         self._writer = self._listener = self._pool = None
+        self._repair = None
         if writer is not None:
             await writer.stop()
         if listener is not None:
@@ -217,6 +226,8 @@ class PostgresStore(Store):
             async with self._pool.connection(timeout=self.timeout) as conn:
                 return await fn(conn)
         except (psycopg.Error, OSError) as exc:
+            if self._repair is not None:
+                await self._repair.after(exc)
             raise translate(exc, "store read failed") from exc
 
     def _vendor_lock(self, provider: str, vendor_id: str) -> int:
