@@ -155,10 +155,10 @@ class CallbackProcessor:
                 exc.message if isinstance(exc, CallbackError) else f"{type(exc).__name__}: {exc}"
             )
             try:
-                await asyncio.wait_for(
-                    self.store.quarantine(QuarantineEntry(**entry.model_dump(), reason=reason)),
-                    self.store_timeout,
-                )
+                async with asyncio.timeout(self.store_timeout):
+                    await self.store.quarantine(
+                        QuarantineEntry(**entry.model_dump(), reason=reason)
+                    )
             except Exception as store_exc:
                 self.store_health.failed(store_exc)
                 return _plain(503, "try again later")
@@ -166,10 +166,10 @@ class CallbackProcessor:
             log.warning("callback_quarantined", provider=provider, reason=reason)
             return _plain(400, f"bad request: {reason}")
         try:
-            new = await asyncio.wait_for(
-                self.store.ingest(entry, result.events, owner=self.owner, lease=self.lease),
-                self.store_timeout,
-            )
+            async with asyncio.timeout(self.store_timeout):
+                new = await self.store.ingest(
+                    entry, result.events, owner=self.owner, lease=self.lease
+                )
         except Exception as exc:
             # Logged once per fault (with its reason), not once per request.
             self.store_health.failed(exc)
@@ -181,12 +181,10 @@ class CallbackProcessor:
             # Part of the push could not be read: what could be read is stored above, and
             # the request itself is kept with the reason, for a person to look at.
             try:
-                await asyncio.wait_for(
-                    self.store.quarantine(
+                async with asyncio.timeout(self.store_timeout):
+                    await self.store.quarantine(
                         QuarantineEntry(**entry.model_dump(), reason=result.quarantine_reason)
-                    ),
-                    self.store_timeout,
-                )
+                    )
             except Exception as store_exc:
                 log.error("quarantine_failed", provider=provider, error=type(store_exc).__name__)
                 return _plain(503, "try again later")
@@ -214,7 +212,8 @@ class CallbackProcessor:
         """Whether the store takes a write now (:meth:`Store.check`, within the store
         timeout); the answer also updates :attr:`store_health`."""
         try:
-            await asyncio.wait_for(self.store.check(), self.store_timeout)
+            async with asyncio.timeout(self.store_timeout):
+                await self.store.check()
         except Exception as exc:
             self.store_health.failed(exc)
             return False
@@ -259,7 +258,7 @@ class CallbackProcessor:
             return
         if self._sweep_waiting:
             # Only a waiting sweeper is cancelled: cancelling one inside a store call could
-            # lose the cancellation (asyncio.wait_for on 3.11) or an acknowledgement.
+            # lose an acknowledgement.
             sweeper.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await sweeper
@@ -282,10 +281,10 @@ class CallbackProcessor:
     async def _recover(self, page: int = 100) -> None:
         while True:
             try:
-                claimed = await asyncio.wait_for(
-                    self.store.claim_dispatch(self.owner, limit=page, lease=self.lease),
-                    self.store_timeout,
-                )
+                async with asyncio.timeout(self.store_timeout):
+                    claimed = await self.store.claim_dispatch(
+                        self.owner, limit=page, lease=self.lease
+                    )
             except Exception as exc:
                 log.error("recovery_failed", error=type(exc).__name__)
                 return
