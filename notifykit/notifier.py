@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 import httpx
 import pluggy
 
-from notifykit.config import Config, load_config
+from notifykit.config import Config, console_fallback_refusal, load_config
 from notifykit.errors import ConfigError, InvalidMessage, NotifyKitError, ProviderError, UsageError
 from notifykit.inbox import CallbackProcessor, Subscriber
 from notifykit.instances import TransportFactory, build_providers
@@ -110,6 +110,9 @@ class AsyncNotifier:
         store: Store | None = None,
     ) -> None:
         self.config = config if isinstance(config, Config) else load_config(config)
+        if store is not None and self.config.is_console_fallback:
+            # A store wired in by hand is a production set-up that lost its configuration.
+            raise console_fallback_refusal("a store was given")
         self.pm = plugin_manager if plugin_manager is not None else get_plugin_manager()
         self.provider_types = provider_types(self.pm)
         self.providers: dict[str, SmsProvider[Any]] = build_providers(
@@ -257,6 +260,8 @@ class AsyncNotifier:
         self._check_open()
         if not self.providers:
             raise ConfigError(f"{self.config.source or 'configuration'}: no providers configured")
+        if self.config.is_console_fallback and message.template != self.config.verify.template:
+            raise console_fallback_refusal(f"template {message.template!r} was asked for")
         await self.open()
         return await self.router.send(message)
 
