@@ -140,7 +140,12 @@ class SmsProvider(ABC, Generic[OptionsT]):
     Options: ClassVar[type[ProviderOptions]]
     TemplateOptions: ClassVar[type[TemplateOptions]] = TemplateOptions
     requires_templates: ClassVar[bool] = True
-    """Whether a message needs a ``[templates.<name>.<instance>]`` entry to be sent here."""
+    """Whether a message needs a ``[templates.<name>.<instance>]`` entry to be sent here
+    (``config check`` warns about each template an instance has no entry for)."""
+    signs_callbacks: ClassVar[bool] = False
+    """Whether the vendor authenticates its pushes itself (a signature ``parse_callback``
+    checks). When False, only a ``[callbacks] token`` in the receiver URL keeps strangers
+    from posting receipts, and ``config check`` warns about an instance without one."""
     callback_check_methods: ClassVar[frozenset[str]] = frozenset()
     """HTTP methods other than POST the vendor uses on the callback URL to check that it
     answers (Alibaba Cloud's GET). The receiver hands such a request, still behind the

@@ -33,6 +33,7 @@ from notifykit.cli.common import (
     secrets_of,
 )
 from notifykit.config import Config, parse_duration
+from notifykit.config_check import describe_routes, instance_warnings
 from notifykit.errors import InvalidMessage, NotifyKitError, NotSupported
 from notifykit.models import Attempt, SendResult
 from notifykit.notifier import AsyncNotifier
@@ -92,6 +93,8 @@ class ConfigReport(BaseModel):
     source: str | None
     instances: dict[str, str]
     route: list[str]
+    routes: list[str]
+    """The routing in words: each rule in order, then the default route."""
     warnings: dict[str, list[str]]
 
 
@@ -323,14 +326,18 @@ def config_check(config_path: str | None) -> None:
             source=config.source,
             instances={name: p.name for name, p in notifier.providers.items()},
             route=config.default_route(),
-            warnings={name: p.config_warnings() for name, p in notifier.providers.items()},
+            routes=describe_routes(config),
+            warnings=instance_warnings(config, notifier.providers),
         )
 
     report = _run(inspect, config, open_store=False)
     if not report.instances:
         fail(f"{report.source}: no [providers.<name>] section", EXIT_USAGE)
     click.echo(f"Configuration OK: {report.source or 'built-in default'}")
-    click.echo(f"Route: {' -> '.join(report.route)}")
+    click.echo("Routes:")
+    for line in report.routes:
+        click.echo(f"  {line}")
+    click.echo("Instances:")
     for name, type_name in report.instances.items():
         click.echo(f"  {name} ({type_name})")
         for warning in report.warnings[name]:

@@ -245,7 +245,9 @@ def test_config_check_builds_instances_and_prints_warnings(
     result = run("config", "check", "--config", config_file(tmp_path, text=text))
     assert result.exit_code == 0, result.stderr
     assert result.stdout.splitlines()[1:] == [
-        "Route: v",
+        "Routes:",
+        "  every message: v",
+        "Instances:",
         "  v (vault)",
         "    warning: providers.v: this is a test provider",
     ]

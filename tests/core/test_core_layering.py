@@ -57,6 +57,8 @@ CORE: dict[str, set[str]] = {
     f"{N}.hookspecs": {f"{N}.events", f"{N}.provider", f"{N}.sandbox"},
     f"{N}.plugins": {f"{N}.hookspecs", f"{N}.errors", f"{N}.log", f"{N}.provider", f"{N}.sandbox"},
     f"{N}.instances": _BASE | {f"{N}.plugins"},
+    # What `config check` reports from the configuration and the built instances.
+    f"{N}.config_check": {f"{N}.config", f"{N}.provider"},
     f"{N}.default_plugins": _BASE | {f"{N}.hookspecs"},
     # Stores know messages and events, never routing, sending or the inbox.
     f"{N}.store": {

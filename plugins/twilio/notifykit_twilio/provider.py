@@ -178,6 +178,7 @@ class TwilioProvider(SmsProvider[TwilioOptions]):
     name: ClassVar[str] = "twilio"
     Options: ClassVar[type[ProviderOptions]] = TwilioOptions
     TemplateOptions: ClassVar[type[TemplateOptions]] = TwilioTemplate
+    signs_callbacks: ClassVar[bool] = True  # X-Twilio-Signature, checked with auth_token
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

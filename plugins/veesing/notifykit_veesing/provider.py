@@ -226,11 +226,6 @@ class VeesingProvider(SmsProvider[VeesingOptions]):
             warnings.append(
                 f"providers.{self.instance}.base_url: plain http to a remote host sends appKey in clear text"
             )
-        if not self.templates:
-            warnings.append(
-                f"providers.{self.instance}: no [templates.<name>.{self.instance}] entry; "
-                "every message will be declined"
-            )
         return warnings
 
     async def aclose(self) -> None:
