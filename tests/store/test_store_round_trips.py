@@ -19,7 +19,7 @@ import pytest
 from bench.round_trips import TracedSQLiteStore, count_pushes, count_sends, counting_postgres
 from notifykit import AsyncNotifier
 from notifykit.events import DeliveryReceipt
-from notifykit.models import DeliveryStatus, utcnow
+from notifykit.models import DeliveryStatus, MessageRecord, utcnow
 from notifykit.store import MemoryStore
 from notifykit.store.base import AnyEvent, InboxEntry
 from notifykit.testing import fake_config, fake_plugin_manager
@@ -64,8 +64,49 @@ async def test_a_postgres_send_is_two_writes(
         )
     assert counts.jobs == 2
     # Statements per send (BEGIN/COMMIT not counted): the record with its started attempt
-    # (1; the guard adds 1), the outcome (lock, load, save, orphans: 4, was 5). Was 8 and 9.
-    assert counts.statements <= (7 if routing else 6)
+    # (1; the guard adds 1), the outcome (the vendor lock with the row, the save with the
+    # look for orphans: 2). Was 8 (create 1, started 2, outcome 5) and 9.
+    assert counts.statements == (4 if routing else 3)
+
+
+@pytest.mark.postgres
+async def test_postgres_ingest_is_three_statements_and_an_accepted_update_two(
+    pg_url: str, pg_schema: str
+) -> None:
+    from notifykit.store.postgres import PostgresStore
+
+    store = PostgresStore(pg_url, schema=pg_schema)
+    await store.open()
+    try:
+        with counting_postgres() as statements:
+            start = statements[0]
+            # An orphan receipt (no message has its vendor id): the locks, one look-up,
+            # one insert of the request with its events. Was 6 (inbox, vendor lock,
+            # sharing, number lock, undecided, event).
+            await store.ingest(_entry(), [_receipt(1, phone=PHONE)], owner="me", lease=60)
+            assert statements[0] - start == 3
+            await store.create_message(MessageRecord(message_id="m2", to=PHONE, template="t"))
+            start = statements[0]
+            # A send accepted with vendor id vid-2: the vendor lock taken with the row, then
+            # the save with the look for orphans. Was 5.
+            await store.update_message(
+                "m2",
+                attempts=[],
+                status=DeliveryStatus.ACCEPTED,
+                provider="fake",
+                provider_message_id="vid-2",
+            )
+            assert statements[0] - start == 2
+            start = statements[0]
+            # Its receipt: the three, and the save of the message (read by the look-up,
+            # saved if unchanged since: no second read under a row lock).
+            new = await store.ingest(_entry(), [_receipt(2, phone=PHONE)], owner="me", lease=60)
+            assert statements[0] - start == 4
+        assert [e.message_id for e in new] == ["m2"]
+        record = await store.get_message("m2")
+        assert record is not None and record.status is DeliveryStatus.DELIVERED
+    finally:
+        await store.close()
 
 
 class CountingStore(MemoryStore):
@@ -78,11 +119,15 @@ class CountingStore(MemoryStore):
         return await super().ack_dispatch(owner, event_ids)
 
 
-def _receipt(n: int) -> DeliveryReceipt:
+PHONE = "+8615612341090"
+
+
+def _receipt(n: int, *, phone: str | None = None) -> DeliveryReceipt:
     return DeliveryReceipt(
         event_id=f"ev-{n}",
         provider="fake",
         provider_message_id=f"vid-{n}",
+        phone=phone,
         status=DeliveryStatus.DELIVERED,
         vendor_status="delivered",
         occurred_at=utcnow(),
@@ -143,3 +188,47 @@ async def test_pushes_with_an_observer_cost_one_ingest_each_plus_shared_acks(
 
 def _entry() -> InboxEntry:
     return InboxEntry(provider="fake", method="POST", path="/callbacks/fake")
+
+
+@pytest.mark.postgres
+async def test_a_receipt_is_applied_to_the_record_as_it_is_when_the_look_up_is_stale(
+    pg_url: str, pg_schema: str
+) -> None:
+    """The one-statement save only lands on the row version the look-up read; a row
+    changed since (another transaction's save) is read again under a row lock instead,
+    so the change is kept and the receipt still applied."""
+    import psycopg
+
+    from notifykit.store.postgres import PostgresStore
+    from notifykit.store.postgres.store import _apply_receipts, _Lookup
+
+    store = PostgresStore(pg_url, schema=pg_schema)
+    await store.open()
+    try:
+        await store.create_message(MessageRecord(message_id="m", to=PHONE, template="t"))
+        await store.update_message(
+            "m",
+            attempts=[],
+            status=DeliveryStatus.ACCEPTED,
+            provider="fake",
+            provider_message_id="vid-7",
+        )
+        async with await psycopg.AsyncConnection.connect(
+            pg_url, autocommit=True, options=f"-c search_path={pg_schema}"
+        ) as conn:
+            found = await _Lookup.run(conn, [_receipt(7, phone=PHONE)])
+            stale = found.row("m")
+            assert stale is not None
+            # Changed after the look-up: the record now says the vendor reported "sent".
+            await store.update_message("m", attempts=[], status=DeliveryStatus.SENT)
+            async with conn.transaction():
+                await _apply_receipts(conn, "m", [_receipt(7, phone=PHONE)], stale)
+        record = await store.get_message("m")
+        assert record is not None
+        assert record.status is DeliveryStatus.DELIVERED
+        assert [c.status for c in record.history][-2:] == [
+            DeliveryStatus.SENT,
+            DeliveryStatus.DELIVERED,
+        ]  # the change made after the look-up was kept
+    finally:
+        await store.close()

@@ -12,6 +12,10 @@ Across instances:
   timed by the database's clock (one clock for every machine);
 * an event and the send that gives its vendor id meet under a transaction-level advisory
   lock on (provider instance, vendor id), so an orphan is linked whichever commits first;
+* a pushed request costs three statements in the usual case (the advisory locks, one
+  look-up of the messages its events may belong to, one insert of the request and its
+  events), a send two writes (``start_send``: one statement, the recipient guard a second;
+  the outcome: two); ``tests/store/test_store_round_trips.py`` pins these counts;
 * pending events are handed out by claim (``FOR UPDATE SKIP LOCKED`` with a lease), and a
   trigger's ``NOTIFY`` wakes every instance's dispatcher (:mod:`.listen`).
 """
@@ -275,10 +279,17 @@ class PostgresStore(Store):
 
         async def write(conn: Conn) -> list[AnyEvent]:
             # Meet any event of this vendor id that another instance stores meanwhile (the
-            # lock first, then the row: the order ingest takes them in).
+            # lock first, then the row: the order ingest takes them in). One statement: the
+            # advisory lock is taken as the row is read, before it is locked.
             if provider_message_id is not None and provider is not None:
-                await _advisory(conn, self._vendor_lock(provider, provider_message_id))
-            record = await _load_message(conn, message_id, lock=True)
+                record = await _load_message(
+                    conn,
+                    message_id,
+                    lock=True,
+                    advisory=self._vendor_lock(provider, provider_message_id),
+                )
+            else:
+                record = await _load_message(conn, message_id, lock=True)
             if record is None:
                 raise StoreError(f"unknown message {message_id!r}")
             if provider_message_id is not None and provider is None and record.provider:
@@ -293,8 +304,12 @@ class PostgresStore(Store):
             if provider_message_id is not None:
                 record.provider_message_id = provider_message_id
             record.updated_at = utcnow()
-            await _save_message(conn, record)
             if provider_message_id is None or record.provider is None:
+                await _save_message(conn, record)
+                return []
+            # The save and a look for orphans of this vendor id, in one statement: it
+            # starts after the vendor lock was taken, so it sees every event stored so far.
+            if not await _save_and_probe_orphans(conn, record):
                 return []
             return await _link_orphans(conn, record)
 
@@ -370,8 +385,66 @@ class PostgresStore(Store):
         that the receiving process hands them out and no other dispatcher takes them."""
         events = list(events)
         event_ids = json.dumps([e.event_id for e in events])
+        # Advisory locks of every vendor id, and of every receipt's number (a receipt no
+        # message has may be tied to the number's unknown record), sorted: concurrent
+        # ingests take them in one order.
+        keys = sorted(
+            {
+                self._vendor_lock(e.provider, e.provider_message_id)
+                for e in events
+                if e.provider_message_id
+            }
+            | {
+                self._phone_lock(e.phone)
+                for e in events
+                if e.provider_message_id and e.phone and isinstance(e, DeliveryReceipt)
+            }
+        )
 
         async def write(conn: Conn) -> list[AnyEvent]:
+            # Three statements for a push in the usual case: the locks, one look-up of every
+            # message the events may belong to, one insert of the request and its events.
+            if keys:
+                await conn.execute(
+                    "SELECT pg_advisory_xact_lock(k) FROM unnest(%s::bigint[]) AS k", (keys,)
+                )
+            found = await _Lookup.run(conn, events)
+            resolved: list[AnyEvent] = []
+            for event in events:
+                vendor_id = event.provider_message_id
+                if event.message_id is None and vendor_id is not None:
+                    candidates = found.sharing(event.provider, vendor_id)
+                    message_id = correlate(event, candidates) if candidates else None
+                    if (
+                        message_id is None
+                        and not candidates
+                        and isinstance(event, DeliveryReceipt)
+                        and event.phone is not None
+                        and tie_to_unknown(event, found.undecided(event.phone)) is not None
+                    ):
+                        # A receipt to tie to an unknown record: rare; the request is stored
+                        # event by event, each seeing what the one before changed.
+                        return await one_by_one(conn)
+                    if message_id is not None:
+                        event = event.model_copy(update={"message_id": message_id})
+                resolved.append(event)
+            inserted = await _insert_inbox_and_events(
+                conn, entry, event_ids, resolved, owner, lease
+            )
+            new: list[AnyEvent] = []
+            applied: dict[str, list[DeliveryReceipt]] = {}
+            for event in resolved:
+                if event.event_id not in inserted:
+                    continue  # stored before, by this request or another
+                inserted.discard(event.event_id)  # a second copy in this request is not new
+                if event.message_id is not None and isinstance(event, DeliveryReceipt):
+                    applied.setdefault(event.message_id, []).append(event)
+                new.append(event)
+            for message_id, receipts in applied.items():
+                await _apply_receipts(conn, message_id, receipts, found.row(message_id))
+            return new
+
+        async def one_by_one(conn: Conn) -> list[AnyEvent]:
             inbox_id = await _insert_raw_request(conn, "inbox", entry, "event_ids", event_ids)
             new: list[AnyEvent] = []
             for event in events:
@@ -742,13 +815,174 @@ async def _claim_recipient(
     return max(0.0, float(row[0]))
 
 
+class _Lookup:
+    """The messages a request's events may belong to, read in one statement: those with an
+    event's (instance, vendor id), those named by an event's ``message_id``, and the
+    ``unknown``/``pending`` records without a vendor id to a receipt's number. Each row
+    keeps its ``xmin``, so that a record changed by an event can be saved without reading
+    it again under a row lock (:func:`_apply_receipts`)."""
+
+    def __init__(self, rows: list[tuple[Any, ...]]) -> None:
+        self.rows = rows
+
+    @classmethod
+    async def run(cls, conn: Conn, events: Sequence[AnyEvent]) -> _Lookup:
+        providers = sorted({e.provider for e in events if e.provider_message_id})
+        vendor_ids = sorted({e.provider_message_id for e in events if e.provider_message_id})
+        ids = sorted({e.message_id for e in events if e.message_id})
+        phones = sorted({e.phone for e in events if e.phone and isinstance(e, DeliveryReceipt)})
+        if not vendor_ids and not ids:
+            return cls([])
+        cur = await conn.execute(
+            "SELECT message_id, phone, provider, provider_message_id, status, record,"
+            " xmin::text FROM messages"
+            " WHERE (provider = ANY(%(providers)s) AND provider_message_id = ANY(%(vendor_ids)s))"
+            " OR message_id = ANY(%(ids)s)"
+            " OR (phone = ANY(%(phones)s) AND status IN ('unknown', 'pending')"
+            "     AND provider_message_id IS NULL)"
+            " ORDER BY id",
+            {"providers": providers, "vendor_ids": vendor_ids, "ids": ids, "phones": phones},
+        )
+        return cls(await cur.fetchall())
+
+    def sharing(self, provider: str, vendor_id: str) -> list[tuple[str, str]]:
+        """``(message_id, to)`` of every message with this vendor id, oldest first."""
+        return [(str(r[0]), str(r[1])) for r in self.rows if r[2] == provider and r[3] == vendor_id]
+
+    def undecided(self, phone: str) -> list[MessageRecord]:
+        return [
+            MessageRecord.model_validate_json(r[5])
+            for r in self.rows
+            if r[1] == phone and r[3] is None and r[4] in ("unknown", "pending")
+        ]
+
+    def row(self, message_id: str) -> tuple[MessageRecord, str] | None:
+        for r in self.rows:
+            if r[0] == message_id:
+                return MessageRecord.model_validate_json(r[5]), str(r[6])
+        return None
+
+
+async def _insert_inbox_and_events(
+    conn: Conn,
+    entry: InboxEntry,
+    event_ids: str,
+    events: Sequence[AnyEvent],
+    owner: str | None,
+    lease: float,
+) -> set[str]:
+    """One statement: the raw request into ``inbox`` and its events into ``events`` (in
+    order; one already stored is skipped). Returns the ids of the events inserted."""
+    cur = await conn.execute(
+        "WITH inbox_row AS ("
+        " INSERT INTO inbox (provider, method, path, headers, body, received_at, event_ids)"
+        " VALUES (%(provider)s, %(method)s, %(path)s, %(headers)s, %(body)s, %(received_at)s,"
+        " %(event_ids)s) RETURNING id)"
+        " INSERT INTO events (event_id, inbox_id, kind, provider, provider_message_id, phone,"
+        " message_id, received_at, payload, claimed_by, claimed_until)"
+        " SELECT e.event_id, inbox_row.id, e.kind, e.provider, e.provider_message_id, e.phone,"
+        " e.message_id, e.received_at, e.payload, %(owner)s,"
+        " CASE WHEN %(owner)s::text IS NULL THEN NULL"
+        " ELSE clock_timestamp() + make_interval(secs => %(lease)s) END"
+        " FROM inbox_row, unnest(%(e_ids)s::text[], %(kinds)s::text[], %(e_providers)s::text[],"
+        " %(vendor_ids)s::text[], %(phones)s::text[], %(message_ids)s::text[],"
+        " %(received)s::timestamptz[], %(payloads)s::text[])"
+        " WITH ORDINALITY AS e(event_id, kind, provider, provider_message_id, phone,"
+        " message_id, received_at, payload, n)"
+        " ORDER BY e.n"
+        " ON CONFLICT (event_id) DO NOTHING RETURNING event_id",
+        {
+            "provider": entry.provider,
+            "method": entry.method,
+            "path": entry.path,
+            "headers": json.dumps(entry.headers, ensure_ascii=False),
+            "body": entry.body,
+            "received_at": entry.received_at,
+            "event_ids": event_ids,
+            "owner": owner,
+            "lease": float(lease),
+            "e_ids": [e.event_id for e in events],
+            "kinds": [e.kind for e in events],
+            "e_providers": [e.provider for e in events],
+            "vendor_ids": [e.provider_message_id for e in events],
+            "phones": [e.phone for e in events],
+            "message_ids": [e.message_id for e in events],
+            "received": [e.received_at for e in events],
+            "payloads": [e.model_dump_json(exclude={"message_id"}) for e in events],
+        },
+    )
+    return {str(row[0]) for row in await cur.fetchall()}
+
+
+async def _apply_receipts(
+    conn: Conn,
+    message_id: str,
+    receipts: Sequence[DeliveryReceipt],
+    seen: tuple[MessageRecord, str] | None,
+) -> None:
+    """Apply new receipts to their message. Saved in one statement when the row is still
+    the version the look-up read (its ``xmin``); otherwise read again under a row lock."""
+    if seen is not None:
+        record, xmin = seen
+        if not any([_apply(record, r) for r in receipts]):
+            return
+        cur = await conn.execute(
+            "UPDATE messages SET status = %s, provider = %s, provider_message_id = %s,"
+            " record = %s WHERE message_id = %s AND xmin = %s::xid",
+            (
+                record.status.value,
+                record.provider,
+                record.provider_message_id,
+                record.model_dump_json(),
+                record.message_id,
+                xmin,
+            ),
+        )
+        if cur.rowcount == 1:
+            return
+    locked = await _load_message(conn, message_id, lock=True)
+    if locked is not None and any([_apply(locked, r) for r in receipts]):
+        await _save_message(conn, locked)
+
+
+async def _save_and_probe_orphans(conn: Conn, record: MessageRecord) -> bool:
+    """Save ``record`` and say whether orphan events with its instance and vendor id
+    exist, in one statement."""
+    cur = await conn.execute(
+        "WITH saved AS (UPDATE messages SET status = %s, provider = %s,"
+        " provider_message_id = %s, record = %s WHERE message_id = %s)"
+        " SELECT EXISTS (SELECT 1 FROM events WHERE provider = %s"
+        " AND provider_message_id = %s AND message_id IS NULL)",
+        (
+            record.status.value,
+            record.provider,
+            record.provider_message_id,
+            record.model_dump_json(),
+            record.message_id,
+            record.provider,
+            record.provider_message_id,
+        ),
+    )
+    row = await cur.fetchone()
+    return bool(row and row[0])
+
+
 async def _advisory(conn: Conn, key: int) -> None:
     await conn.execute("SELECT pg_advisory_xact_lock(%s)", (key,))
 
 
-async def _load_message(conn: Conn, message_id: str, *, lock: bool = False) -> MessageRecord | None:
-    query = "SELECT record FROM messages WHERE message_id = %s"
-    cur = await conn.execute(query + " FOR UPDATE" if lock else query, (message_id,))
+async def _load_message(
+    conn: Conn, message_id: str, *, lock: bool = False, advisory: int | None = None
+) -> MessageRecord | None:
+    """The record; with ``lock`` under a row lock; with ``advisory``, that transaction-level
+    advisory lock taken in the same statement (before the row lock)."""
+    if advisory is None:
+        query = "SELECT record FROM messages WHERE message_id = %s"
+        params: tuple[Any, ...] = (message_id,)
+    else:
+        query = "SELECT record, pg_advisory_xact_lock(%s) FROM messages WHERE message_id = %s"
+        params = (advisory, message_id)
+    cur = await conn.execute(query + " FOR UPDATE" if lock else query, params)
     row = await cur.fetchone()
     return None if row is None else MessageRecord.model_validate_json(row[0])
 
