@@ -180,3 +180,64 @@ def test_a_closed_notifier_is_a_usage_error(vendor: tuple[str, type[_Vendor]]) -
     notifier.close()
     with pytest.raises(UsageError, match="closed"):
         notifier.send(PHONE, template="verify_code", params={"code": "1111"})
+
+
+def test_shared_state_follows_the_loop_without_falling_back(
+    vendor: tuple[str, type[_Vendor]],
+    redis_url: str,
+    redis_prefix: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Redis connections are the loop's too: the second loop's sends still use Redis,
+    with no 'shared state unavailable' fallback."""
+    url, handler = vendor
+    base = config(url, {"url": "memory://"})
+    shared = base.model_copy(
+        update={
+            "shared_state": base.shared_state.model_copy(
+                update={"url": redis_url, "key_prefix": redis_prefix}
+            )
+        }
+    )
+    notifier = AsyncNotifier(shared)
+
+    async def send_and_ask() -> tuple[SendResult, dict[str, Any]]:
+        result = await _send(notifier, "1111")
+        return result, await notifier.health()
+
+    first, _ = asyncio.run(send_and_ask())
+    second, health = asyncio.run(send_and_ask())
+    asyncio.run(notifier.close())
+    assert [first.provider, second.provider] == ["primary", "primary"]
+    assert health["primary"]["shared_state"] == "redis"
+    said = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert not [s for s in said if "shared state unavailable" in s or "closed" in s], said
+    assert handler.requests == 2
+
+
+def test_shared_state_follows_a_loop_closed_without_shutting_down(
+    vendor: tuple[str, type[_Vendor]], redis_url: str, redis_prefix: str
+) -> None:
+    url, handler = vendor
+    base = config(url, {"url": "memory://"})
+    shared = base.model_copy(
+        update={
+            "shared_state": base.shared_state.model_copy(
+                update={"url": redis_url, "key_prefix": redis_prefix}
+            )
+        }
+    )
+    notifier = AsyncNotifier(shared)
+    loop = asyncio.new_event_loop()
+    try:
+        first = loop.run_until_complete(_send(notifier, "1111"))
+    finally:
+        loop.close()
+
+    async def send_and_close() -> SendResult:
+        async with notifier:
+            return await _send(notifier, "2222")
+
+    second = asyncio.run(send_and_close())
+    assert [first.provider, second.provider] == ["primary", "primary"]
+    assert handler.requests == 2
