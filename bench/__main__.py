@@ -2,7 +2,8 @@
 
 Each prints one JSON line; the run then rewrites docs/benchmarks.md and
 docs/benchmarks-latency.png. ``--quick`` runs one round of each (for a smoke check; the
-figures it writes are noisier). The plot needs matplotlib (``pip install -e '.[bench]'``):
+figures it writes are noisier); ``NOTIFYKIT_BENCH_SCALE=0.1`` runs a tenth of every
+benchmark's sends and pushes (a smoke run in bounded time; the report says it was scaled). The plot needs matplotlib (``pip install -e '.[bench]'``):
 without it the run stops at once, before measuring anything, unless ``--no-plot`` is given
 (then the report is written without the plot).
 """
@@ -14,7 +15,7 @@ import os
 import platform
 import sys
 
-from bench.common import quiet_logs
+from bench.common import SCALE, quiet_logs
 
 
 def main(argv: list[str]) -> int:
@@ -42,6 +43,11 @@ def main(argv: list[str]) -> int:
     after = os.getloadavg()
     machine = f"{platform.system()} {platform.machine()}, Python {platform.python_version()}"
     load = f" (1-minute load average {before[0]:.1f} at the start, {after[0]:.1f} at the end)"
+    if SCALE < 1:
+        load += (
+            f"; scaled to {SCALE:g} of the sends and pushes (NOTIFYKIT_BENCH_SCALE): a smoke"
+            " run, not figures to quote"
+        )
     write_report(send, failover, callbacks, memory, machine=machine, plot_it=plot, load=load)
     return 0
 

@@ -26,12 +26,12 @@ from urllib.parse import urlencode
 
 import aiohttp
 
-from bench.common import Child, bare_endpoint, emit, median, percentile, plausible, ratio
+from bench.common import Child, bare_endpoint, emit, median, percentile, plausible, ratio, scaled
 from notifykit.store import SQLiteStore
 
-SEQUENTIAL = 300
+SEQUENTIAL = scaled(300)
 """Pushes per round from the one sequential pusher."""
-PUSHES = 2000
+PUSHES = scaled(2000)
 """Pushes per round at concurrency 20 and 50."""
 CONCURRENCIES = (20, 50)
 ROUNDS = 3

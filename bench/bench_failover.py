@@ -12,11 +12,21 @@ import socket
 import time
 from typing import Any
 
-from bench.common import Child, code, emit, fast_server, median, percentile, phone, veesing_config
+from bench.common import (
+    Child,
+    code,
+    emit,
+    fast_server,
+    median,
+    percentile,
+    phone,
+    scaled,
+    veesing_config,
+)
 from notifykit import AsyncNotifier
 from notifykit.errors import NotifyKitError
 
-SENDS = 2000
+SENDS = scaled(2000)
 CONCURRENCY = 50
 ROUNDS = 3
 TIMEOUT = 0.5

@@ -10,9 +10,9 @@ import subprocess
 import sys
 from typing import Any
 
-from bench.common import ROOT, code, emit, fast_server, phone, quiet_logs, veesing_config
+from bench.common import ROOT, code, emit, fast_server, phone, quiet_logs, scaled, veesing_config
 
-SENDS = 10_000
+SENDS = scaled(10_000)
 
 
 def _status_mib(field: str) -> float:

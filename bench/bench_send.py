@@ -36,18 +36,19 @@ from bench.common import (
     phone,
     plausible,
     ratio,
+    scaled,
     veesing_config,
 )
 from notifykit import AsyncNotifier, Notifier
 from notifykit.http import create_client, default_transport, request
 from notifykit.provider import ProviderContext
 
-SENDS = 2000
+SENDS = scaled(2000)
 CONCURRENCY = 50
 THREADS = 8
 ROUNDS = 5
-WARMUP = 200
-SEQUENTIAL = 300
+WARMUP = scaled(200)
+SEQUENTIAL = scaled(300)
 """Sequential raw aiohttp sends that check the baseline (p50 at concurrency 1)."""
 TARGETS = {
     # kind: (baseline kind, target ratio)

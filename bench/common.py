@@ -18,6 +18,33 @@ from typing import Any
 from notifykit.config import Config
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def _scale() -> float:
+    text = os.environ.get("NOTIFYKIT_BENCH_SCALE", "1")
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value <= 1:
+        raise SystemExit(
+            f"bench: NOTIFYKIT_BENCH_SCALE must be a number in (0, 1], got {text!r} "
+            "(e.g. 0.1 for a smoke run with a tenth of the sends and pushes)"
+        )
+    return value
+
+
+SCALE = _scale()
+"""``$NOTIFYKIT_BENCH_SCALE`` (default 1): the fraction of each benchmark's sends and
+pushes to run, for a smoke run in bounded time (its figures are noisier, and the report
+says it was scaled)."""
+
+
+def scaled(count: int, least: int = 50) -> int:
+    """``count`` times :data:`SCALE`, at least ``least`` (and never more than ``count``)."""
+    return min(count, max(least, round(count * SCALE)))
+
+
 APP_ID = "bench-app"
 APP_KEY = "bench-app-key-not-a-secret"
 TEMPLATE_ID = "540"

@@ -184,6 +184,18 @@ class VerificationClaim:
     retry_after: float | None = None
 
 
+def resend_wait(now: float, last_sent_at: float, resend_interval: float) -> float:
+    """Seconds (``0 < wait <= resend_interval``) until a number and purpose whose last code
+    went out at ``last_sent_at`` may get another one, at ``now`` (both seconds since the
+    epoch). Every store calls this one rule.
+
+    Several processes each read their own clock before their transaction, so the stored
+    ``last_sent_at`` may be a little later than this caller's ``now``: the elapsed time is
+    never taken as negative, so the wait never exceeds the interval the caller configured.
+    """
+    return resend_interval - min(max(now - last_sent_at, 0.0), resend_interval)
+
+
 @dataclass(frozen=True)
 class VerificationCheckStep:
     """What :meth:`Store.check_verification` found: the answer, and the verification it is

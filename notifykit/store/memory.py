@@ -44,6 +44,7 @@ from notifykit.store.base import (
     VerificationClaim,
     correlate,
     recovered_status,
+    resend_wait,
     tie_to_unknown,
 )
 
@@ -551,7 +552,9 @@ class MemoryStore(Store):
         pair = (new.to, new.purpose)
         last = self._verify_sends.get(pair)
         if last is not None and now - last[0] < resend_interval:
-            return VerificationClaim("limited", retry_after=resend_interval - (now - last[0]))
+            return VerificationClaim(
+                "limited", retry_after=resend_wait(now, last[0], resend_interval)
+            )
         current = self._current_of(*pair)
         if current is not None and current.status is VerificationStatus.PENDING:
             if current.expires_at > now:

@@ -48,6 +48,7 @@ from notifykit.store.base import (
     VerificationClaim,
     correlate,
     recovered_status,
+    resend_wait,
     tie_to_unknown,
 )
 from notifykit.store.migrations import migrate
@@ -511,7 +512,9 @@ class SQLiteStore(Store):
             ).fetchone()
             last: float | None = None if row is None else float(row[0])
             if last is not None and now - last < resend_interval:
-                return VerificationClaim("limited", retry_after=resend_interval - (now - last))
+                return VerificationClaim(
+                    "limited", retry_after=resend_wait(now, last, resend_interval)
+                )
             current = _current_verification(conn, new.to, new.purpose)
             outcome: Literal["new", "resend"] = "new"
             if current is not None and current.status is VerificationStatus.PENDING:

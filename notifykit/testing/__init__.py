@@ -1,8 +1,12 @@
 """notifykit's testing kit, also a pytest plugin (``pytest11`` entry point ``notifykit``).
 
 Fixtures: ``sms_outbox``, ``notifier``, ``async_notifier``, and the two they are built from,
-``notifykit_config`` and ``notifykit_plugin_manager``. Helpers: :class:`FakeProvider` with
-its scripted outcomes, and builders of each vendor's callback pushes. See docs/testing.md.
+``notifykit_config`` and ``notifykit_plugin_manager`` (defined in :mod:`_notifykit_pytest`,
+the module the ``pytest11`` entry point names, which imports nothing of notifykit until a
+test uses them; re-exported here). Helpers: :class:`FakeProvider` with its scripted
+outcomes, the ``fake`` provider's pushes and :func:`deliver`. Each vendor's push builders
+ship with its plugin (``notifykit_veesing.testing``, ``notifykit_twilio.testing``). See
+docs/testing.md.
 
 Importing this module configures nothing and patches nothing; :func:`capture_sms` (behind
 ``sms_outbox``) observes new memory providers only while it is active.
@@ -13,18 +17,13 @@ from __future__ import annotations
 from notifykit.default_plugins.memory import SentMessage
 from notifykit.testing.callbacks import (
     CallbackPush,
+    Fields,
+    callback_url,
     deliver,
     fake_receipt,
     fake_reply,
-    twilio_callback_url,
-    twilio_inbound_message,
-    twilio_settings,
-    twilio_signature,
-    twilio_status_callback,
-    veesing_mobile,
-    veesing_receipt,
-    veesing_receivetime,
-    veesing_reply,
+    form_fields,
+    form_push,
 )
 from notifykit.testing.fake import (
     Accept,
@@ -64,6 +63,7 @@ __all__ = [
     "FakeCall",
     "FakeOptions",
     "FakeProvider",
+    "Fields",
     "Outbox",
     "Outcome",
     "SentMessage",
@@ -71,6 +71,7 @@ __all__ = [
     "accept",
     "async_notifier",
     "build_config",
+    "callback_url",
     "capture_sms",
     "delay",
     "deliver",
@@ -82,19 +83,39 @@ __all__ = [
     "fake_receipt",
     "fake_reply",
     "fake_sync_notifier",
+    "form_fields",
+    "form_push",
     "notifier",
     "notifykit_config",
     "notifykit_plugin_manager",
     "parse_outcome",
     "sms_outbox",
-    "twilio_callback_url",
-    "twilio_inbound_message",
-    "twilio_settings",
-    "twilio_signature",
-    "twilio_status_callback",
     "unknown",
-    "veesing_mobile",
-    "veesing_receipt",
-    "veesing_receivetime",
-    "veesing_reply",
 ]
+
+_MOVED = {
+    **dict.fromkeys(
+        ("veesing_mobile", "veesing_receipt", "veesing_receivetime", "veesing_reply"),
+        "notifykit_veesing.testing",
+    ),
+    **dict.fromkeys(
+        (
+            "twilio_callback_url",
+            "twilio_inbound_message",
+            "twilio_settings",
+            "twilio_signature",
+            "twilio_status_callback",
+        ),
+        "notifykit_twilio.testing",
+    ),
+}
+
+
+def __getattr__(name: str) -> object:
+    # The vendors' builders moved to their plugins (issue 17): say where, rather than
+    # importing a plugin from the core kit.
+    if name in _MOVED:
+        raise AttributeError(
+            f"notifykit.testing.{name} moved to {_MOVED[name]}: from {_MOVED[name]} import {name}"
+        )
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

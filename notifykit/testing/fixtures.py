@@ -1,26 +1,32 @@
-"""The pytest fixtures of the testing kit (registered through ``notifykit.testing``).
+"""What the kit's pytest fixtures are built from, and the fixtures themselves.
 
-Override ``notifykit_config`` (a :class:`~notifykit.Config`, a dict as in the TOML file, or
-a path) or ``notifykit_plugin_manager`` in a conftest.py or a test module to change what
-``notifier`` and ``async_notifier`` are built from.
+The fixtures are defined in :mod:`_notifykit_pytest`, the cheap module the ``pytest11``
+entry point names, and re-exported here (and from :mod:`notifykit.testing`) so that
+``from notifykit.testing import notifier`` and an explicit
+``pytest_plugins = ["notifykit.testing"]`` keep working. Override ``notifykit_config``
+(a :class:`~notifykit.Config`, a dict as in the TOML file, or a path) or
+``notifykit_plugin_manager`` in a conftest.py or a test module to change what ``notifier``
+and ``async_notifier`` are built from.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
-import pluggy
-import pytest
-
+from _notifykit_pytest import (
+    async_notifier,
+    notifier,
+    notifykit_config,
+    notifykit_plugin_manager,
+    sms_outbox,
+)
 from notifykit.config import Config, load_config
-from notifykit.notifier import AsyncNotifier, Notifier
-from notifykit.testing.fake import fake_plugin_manager
-from notifykit.testing.outbox import Outbox, capture_sms
 
 __all__ = [
     "DEFAULT_CONFIG",
+    "ConfigLike",
     "async_notifier",
     "build_config",
     "notifier",
@@ -45,50 +51,3 @@ def build_config(value: ConfigLike) -> Config:
     if isinstance(value, Mapping):
         return Config.from_dict(value, source="notifykit_config fixture")
     return load_config(value)
-
-
-@pytest.fixture
-def sms_outbox() -> Iterator[Outbox]:
-    """Every SMS sent during the test through memory (and fake) providers, in order."""
-    with capture_sms() as outbox:
-        yield outbox
-
-
-@pytest.fixture
-def notifykit_config() -> ConfigLike:
-    """The configuration ``notifier`` and ``async_notifier`` use; override it."""
-    return DEFAULT_CONFIG
-
-
-@pytest.fixture
-def notifykit_plugin_manager() -> pluggy.PluginManager:
-    """A fresh plugin manager: built-in providers, installed plugins and ``fake``."""
-    return fake_plugin_manager(load_entrypoints=True)
-
-
-@pytest.fixture
-def notifier(
-    notifykit_config: ConfigLike,
-    notifykit_plugin_manager: pluggy.PluginManager,
-    sms_outbox: Outbox,
-) -> Iterator[Notifier]:
-    """A synchronous :class:`Notifier` over ``notifykit_config``, closed after the test."""
-    built = Notifier(build_config(notifykit_config), plugin_manager=notifykit_plugin_manager)
-    sms_outbox.attach(built)
-    with built:
-        yield built
-
-
-@pytest.fixture
-async def async_notifier(
-    notifykit_config: ConfigLike,
-    notifykit_plugin_manager: pluggy.PluginManager,
-    sms_outbox: Outbox,
-    anyio_backend: Any,
-) -> AsyncIterator[AsyncNotifier]:
-    """An :class:`AsyncNotifier` over ``notifykit_config``, opened on the test's event loop
-    (anyio) and closed after the test."""
-    built = AsyncNotifier(build_config(notifykit_config), plugin_manager=notifykit_plugin_manager)
-    sms_outbox.attach(built)
-    async with built:
-        yield built

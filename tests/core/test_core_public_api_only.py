@@ -89,7 +89,8 @@ def _reflective_private(source: str) -> list[str]:
 
 
 def _own_import(use: str) -> bool:
-    return use.split(": ", 1)[1].startswith("from notifykit")
+    # _notifykit_pytest: notifykit's own pytest11 entry module (private: pytest loads it).
+    return use.split(": ", 1)[1].startswith(("from notifykit", "from _notifykit_pytest"))
 
 
 @pytest.mark.parametrize("module_name", _modules())

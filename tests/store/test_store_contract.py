@@ -938,3 +938,14 @@ async def test_verification_the_current_one_is_the_last_stored(store: Store) -> 
     assert step.record is not None and step.record.verification_id == "v2"
     old = await store.get_verification("v1")
     assert old is not None and old.status is VerificationStatus.MAX_ATTEMPTS
+
+
+async def test_verification_wait_never_exceeds_the_interval_when_another_clock_ran_ahead(
+    store: Store,
+) -> None:
+    # Two processes read their clocks before their transactions: the one that commits second
+    # may hold an earlier `now` than the sent_at the first one stored. The wait it reports is
+    # the configured interval, never more (seen: 60.0019 s for a 60 s interval).
+    await started(store, now=V0 + 0.5)
+    limited = await claim(store, "v2", V0)
+    assert limited == VerificationClaim("limited", retry_after=INTERVAL)

@@ -20,7 +20,7 @@ from notifykit.models import (
     VerificationRecord,
     VerificationStatus,
 )
-from notifykit.store.base import VerificationCheckStep, VerificationClaim
+from notifykit.store.base import VerificationCheckStep, VerificationClaim, resend_wait
 from notifykit.store.postgres.commit import Conn
 
 __all__ = ["cancel", "check", "claim_send", "finish_send", "load", "load_current"]
@@ -111,7 +111,7 @@ async def claim_send(
     row = await cur.fetchone()
     last: float | None = None if row is None else float(row[0])
     if last is not None and now - last < resend_interval:
-        return VerificationClaim("limited", retry_after=resend_interval - (now - last))
+        return VerificationClaim("limited", retry_after=resend_wait(now, last, resend_interval))
     current = await load_current(conn, new.to, new.purpose)
     outcome: Literal["new", "resend"] = "new"
     if current is not None and current.status is VerificationStatus.PENDING:

@@ -7,10 +7,10 @@ from urllib.parse import parse_qs
 
 import httpx
 import pytest
+from notifykit_twilio.testing import twilio_signature
 
 from notifykit import AsyncNotifier, Config
 from notifykit.errors import ConfigError
-from notifykit.testing import twilio_signature
 
 pytestmark = pytest.mark.anyio
 
