@@ -157,6 +157,8 @@ class SQLiteStore(Store):
                 disk = os.statvfs(Path(self.path).resolve().parent)
             except OSError:
                 return  # the write above has answered for the file
+            if disk.f_blocks == 0:
+                return  # a file system that reports no sizes (some FUSE ones)
             # Root may also use the blocks a file system keeps back from users.
             blocks = disk.f_bfree if getattr(os, "geteuid", lambda: -1)() == 0 else disk.f_bavail
             if blocks * disk.f_frsize < MIN_FREE_BYTES:

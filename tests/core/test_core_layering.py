@@ -235,7 +235,8 @@ def _violation(module: str, target: str) -> str | None:
 def test_every_module_is_placed() -> None:
     notifykit_modules = [m for m in MODULES if m == N or m.startswith(f"{N}.")]
     assert len(notifykit_modules) > 50
-    assert [m for m in notifykit_modules if _unit(m) is None] == []
+    unplaced = [m for m in notifykit_modules if _unit(m) is None]
+    assert unplaced == [], "give each new module a line in LAYERS (this file): what it may import"
     assert {m.partition(".")[0] for m in MODULES} >= {
         "notifykit_veesing",
         "notifykit_twilio",
@@ -261,7 +262,7 @@ def test_imports_go_the_way_the_table_says() -> None:
             why = _violation(module, target)
             if why is not None:
                 wrong.append(f"{path.relative_to(ROOT)}:{line} imports {target}: {why}")
-    assert wrong == []
+    assert wrong == [], "an import points the wrong way: see LAYERS in this file"
 
 
 def test_heavy_dependencies_stay_in_their_modules() -> None:
@@ -277,7 +278,7 @@ def test_heavy_dependencies_stay_in_their_modules() -> None:
                 continue
             if not any(module == h or module.startswith(h + ".") for h in homes):
                 wrong.append(f"{path.relative_to(ROOT)}:{line} imports {top}")
-    assert wrong == []
+    assert wrong == [], "a heavy dependency outside its modules: see CONFINED in this file"
 
 
 @pytest.mark.parametrize(
