@@ -26,8 +26,10 @@ At start the receiver dispatches events a killed predecessor stored but never di
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
+from urllib.parse import quote
 
 from pydantic import SecretStr
 from starlette.applications import Starlette
@@ -44,7 +46,7 @@ from notifykit.log import get_logger
 from notifykit.notifier import AsyncNotifier
 from notifykit.provider import answers_checks
 
-__all__ = ["CallbackReceiver", "create_app"]
+__all__ = ["CallbackReceiver", "TokenLogFilter", "create_app", "hide_token"]
 
 log = get_logger("notifykit.callbacks")
 
@@ -245,3 +247,56 @@ def create_app(
     app.state.receiver = receiver
     app.state.notifier = receiver.notifier
     return app
+
+
+class TokenLogFilter(logging.Filter):
+    """A logging filter that replaces a callbacks token by ``***`` in every record it sees:
+    in the message and in its arguments (a tuple, as uvicorn logs, or a mapping, as
+    gunicorn's access log does), raw or percent-encoded as servers write paths.
+
+    The push URL must hold the token (a vendor can only be given a URL, never a header), and
+    the host's server logs each request line: uvicorn's ``uvicorn.access`` logger writes
+    ``"POST /hooks/callbacks/primary/<token> HTTP/1.1" 200``. Add this filter to that logger
+    (:func:`hide_token` builds it from the app). ``notifykit serve`` needs none: it runs
+    uvicorn with the access log off.
+    """
+
+    def __init__(self, token: str) -> None:
+        super().__init__()
+        forms = {token, quote(token), quote(token, safe="")} if token else set()
+        self._forms = sorted(forms, key=len, reverse=True)
+
+    def _mask(self, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        for form in self._forms:
+            value = value.replace(form, MASK)
+        return value
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Mask the token in place; never drops a record."""
+        if not self._forms:
+            return True
+        record.msg = self._mask(record.msg)
+        if isinstance(record.args, tuple):
+            record.args = tuple(self._mask(arg) for arg in record.args)
+        elif isinstance(record.args, Mapping):
+            record.args = {key: self._mask(arg) for key, arg in record.args.items()}
+        return True
+
+
+def hide_token(app: Starlette) -> TokenLogFilter:
+    """The :class:`TokenLogFilter` for the token of a receiver made by :func:`create_app`
+    (one that masks nothing when no ``[callbacks] token`` is set). Add it to the access
+    logger of the server that runs the app, before the server starts::
+
+        logging.getLogger("uvicorn.access").addFilter(hide_token(receiver))
+
+    (``hypercorn.access`` for Hypercorn, ``gunicorn.access`` for Gunicorn's.) Raises
+    ``ConfigError`` for an app :func:`create_app` did not make.
+    """
+    receiver = getattr(app.state, "receiver", None)
+    if not isinstance(receiver, CallbackReceiver):
+        raise ConfigError("hide_token: expected the app notifykit.asgi.create_app returned")
+    token = receiver.token
+    return TokenLogFilter(token.get_secret_value() if token is not None else "")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
+import logging
 import os
 import socket
 import uuid
@@ -175,6 +176,19 @@ class CallbackProcessor:
             self.store_health.failed(exc)
             return _plain(503, "try again later")
         self.store_health.succeeded()
+        if log.isEnabledFor(logging.INFO):  # `notifykit serve -v`: one line per event pushed
+            stored = {event.event_id: event for event in new}  # tied to their messages
+            for parsed in result.events:
+                event = stored.get(parsed.event_id, parsed)
+                log.info(
+                    "callback_event",
+                    provider=provider,
+                    kind=event.kind,
+                    phone=event.phone,  # masked by the logger
+                    status=getattr(event, "status", None),
+                    message_id=event.message_id,
+                    duplicate=parsed.event_id not in stored,
+                )
         if new:
             self.dispatch(new)
         if result.quarantine_reason is not None:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -10,7 +11,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["Sandbox", "SandboxSettings", "unique_number"]
+__all__ = ["Sandbox", "SandboxSettings", "toml_value", "unique_number"]
 
 _last_number = 0
 _number_lock = threading.Lock()
@@ -31,6 +32,16 @@ def unique_number() -> int:
     with _number_lock:
         _last_number = max(_last_number + 1, time.time_ns() // 1000)
         return _last_number
+
+
+def toml_value(value: str | int | float | bool) -> str:
+    """``value`` as a TOML value (a string quoted and escaped), for
+    :meth:`Sandbox.provider_config` snippets."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    return json.dumps(value, ensure_ascii=False)  # a JSON string is a TOML basic string
 
 
 class SandboxSettings(BaseModel):
@@ -55,6 +66,16 @@ class Sandbox(ABC):
     @abstractmethod
     def app(self) -> Any:
         """The ASGI application that answers as the vendor would."""
+
+    def provider_config(self, base_url: str, instance: str | None = None) -> str:
+        """How to point a provider at this sandbox served at ``base_url``: a
+        ``notifykit.toml`` snippet (TOML text) with the ``[providers.<instance>]`` table
+        (``type``, the URL option, the credentials the sandbox accepts) and a
+        ``[templates.verify_code.<instance>]`` entry it accepts, with ``#`` comments on
+        where receipts and replies go. ``instance`` defaults to the sandbox's name.
+        ``notifykit sandbox <name>`` prints it when it starts. Empty for a plugin that
+        gives none."""
+        return ""
 
     async def aclose(self) -> None:
         """Stop background work (pending pushes). Called when the server stops."""

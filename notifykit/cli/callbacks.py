@@ -69,6 +69,13 @@ def serve(host: str, port: int, config_path: str | None) -> None:
             "./notifykit.toml)",
             EXIT_USAGE,
         )
+    if config.store.url == "memory://":
+        click.echo(
+            "Warning: [store] url is memory:// (the default): receipts and replies are kept "
+            "only in this process and lost when it stops, and `notifykit log` / `events` "
+            "elsewhere see none of them; set [store] url (docs/store.md)",
+            err=True,
+        )
     app = create_app(config)
     try:
         # IPPROTO_TCP, so that asyncio turns Nagle off on each connection (no 40 ms stall).

@@ -97,6 +97,7 @@ def _serve(registered: Registered, settings: SandboxSettings) -> None:
     port = sock.getsockname()[1]
     shown = f"[{settings.host}]" if sock.family == socket.AF_INET6 else settings.host
     click.echo(f"{registered.name} sandbox on http://{shown}:{port} (Ctrl+C to stop)", err=True)
+    _print_provider_config(sandbox, f"http://{_reachable(shown, sock.family)}:{port}")
     try:
         asyncio.run(run())
     except KeyboardInterrupt:
@@ -104,6 +105,25 @@ def _serve(registered: Registered, settings: SandboxSettings) -> None:
         click.echo(f"{registered.name} sandbox stopped", err=True)
     finally:
         sock.close()
+
+
+def _reachable(shown: str, family: socket.AddressFamily) -> str:
+    """The host a client on this machine uses: a wildcard address is not one."""
+    if shown in ("0.0.0.0", ""):
+        return "127.0.0.1"
+    if shown == "[::]":
+        return "[::1]"
+    return shown
+
+
+def _print_provider_config(sandbox: Sandbox, base_url: str) -> None:
+    """How to point a provider at the sandbox: the plugin's ``notifykit.toml`` snippet."""
+    snippet = sandbox.provider_config(base_url)
+    if not snippet:
+        return
+    click.echo("Point a provider at it (in notifykit.toml):", err=True)
+    for line in snippet.splitlines():
+        click.echo(f"    {line}".rstrip(), err=True)
 
 
 class SandboxGroup(HelpGroup):

@@ -358,3 +358,53 @@ print('ok')
     )
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.split() == ["ok"]
+
+
+def test_a_sending_worker_with_every_vendor_plugin_loads_no_web_framework(
+    tmp_path: Path,
+) -> None:
+    # A worker that only sends opens a notifier whose providers come from all three plugins:
+    # the plugins' sandboxes (Starlette apps) are imported only when a sandbox is asked for.
+    config = tmp_path / "notifykit.toml"
+    config.write_text(
+        """
+[providers.cn]
+type = "veesing"
+app_id = "a"
+app_key = "veesing-app-key"
+[providers.backup]
+type = "aliyun"
+access_key_id = "ak"
+access_key_secret = "aliyun-secret"
+sign_name = "notifykit"
+[providers.intl]
+type = "twilio"
+account_sid = "AC00000000000000000000000000000000"
+auth_token = "twilio-auth-token"
+from_number = "+15005550006"
+[templates.verify_code.cn]
+template_id = "540"
+[templates.verify_code.backup]
+template_code = "SMS_1"
+[routing]
+providers = ["cn", "backup", "intl"]
+""",
+        encoding="utf-8",
+    )
+    code = f"""
+import sys
+from notifykit import Notifier
+with Notifier(config={str(config)!r}) as notifier:
+    assert sorted(notifier.health()) == ['backup', 'cn', 'intl'], notifier.health()
+import notifykit_veesing, notifykit_twilio, notifykit_aliyun
+print(' '.join(m for m in ('starlette', 'anyio', 'uvicorn') if m in sys.modules))
+from notifykit_veesing import VeesingSandbox
+from notifykit_twilio import TwilioSandbox, TwilioSandboxSettings
+from notifykit_aliyun import AliyunSandbox
+print('starlette' in sys.modules)
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.splitlines() == ["", "True"]

@@ -32,7 +32,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from notifykit.config import format_validation_error
-from notifykit.sandbox import Sandbox, SandboxSettings, unique_number
+from notifykit.sandbox import Sandbox, SandboxSettings, toml_value, unique_number
 from notifykit_aliyun.sandbox_rules import (
     API_VERSION,
     BSS_VERSION,
@@ -189,6 +189,36 @@ class AliyunSandbox(Sandbox):
         await asyncio.gather(*tasks, return_exceptions=True)
 
     # -- the ASGI application ------------------------------------------------------------
+
+    def provider_config(self, base_url: str, instance: str | None = None) -> str:
+        """A ``[providers.<instance>]`` table pointing an Alibaba provider at this sandbox."""
+        name = instance or self.name
+        s = self.settings
+        code, _, variables = (s.template_code[0] if s.template_code else "SMS_15305001").partition(
+            ":"
+        )
+        lines = [
+            f"[providers.{name}]",
+            'type = "aliyun"',
+            f"endpoint = {toml_value(base_url)}",
+            f"balance_endpoint = {toml_value(base_url)}",
+            f"access_key_id = {toml_value(s.access_key_id)}",
+            f"access_key_secret = {toml_value(s.access_key_secret)}",
+            f"sign_name = {toml_value(s.sign_name[0] if s.sign_name else 'notifykit')}",
+            "",
+            f"[templates.verify_code.{name}]",
+            f"template_code = {toml_value(code)}",
+        ]
+        first = variables.split("+")[0]
+        if first and first != "code":  # the template's variable for notifykit's `code`
+            lines.append(f"param_names = {{ code = {toml_value(first)} }}")
+        lines.append(
+            f"# receipts and replies are pushed to {s.callback_url}"
+            if s.callback_url
+            else "# receipts and replies are not pushed: start with --callback-url\n"
+            f"# http://127.0.0.1:8000/callbacks/{name}/<token> (notifykit serve's URL)"
+        )
+        return "\n".join(lines)
 
     def app(self) -> Starlette:
         if self._app is None:

@@ -34,7 +34,7 @@ from starlette.routing import Route
 from notifykit.compare import constant_time_equal
 from notifykit.models import utcnow
 from notifykit.phone import mask_phone
-from notifykit.sandbox import Sandbox, SandboxSettings
+from notifykit.sandbox import Sandbox, SandboxSettings, toml_value
 from notifykit_twilio.provider import API_VERSION, MAX_BODY_CHARS
 from notifykit_twilio.signature import SIGNATURE_HEADER, compute_signature
 
@@ -127,6 +127,26 @@ class TwilioSandbox(Sandbox):
         self._tasks: set[asyncio.Task[None]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._client: httpx.AsyncClient | None = None
+
+    def provider_config(self, base_url: str, instance: str | None = None) -> str:
+        """A ``[providers.<instance>]`` table pointing a Twilio provider at this sandbox."""
+        name = instance or self.name
+        c = self.config
+        return "\n".join(
+            [
+                f"[providers.{name}]",
+                'type = "twilio"',
+                f"base_url = {toml_value(base_url)}",
+                f"account_sid = {toml_value(c.account_sid)}",
+                f"auth_token = {toml_value(c.auth_token)}",
+                'from_number = "+15005550006"',
+                "# status callbacks go to public_url + /callbacks/" + name + " (notifykit serve):",
+                '# public_url = "http://127.0.0.1:8000"',
+                "",
+                f"[templates.verify_code.{name}]",
+                'body = "Your code is {code}"',
+            ]
+        )
 
     @staticmethod
     def _e164(number: str) -> str | None:

@@ -26,7 +26,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from notifykit.config import format_validation_error
-from notifykit.sandbox import Sandbox, SandboxSettings
+from notifykit.sandbox import Sandbox, SandboxSettings, toml_value
 from notifykit_veesing.provider import BALANCE_PATH, SEND_PATH
 from notifykit_veesing.sandbox_pushes import Pusher
 from notifykit_veesing.sandbox_rules import (
@@ -78,6 +78,31 @@ class VeesingSandbox(Sandbox):
 
     def _now(self) -> datetime:
         return self.clock()
+
+    def provider_config(self, base_url: str, instance: str | None = None) -> str:
+        """A ``[providers.<instance>]`` table pointing a Veesing provider at this sandbox."""
+        name = instance or self.name
+        s = self.settings
+        template = s.templates[0] if s.templates else "540"
+        pushes = (
+            f"# receipts and replies are pushed to {s.callback_url}"
+            if s.callback_url
+            else "# receipts and replies are not pushed: start with --callback-url\n"
+            f"# http://127.0.0.1:8000/callbacks/{name}/<token> (notifykit serve's URL)"
+        )
+        return "\n".join(
+            [
+                f"[providers.{name}]",
+                'type = "veesing"',
+                f"base_url = {toml_value(base_url)}",
+                f"app_id = {toml_value(s.app_id)}",
+                f"app_key = {toml_value(s.app_key)}",
+                "",
+                f"[templates.verify_code.{name}]",
+                f"template_id = {toml_value(template)}",
+                pushes,
+            ]
+        )
 
     # -- the Python API ------------------------------------------------------------------
 
