@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import NoReturn
 
 import pytest
@@ -96,47 +97,6 @@ def pg_schema() -> Iterator[str]:
         drop_pg_schema(schema)
 
 
-@pytest.fixture(scope="session")
-def pg_session_schema() -> Iterator[str]:
-    """One schema for a whole session, dropped at its end: for suites of many short tests
-    (the store contract) that empty it before each test with ``pg_emptied_schema`` rather
-    than pay for a fresh schema and its migrations each time."""
-    if "pg" not in _checked:
-        _checked["pg"] = _pg_reachable()
-    if (why := _checked["pg"]) is not None:
-        unavailable(why)
-    schema = f"nk_test_{uuid.uuid4().hex[:12]}"
-    try:
-        yield schema
-    finally:
-        drop_pg_schema(schema)
-
-
-@pytest.fixture
-def pg_emptied_schema(pg_session_schema: str) -> str:
-    """The session's schema, every notifykit table in it emptied (when it exists yet)."""
-    import psycopg
-    from psycopg import sql
-
-    with psycopg.connect(PG_URL, autocommit=True) as conn:
-        tables = [
-            row[0]
-            for row in conn.execute(
-                "SELECT tablename FROM pg_tables WHERE schemaname = %s"
-                " AND tablename <> 'schema_migrations'",
-                (pg_session_schema,),
-            ).fetchall()
-        ]
-        # DELETE, not TRUNCATE: on a handful of rows it is twenty times faster.
-        with conn.transaction():
-            # Events first: they refer to the inbox.
-            for table in sorted(tables, key=lambda t: t != "events"):
-                conn.execute(
-                    sql.SQL("DELETE FROM {}").format(sql.Identifier(pg_session_schema, table))
-                )
-    return pg_session_schema
-
-
 @pytest.fixture
 def pg_store_url(pg_schema: str) -> str:
     """The test PostgreSQL's URL; use it with ``schema = pg_schema``."""
@@ -145,8 +105,8 @@ def pg_store_url(pg_schema: str) -> str:
 
 @pytest.fixture
 def pg_url() -> str:
-    """The test PostgreSQL's URL, without a schema of the test's own (take
-    ``pg_emptied_schema`` or ``pg_schema`` beside it)."""
+    """The test PostgreSQL's URL, without a schema of the test's own (take ``pg_schema``
+    beside it)."""
     return PG_URL
 
 
@@ -177,3 +137,71 @@ def redis_prefix() -> Iterator[str]:
 def redis_url(redis_prefix: str) -> str:
     """The test Redis's URL; use it with ``key_prefix = redis_prefix``."""
     return REDIS_URL
+
+
+_EVENT_LOG_PLUGIN = """
+import os
+
+from notifykit import hookimpl
+
+_PATH = os.environ["NK_TEST_EVENT_LOG"]
+
+
+@hookimpl
+def on_event(event):
+    # One small O_APPEND write per event: whole lines, whichever process writes.
+    fd = os.open(_PATH, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    try:
+        os.write(fd, f"{os.getpid()} {event.event_id}\\n".encode())
+    finally:
+        os.close(fd)
+"""
+
+
+class EventLog:
+    """An installed plugin (a real distribution, entry point ``nk_event_log``) whose
+    ``on_event`` appends ``<pid> <event_id>`` to a file: what each ``notifykit`` subprocess
+    handed to its observers. Give the subprocess :meth:`env`."""
+
+    def __init__(self, root: Path) -> None:
+        self.site = root / "event-log-site"
+        self.path = root / "events-dispatched.log"
+        self.site.mkdir()
+        (self.site / "nk_event_log_plugin.py").write_text(_EVENT_LOG_PLUGIN, encoding="utf-8")
+        info = self.site / "nk_event_log-1.0.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_text(
+            "Metadata-Version: 2.1\nName: nk-event-log\nVersion: 1.0\n", encoding="utf-8"
+        )
+        (info / "entry_points.txt").write_text(
+            "[notifykit]\nnk_event_log = nk_event_log_plugin\n", encoding="utf-8"
+        )
+
+    def env(self, base: Mapping[str, str]) -> dict[str, str]:
+        """``base`` with the plugin importable and loaded (beside the plugins ``base``'s
+        ``NOTIFYKIT_LOAD_PLUGINS`` names, or beside all when it names none)."""
+        env = dict(base)
+        path = env.get("PYTHONPATH")
+        env["PYTHONPATH"] = str(self.site) + (os.pathsep + path if path else "")
+        wanted = env.get("NOTIFYKIT_LOAD_PLUGINS")
+        if wanted is not None:
+            env["NOTIFYKIT_LOAD_PLUGINS"] = f"{wanted},nk_event_log" if wanted else "nk_event_log"
+        env["NK_TEST_EVENT_LOG"] = str(self.path)
+        return env
+
+    def dispatched(self) -> list[tuple[int, str]]:
+        """``(pid, event_id)`` for every event handed to an observer so far, in order."""
+        if not self.path.exists():
+            return []
+        found = []
+        for line in self.path.read_text(encoding="utf-8").splitlines():
+            pid, event_id = line.split(" ", 1)
+            found.append((int(pid), event_id))
+        return found
+
+
+@pytest.fixture
+def event_log(tmp_path: Path) -> EventLog:
+    """An ``on_event`` plugin for ``notifykit`` subprocesses that logs what they dispatch
+    (:class:`EventLog`)."""
+    return EventLog(tmp_path)

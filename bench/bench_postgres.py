@@ -39,6 +39,7 @@ from bench.common import (
     phone,
     plausible,
     ratio,
+    scaled,
     veesing_config,
 )
 from notifykit import AsyncNotifier
@@ -46,8 +47,8 @@ from notifykit.config import StoreConfig
 from notifykit.store.postgres import PostgresStore
 
 PG_URL = os.environ.get("NOTIFYKIT_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
-PUSHES = 1000
-SENDS = 1000
+PUSHES = scaled(1000)
+SENDS = scaled(1000)
 CONCURRENCY = 20
 ROUNDS = 3
 _tasks = itertools.count(1)
@@ -88,9 +89,11 @@ def receipt(task: int) -> bytes:
     ).encode()
 
 
-async def push_round(session: aiohttp.ClientSession, urls: list[str]) -> tuple[float, int]:
-    """PUSHES receipts from CONCURRENCY workers, spread over ``urls``: (seconds, acked)."""
-    todo = iter([next(_tasks) for _ in range(PUSHES)])
+async def push_round(
+    session: aiohttp.ClientSession, urls: list[str], pushes: int
+) -> tuple[float, int]:
+    """``pushes`` receipts from CONCURRENCY workers, spread over ``urls``: (seconds, acked)."""
+    todo = iter([next(_tasks) for _ in range(pushes)])
     acked = 0
 
     async def worker(url: str) -> None:
@@ -128,23 +131,23 @@ async def sequential_p50_ms(url: str, count: int = 200) -> float:
     return median(took)
 
 
-async def ingestion(targets: dict[str, list[str]], rounds: int) -> dict[str, Any]:
+async def ingestion(targets: dict[str, list[str]], rounds: int, pushes: int) -> dict[str, Any]:
     rates: dict[str, list[float]] = {k: [] for k in targets}
     acked = dict.fromkeys(targets, 0)
     async with aiohttp.ClientSession(
         connector=aiohttp.TCPConnector(limit=100, keepalive_timeout=2)
     ) as session:
         for name, urls in targets.items():  # warm-up: acknowledged, not timed
-            acked[name] += (await push_round(session, urls))[1]
+            acked[name] += (await push_round(session, urls, pushes))[1]
         for _ in range(rounds):
             for name, urls in targets.items():
-                seconds, n = await push_round(session, urls)
-                rates[name].append(PUSHES / seconds)
+                seconds, n = await push_round(session, urls, pushes)
+                rates[name].append(pushes / seconds)
                 acked[name] += n
     return {"rates": rates, "acked": acked}
 
 
-async def sends(vendor_url: str, schema: str, rounds: int) -> dict[str, list[float]]:
+async def sends(vendor_url: str, schema: str, rounds: int, count: int) -> dict[str, list[float]]:
     memory = AsyncNotifier(veesing_config({"vs": vendor_url}))
     config = veesing_config({"vs": vendor_url})
     store = StoreConfig(url=PG_URL, schema=schema, timeout=10)
@@ -166,10 +169,10 @@ async def sends(vendor_url: str, schema: str, rounds: int) -> dict[str, list[flo
     try:
         for notifier in kinds.values():
             await notifier.open()
-            await one_round(notifier, 200)  # warm-up
+            await one_round(notifier, min(200, count))  # warm-up
         for _ in range(rounds):
             for name, notifier in kinds.items():
-                rates[name].append(SENDS / await one_round(notifier, SENDS))
+                rates[name].append(count / await one_round(notifier, count))
     finally:
         for notifier in kinds.values():
             await notifier.close()
@@ -195,7 +198,23 @@ async def drop(schema: str) -> None:
         )
 
 
-def main(rounds: int = ROUNDS) -> dict[str, Any]:
+def reachable() -> str | None:
+    """None when PostgreSQL answers at PG_URL, else why not (checked before measuring)."""
+    import psycopg
+
+    try:
+        with psycopg.connect(PG_URL, connect_timeout=3, autocommit=True) as conn:
+            conn.execute("SELECT 1")
+    except psycopg.Error as exc:
+        return f"no PostgreSQL at {PG_URL}: {type(exc).__name__}: {str(exc).strip()[:200]}"
+    return None
+
+
+def main(
+    rounds: int = ROUNDS, *, pushes: int = PUSHES, sends_per_round: int = SENDS
+) -> dict[str, Any]:
+    """Run the three comparisons (``pushes`` per round and target, ``sends_per_round``
+    sends per round and store); prints and returns the figures."""
     directory = Path(tempfile.mkdtemp(prefix="notifykit-bench-postgres-"))
     schemas = {k: f"nk_bench_{k}_{uuid.uuid4().hex[:8]}" for k in ("one", "two", "send")}
     for name in ("one", "two"):
@@ -212,8 +231,8 @@ def main(rounds: int = ROUNDS) -> dict[str, Any]:
             "two_serve_postgres": [s.url + "/callbacks/vs" for s in pair],
         }
         bare_p50 = asyncio.run(sequential_p50_ms(targets["bare_starlette"][0]))
-        raw = asyncio.run(ingestion(targets, rounds))
-        send_rates = asyncio.run(sends(vendor.url, schemas["send"], rounds))
+        raw = asyncio.run(ingestion(targets, rounds, pushes))
+        send_rates = asyncio.run(sends(vendor.url, schemas["send"], rounds, sends_per_round))
         counts = {
             "serve_postgres": asyncio.run(stored(schemas["one"])),
             "two_serve_postgres": asyncio.run(stored(schemas["two"])),
@@ -229,6 +248,8 @@ def main(rounds: int = ROUNDS) -> dict[str, Any]:
     figures = {
         "concurrency": CONCURRENCY,
         "rounds": rounds,
+        "pushes_per_round": pushes,
+        "sends_per_round": sends_per_round,
         "ingestion_per_second": per_s,
         "bare_c1_p50_ms": round(bare_p50, 2),
         "baseline_refused": refused,

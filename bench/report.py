@@ -215,6 +215,7 @@ def write_report(
     failover: dict[str, Any],
     callbacks: dict[str, Any],
     memory: dict[str, Any],
+    postgres: dict[str, Any] | None = None,
     *,
     machine: str,
     plot_it: bool = True,
@@ -431,7 +432,60 @@ def write_report(
             if memory["failed"]
             else []
         ),
+        *postgres_section(postgres),
         STALL,
         PROFILE,
     ]
     DOC.write_text("\n".join(lines), encoding="utf-8")
+
+
+def postgres_section(pg: dict[str, Any] | None) -> list[str]:
+    """Section 5 of the report: bench/bench_postgres.py's figures (None: not run)."""
+    head = ["## 5. Many instances (PostgreSQL)", ""]
+    if pg is None:
+        return [
+            *head,
+            "Not run (`--no-postgres`, or no PostgreSQL): these figures are missing from "
+            "this report.",
+            "",
+        ]
+    per_s = pg["ingestion_per_second"]
+    lines = [
+        *head,
+        f"`bench/bench_postgres.py`, {pg['rounds']} rounds, interleaved. Ingestion: "
+        f"{pg['pushes_per_round']} Veesing receipts per round and target from "
+        f"{pg['concurrency']} aiohttp workers, to `notifykit serve` with a PostgreSQL store "
+        "(each push stored before it is acknowledged, group commit), to two such processes "
+        "on one database (the workers spread over both), and to the bare Starlette endpoint "
+        f"(its sequential p50 {pg['bare_c1_p50_ms']} ms: "
+        f"{pg['baseline_refused'] or 'plausible'}). Send: {pg['sends_per_round']} sends per "
+        "round through `AsyncNotifier` with the PostgreSQL store and with the memory store, "
+        "to the fast keep-alive vendor.",
+        "",
+        f"- Target: `serve` on PostgreSQL >= 0.5x the bare endpoint at concurrency "
+        f"{pg['concurrency']}: {per_s['serve_postgres']} vs {per_s['bare_starlette']} "
+        f"pushes/s, {_x(pg['ingestion_ratio_to_bare'])}, "
+        f"{_check(pg['ingestion_ratio_to_bare'], 0.5)}.",
+        f"- Target: send with the PostgreSQL store >= 0.6x the memory store: "
+        f"{pg['send_per_second']['postgres']} vs {pg['send_per_second']['memory']} sends/s, "
+        f"{_x(pg['send_ratio_postgres_to_memory'])}, "
+        f"{_check(pg['send_ratio_postgres_to_memory'], 0.6)}.",
+        f"- Two `serve` processes against one on the same database: "
+        f"{per_s['two_serve_postgres']} vs {per_s['serve_postgres']} pushes/s, "
+        f"{_x(pg['two_serve_ratio_to_one'])} (no target; on {os.cpu_count()} cores shared "
+        "with the client and PostgreSQL).",
+        "",
+        _row("receiver", "acknowledged", "events stored", "inbox rows", "exact"),
+        _row("---", "---:", "---:", "---:", "---"),
+    ]
+    for name, store in pg["stored"].items():
+        lines.append(
+            _row(
+                name,
+                store["acknowledged"],
+                store["events_stored"],
+                store["inbox_rows"],
+                "yes" if store["exact"] else "**no**",
+            )
+        )
+    return [*lines, ""]

@@ -166,11 +166,12 @@ class CallbackProcessor:
             self.store_health.succeeded()
             log.warning("callback_quarantined", provider=provider, reason=reason)
             return _plain(400, f"bad request: {reason}")
+        # Only a processor with observers claims what it stores: one with none (a bare
+        # ``notifykit serve``) leaves the events pending for the instances that have some.
+        owner = self.claimant()
         try:
             async with asyncio.timeout(self.store_timeout):
-                new = await self.store.ingest(
-                    entry, result.events, owner=self.owner, lease=self.lease
-                )
+                new = await self.store.ingest(entry, result.events, owner=owner, lease=self.lease)
         except Exception as exc:
             # Logged once per fault (with its reason), not once per request.
             self.store_health.failed(exc)
@@ -189,7 +190,7 @@ class CallbackProcessor:
                     message_id=event.message_id,
                     duplicate=parsed.event_id not in stored,
                 )
-        if new:
+        if new and owner is not None:
             self.dispatch(new)
         if result.quarantine_reason is not None:
             # Part of the push could not be read: what could be read is stored above, and
@@ -234,6 +235,18 @@ class CallbackProcessor:
         self.store_health.succeeded()
         return True
 
+    def has_observers(self) -> bool:
+        """Whether this process has anything to hand events to: a subscriber, or a plugin
+        implementing ``on_event``. Without, it claims no events (it stores them and leaves
+        them pending for the processes that have observers)."""
+        return bool(self.subscribers) or bool(self.pm.hook.on_event.get_hookimpls())
+
+    def claimant(self) -> str | None:
+        """The owner to store new events under: this processor's while it has observers
+        (it then hands them over itself, :meth:`dispatch`), else None (they wait unclaimed
+        for a process that has some)."""
+        return self.owner if self.has_observers() else None
+
     def dispatch(self, events: list[AnyEvent]) -> None:
         """Hand stored events this processor holds (ingested with its ``owner``, or
         claimed by it) to observers in the background, then acknowledge them; ``drain()``
@@ -250,13 +263,15 @@ class CallbackProcessor:
         """Dispatch, in the background, events stored but never acknowledged that no live
         claim holds (a previous process was killed first, or its lease ran out). Delivery
         to observers is at least once: a process killed between an observer and
-        ``ack_dispatch`` hands the event over again once its lease ends."""
+        ``ack_dispatch`` hands the event over again once its lease ends. Claims nothing
+        while :meth:`has_observers` is false."""
         self._track(self._recover())
 
     def start_sweeping(self) -> None:
         """Keep claiming, in the background, what no live claim holds: events whose
         dispatcher died (after their lease ends) and events stored unclaimed. Wakes when
-        the store says events arrived, else every half lease. ``stop_sweeping`` ends it."""
+        the store says events arrived, else every half lease; a sweep claims nothing while
+        :meth:`has_observers` is false. ``stop_sweeping`` ends it."""
         if self._sweeper is None or self._sweeper.done():
             self._sweeper = asyncio.get_running_loop().create_task(self._sweep())
 
@@ -293,7 +308,7 @@ class CallbackProcessor:
             await self._recover()
 
     async def _recover(self, page: int = 100) -> None:
-        while True:
+        while self.has_observers():
             try:
                 async with asyncio.timeout(self.store_timeout):
                     claimed = await self.store.claim_dispatch(

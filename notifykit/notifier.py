@@ -139,6 +139,8 @@ class AsyncNotifier:
             self.store,
             self.callbacks.dispatch,
             store_timeout=self.config.store.timeout,
+            claimant=self.callbacks.claimant,
+            lease=self.callbacks.lease,
         )
         self.recovery = RecoveryTimer(
             self.store, self.config.store.recovery_interval, shared=self.router.shared
@@ -162,9 +164,11 @@ class AsyncNotifier:
 
     async def open(self) -> AsyncNotifier:
         """Open the store and run the recovery sweep (:mod:`notifykit.recovery`), then keep
-        sweeping every ``[store] recovery_interval`` seconds until ``close()``. Called by
-        ``async with`` and, lazily, by the first operation. Raises :class:`UsageError` on
-        a second event loop while the first still runs."""
+        sweeping every ``[store] recovery_interval`` seconds until ``close()``; while there
+        are subscribers or ``on_event`` plugins, also claim and hand them the stored events
+        no live dispatcher holds. Called by ``async with`` and, lazily, by the first
+        operation. Raises :class:`UsageError` on a second event loop while the first still
+        runs."""
         if asyncio.get_running_loop() is not self._loop:
             await self._follow_loop()
         if not self._opened:
@@ -177,6 +181,11 @@ class AsyncNotifier:
                     except Exception as exc:  # the timer tries again; a send must not fail
                         _log.warning("recovery_sweep_failed", error_type=type(exc).__name__)
                     self.recovery.start()
+                    # Events stored by processes with no observers (a bare ``notifykit
+                    # serve``) wait for one that has some: claimed here once a subscriber or
+                    # an ``on_event`` plugin is there (the sweep asks each time).
+                    self.callbacks.recover()
+                    self.callbacks.start_sweeping()
         return self
 
     async def _follow_loop(self) -> None:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import timedelta
 from typing import Any
 
@@ -32,7 +32,7 @@ from notifykit.events import DeliveryReceipt
 from notifykit.log import get_logger
 from notifykit.models import MessageRecord, utcnow
 from notifykit.provider import SmsProvider, fetches_status
-from notifykit.store.base import InboxEntry, Store
+from notifykit.store.base import DEFAULT_LEASE, InboxEntry, Store
 
 __all__ = ["DEFAULT_OLDER_THAN", "ProviderReconcile", "ReconcileReport", "Reconciler"]
 
@@ -75,7 +75,10 @@ class ReconcileReport(BaseModel):
 class Reconciler:
     """Runs reconcile passes for one notifier's providers and store.
 
-    ``dispatch`` hands newly stored events to observers (the callback processor's).
+    ``dispatch`` hands newly stored events to observers (the callback processor's), and
+    ``claimant()`` names the owner they are stored claimed by (the processor's, while it has
+    observers; None stores them unclaimed and dispatches nothing here, leaving them to a
+    process that has observers), for ``lease`` seconds.
     """
 
     def __init__(
@@ -85,11 +88,15 @@ class Reconciler:
         dispatch: Any,
         *,
         store_timeout: float = 5.0,
+        claimant: Callable[[], str | None] = lambda: None,
+        lease: float = DEFAULT_LEASE,
     ) -> None:
         self.providers = providers
         self.store = store
         self.dispatch = dispatch
         self.store_timeout = store_timeout
+        self.claimant = claimant
+        self.lease = lease
 
     async def run(
         self, older_than: float | timedelta = DEFAULT_OLDER_THAN, *, limit: int = 1000
@@ -189,13 +196,14 @@ class Reconciler:
             headers={"content-type": "application/json"},
             body=json.dumps([r.raw for r in tied], ensure_ascii=False, default=str).encode(),
         )
+        owner = self.claimant()
         try:
             async with asyncio.timeout(self.store_timeout):
-                new = await self.store.ingest(entry, tied)
+                new = await self.store.ingest(entry, tied, owner=owner, lease=self.lease)
         except NotifyKitError:
             raise
         except Exception as exc:  # a timeout or a backend bug: never leak a foreign exception
             raise StoreError(f"storing polled receipts failed ({type(exc).__name__})") from exc
-        if new:
+        if new and owner is not None:
             self.dispatch(new)
         return new

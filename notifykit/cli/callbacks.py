@@ -1,4 +1,5 @@
-"""CLI commands: ``serve`` (the callback receiver), ``log`` (messages) and ``events``.
+"""CLI commands: ``serve`` (the callback receiver), ``log`` (messages) and ``events``
+(``--pending``: those no subscriber has seen yet).
 
 ``log`` and ``events`` read the configured store directly (``[store] url``); with the
 per-process ``memory://`` store there is nothing to read, and they say so on stderr.
@@ -80,6 +81,9 @@ def serve(host: str, port: int, config_path: str | None) -> None:
     try:
         # IPPROTO_TCP, so that asyncio turns Nagle off on each connection (no 40 ms stall).
         sock = listening_socket(host, port)
+        # Listening before the line below is printed: a client (or a script) that connects
+        # as soon as it reads the line is queued until uvicorn accepts, never refused.
+        sock.listen(ACCEPT_BACKLOG)
     except OSError as exc:
         fail(f"cannot listen on {host}:{port}: {exc.strerror}", EXIT_USAGE)
     # Listening before the banner: whoever reads the banner (a test, a supervisor) may
@@ -196,12 +200,24 @@ def _phone(value: str) -> str:
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="One JSON array on stdout.")
 @click.option("--quarantine", is_flag=True, help="The requests the plugins could not parse.")
+@click.option(
+    "--pending",
+    is_flag=True,
+    help="Only events no subscriber has seen yet (oldest first), with who holds each.",
+)
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Newest N only.")
 @config_option
 @handle_errors
-def events(as_json: bool, quarantine: bool, limit: int | None, config_path: str | None) -> None:
-    """Stored callback events, newest first (or the quarantined requests)."""
+def events(
+    as_json: bool, quarantine: bool, pending: bool, limit: int | None, config_path: str | None
+) -> None:
+    """Stored callback events, newest first (or the quarantined requests, or the pending)."""
     config = load(config_path)
+    if quarantine and pending:
+        fail("--quarantine and --pending cannot be used together", EXIT_USAGE)
+    if pending:
+        _show_pending(config, as_json=as_json, limit=limit)
+        return
     if quarantine:
         entries = _with_store(config, lambda store: store.list_quarantine(limit=limit))
         if as_json:
@@ -228,6 +244,40 @@ def events(as_json: bool, quarantine: bool, limit: int | None, config_path: str 
             f"{_when(event.received_at)}  {event.kind:<7}  {event.provider}  "
             f"{event.provider_message_id or '-'}  {mask_phone(event.phone)}  {what}  "
             f"message {event.message_id or '(not yet tied)'}"
+        )
+
+
+def _show_pending(config: Config, *, as_json: bool, limit: int | None) -> None:
+    """``events --pending``: the events not dispatched yet, oldest first, each unclaimed
+    (no process with observers has taken it), held (a dispatcher's lease runs), or free
+    again (its dispatcher's lease ran out)."""
+    found = _with_store(config, lambda store: store.list_undispatched(limit=limit))
+    if as_json:
+        echo_json(
+            [
+                {
+                    **event_json(p.event),
+                    "claimed_by": p.claimed_by,
+                    "claimed_until": p.claimed_until.isoformat() if p.claimed_until else None,
+                }
+                for p in found
+            ]
+        )
+        return
+    if not found:
+        click.echo("No pending events.")
+    now = datetime.now(UTC)
+    for p in found:
+        if p.claimed_by is None or p.claimed_until is None:
+            held = "unclaimed"
+        elif p.claimed_until > now:
+            held = f"claimed by {p.claimed_by} until {_when(p.claimed_until)}"
+        else:
+            held = f"free again (claim by {p.claimed_by} ran out {_when(p.claimed_until)})"
+        event = p.event
+        click.echo(
+            f"{_when(event.received_at)}  {event.kind:<7}  {event.provider}  "
+            f"{event.provider_message_id or '-'}  {mask_phone(event.phone)}  {held}"
         )
 
 

@@ -56,6 +56,7 @@ __all__ = [
     "AnyEvent",
     "IdempotencyHolder",
     "InboxEntry",
+    "PendingEvent",
     "QuarantineEntry",
     "Store",
     "VerificationCheckStep",
@@ -153,6 +154,18 @@ class QuarantineEntry(InboxEntry):
     """A callback request the plugin could not parse, with the reason."""
 
     reason: str
+
+
+@dataclass(frozen=True)
+class PendingEvent:
+    """A stored event no observer has seen yet (:meth:`Store.list_undispatched`)."""
+
+    event: AnyEvent
+    claimed_by: str | None = None
+    """The dispatcher holding it (``host:pid:random``), or None when none ever claimed it
+    (stored by a process with no observers, waiting for one that has some)."""
+    claimed_until: datetime | None = None
+    """When that claim ends (UTC); a time in the past means any dispatcher may take it."""
 
 
 @dataclass(frozen=True)
@@ -390,6 +403,12 @@ class Store(ABC):
         or many, never both receive an event while its lease holds. ``owner`` is an opaque
         string unique per dispatcher (e.g. host, pid and a random part).
         """
+
+    @abstractmethod
+    async def list_undispatched(self, *, limit: int | None = None) -> list[PendingEvent]:
+        """The events no observer has seen yet (not acknowledged), oldest first (in the
+        order they were stored), each with the claim that holds it if any
+        (``notifykit events --pending``). Reads only: claims nothing."""
 
     @abstractmethod
     async def ack_dispatch(self, owner: str, event_ids: Sequence[str]) -> int:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Final
 
 from notifykit import models
@@ -38,6 +38,7 @@ from notifykit.store.base import (
     AnyEvent,
     IdempotencyHolder,
     InboxEntry,
+    PendingEvent,
     QuarantineEntry,
     Store,
     VerificationCheckStep,
@@ -495,6 +496,21 @@ class MemoryStore(Store):
                 self._undispatched[event_id] = (owner, now + lease)
                 claimed.append(self._events[event_id])
         return claimed
+
+    async def list_undispatched(self, *, limit: int | None = None) -> list[PendingEvent]:
+        # Claims end on the monotonic clock; shown on the wall clock.
+        wall, mono = time.time(), time.monotonic()
+        found: list[PendingEvent] = []
+        for event_id, held in self._undispatched.items():
+            if limit is not None and len(found) >= limit:
+                break
+            event = self._events[event_id]
+            if held is None:
+                found.append(PendingEvent(event))
+            else:
+                until = datetime.fromtimestamp(wall + held[1] - mono, UTC)
+                found.append(PendingEvent(event, held[0], until))
+        return found
 
     async def ack_dispatch(self, owner: str, event_ids: Sequence[str]) -> int:
         done = 0

@@ -42,6 +42,7 @@ from notifykit.store.base import (
     AnyEvent,
     IdempotencyHolder,
     InboxEntry,
+    PendingEvent,
     QuarantineEntry,
     Store,
     VerificationCheckStep,
@@ -409,6 +410,24 @@ class SQLiteStore(Store):
             return [_event(payload, message_id) for _, payload, message_id in rows]
 
         return await self._writer.run(write, write=True)
+
+    async def list_undispatched(self, *, limit: int | None = None) -> list[PendingEvent]:
+        def read(conn: sqlite3.Connection) -> list[PendingEvent]:
+            rows = conn.execute(
+                "SELECT payload, message_id, claimed_by, claimed_until FROM events"
+                " WHERE dispatched = 0 ORDER BY id LIMIT ?",
+                (-1 if limit is None else limit,),
+            ).fetchall()
+            return [
+                PendingEvent(
+                    _event(payload, message_id),
+                    owner,
+                    None if until is None else datetime.fromtimestamp(until, UTC),
+                )
+                for payload, message_id, owner, until in rows
+            ]
+
+        return await self._writer.run(read, write=False)
 
     async def ack_dispatch(self, owner: str, event_ids: Sequence[str]) -> int:
         ids = [(event_id, owner) for event_id in event_ids]

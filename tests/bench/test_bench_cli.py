@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -39,3 +40,25 @@ def test_help_names_the_no_plot_option() -> None:
     )
     assert done.returncode == 0
     assert "--no-plot" in done.stdout
+
+
+def test_without_postgresql_the_run_stops_at_once_and_says_why() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "--no-plot"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "NOTIFYKIT_TEST_POSTGRES_URL": "postgresql://postgres@127.0.0.1:1/x"},
+    )
+    assert done.returncode == 2
+    assert "many-instances comparisons cannot run" in done.stderr
+    assert "--no-postgres" in done.stderr
+    assert done.stdout == ""  # no benchmark ran (each prints a JSON line)
+
+
+def test_help_names_the_no_postgres_option() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "--help"], cwd=ROOT, capture_output=True, text=True
+    )
+    assert done.returncode == 0 and "--no-postgres" in done.stdout

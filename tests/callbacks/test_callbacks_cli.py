@@ -169,3 +169,41 @@ def test_bad_phone_and_status_are_usage_errors(config: Path) -> None:
     assert code == 2 and "--phone" in out
     code, _ = run("log", "--status", "bogus", "--config", str(config))
     assert code == 2
+
+
+def test_pending_shows_what_no_subscriber_has_seen_and_who_holds_it(config: Path) -> None:
+    db = config.parent / "cli.sqlite3"
+
+    async def dispatch_some() -> None:
+        store = SQLiteStore(db)
+        await store.open()
+        try:
+            (first,) = await store.claim_dispatch("host-a:101:abc", limit=1, lease=3600)
+            assert first.event_id == "e-receipt"  # stored first
+            assert await store.ack_dispatch("host-a:101:abc", ["e-receipt"]) == 1
+            (held,) = await store.claim_dispatch("host-b:202:def", limit=1, lease=3600)
+            assert held.event_id == "e-reply"
+        finally:
+            await store.close()
+
+    asyncio.run(dispatch_some())
+    code, out = run("events", "--pending", "--json", "--config", str(config))
+    assert code == 0, out
+    pending = json.loads(out)
+    assert [(p["event_id"], p["claimed_by"]) for p in pending] == [
+        ("e-reply", "host-b:202:def"),
+        ("e-orphan", None),
+    ]
+    assert pending[0]["claimed_until"] is not None and pending[1]["claimed_until"] is None
+    assert pending[0]["text"] == "收到" and pending[1]["status"] == "undelivered"
+    code, out = run("events", "--pending", "--config", str(config))
+    assert code == 0, out
+    lines = out.splitlines()
+    assert len(lines) == 2
+    assert "e-reply" not in out and "claimed by host-b:202:def until" in lines[0]
+    assert "+86150****1234" in lines[0] and PHONE not in out
+    assert lines[1].endswith("unclaimed")
+    code, out = run("events", "--pending", "--limit", "1", "--json", "--config", str(config))
+    assert [p["event_id"] for p in json.loads(out)] == ["e-reply"]
+    code, out = run("events", "--pending", "--quarantine", "--config", str(config))
+    assert code == 2 and "cannot be used together" in out

@@ -22,6 +22,7 @@ import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlencode
 
 import httpx
@@ -88,8 +89,14 @@ dispatch_lease = "0.2s"  # what the killed process held is taken over after this
 class Server:
     """``notifykit serve --port 0`` in a subprocess; the port read from its first line."""
 
-    def __init__(self, config: Path, *, hold_at_commit: int | None = None) -> None:
-        env = {**os.environ, "NOTIFYKIT_LOAD_PLUGINS": "veesing"}
+    def __init__(
+        self,
+        config: Path,
+        *,
+        hold_at_commit: int | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        env = dict(env) if env is not None else {**os.environ, "NOTIFYKIT_LOAD_PLUGINS": "veesing"}
         code = "from notifykit.cli import main; main()"
         self.stderr = tempfile.TemporaryFile("w+", encoding="utf-8")  # noqa: SIM115 (closed with the test)
         self.held: int | None = None
@@ -217,8 +224,13 @@ async def stream_until_killed(server: Server) -> tuple[set[str], set[str]]:
     return acked, sent
 
 
-def test_sigkill_mid_stream_loses_no_acknowledged_push(config: Path, tmp_path: Path) -> None:
-    first = Server(config, hold_at_commit=HOLD_AT_COMMIT)
+def test_sigkill_mid_stream_loses_no_acknowledged_push(
+    config: Path, tmp_path: Path, event_log: Any
+) -> None:
+    # The servers have an observer (an on_event plugin): a receiver without one claims and
+    # dispatches nothing, leaving the events to the processes that have observers.
+    env = event_log.env({**os.environ, "NOTIFYKIT_LOAD_PLUGINS": "veesing"})
+    first = Server(config, hold_at_commit=HOLD_AT_COMMIT, env=env)
     try:
         acked, sent = asyncio.run(stream_until_killed(first))
     finally:
@@ -229,7 +241,7 @@ def test_sigkill_mid_stream_loses_no_acknowledged_push(config: Path, tmp_path: P
     assert len(acked) >= HOLD_AT_COMMIT - 1  # one push at least per committed transaction
     assert sent - acked, "no push was in flight when the server was killed"
 
-    second = Server(config)  # the same file opens after the crash, and serves again
+    second = Server(config, env=env)  # the same file opens after the crash, and serves again
     again = httpx.post(f"{second.base}/callbacks/vs/{TOKEN}", content=push_body(0))
     assert again.status_code == 200
     # The killed process's claims end after their lease; the new one then takes them over.
@@ -242,17 +254,25 @@ def test_sigkill_mid_stream_loses_no_acknowledged_push(config: Path, tmp_path: P
     assert second.process.returncode in (0, -signal.SIGTERM), err
     assert TOKEN not in err
 
-    async def stored() -> tuple[set[str], int, int]:
+    async def stored() -> tuple[set[str], int, set[str]]:
         store = SQLiteStore(tmp_path / "crash.sqlite3")
         await store.open()
         try:
             events = await store.list_events()
-            return {e.provider_message_id or "" for e in events}, await store.count_inbox()
+            return (
+                {e.provider_message_id or "" for e in events},
+                await store.count_inbox(),
+                {e.event_id for e in events},
+            )
         finally:
             await store.close()
 
-    kept, inbox = asyncio.run(stored())
+    kept, inbox, event_ids = asyncio.run(stored())
     assert acked <= kept, f"lost {len(acked - kept)} acknowledged pushes"
     assert inbox >= len(acked) + 1
-    # the restart dispatched what the killed process had not
+    # the restart dispatched what the killed process had not: every stored event reached
+    # an observer (at least once: one the killed process handed over but had not yet
+    # acknowledged is handed over again)
     assert undispatched(tmp_path / "crash.sqlite3") == 0
+    seen = {event_id for _, event_id in event_log.dispatched()}
+    assert event_ids <= seen, f"{len(event_ids - seen)} stored events never dispatched"

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from notifykit import hookimpl
 from notifykit.config import Config
 from notifykit.events import DeliveryReceipt
 from notifykit.models import DeliveryStatus
@@ -16,6 +17,8 @@ from notifykit.notifier import AsyncNotifier
 from notifykit.plugins import get_plugin_manager
 from notifykit.store import InboxEntry, SQLiteStore, Store
 from notifykit.store.base import AnyEvent
+from notifykit.testing import deliver, fake_receipt
+from notifykit.testing.fake import fake_plugin_manager
 
 pytestmark = pytest.mark.anyio
 
@@ -102,3 +105,71 @@ async def test_a_receiver_never_hands_out_what_another_live_one_holds(tmp_path: 
     await alive.close()
     assert seen.get_nowait().event_id == "free"
     assert seen.empty()
+
+
+# -- only a process with observers claims ----------------------------------------------------
+
+
+class CountingObserver:
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+
+    @hookimpl
+    def on_event(self, event: AnyEvent) -> None:
+        self.seen.append(event.event_id)
+
+
+def fake_notifier(path: Path, *, observer: object | None = None) -> AsyncNotifier:
+    """A notifier with a ``fake`` provider on a SQLite file, and ``observer`` (a plugin)
+    registered; with none, it has no observers at all."""
+    pm = fake_plugin_manager(load_entrypoints=False)
+    if observer is not None:
+        pm.register(observer, name="counting-observer")
+    config = Config.from_dict(
+        {"providers": {"fake": {"type": "fake"}}, "store": {"url": f"sqlite:///{path}"}}
+    )
+    return AsyncNotifier(config, plugin_manager=pm)
+
+
+async def test_a_process_without_observers_claims_nothing_and_leaves_events_pending(
+    tmp_path: Path,
+) -> None:
+    """A bare receiver (no subscriber, no on_event plugin) stores each event unclaimed and
+    never claims one, neither as it stores it nor in its sweeps; a process that has an
+    observer then takes every one of them, once."""
+    path = tmp_path / "nk.db"
+    bare = fake_notifier(path)
+    assert not bare.callbacks.has_observers()
+    async with bare:
+        for n in range(3):
+            push = fake_receipt(f"vid-{n}")
+            status, _, _ = await deliver(bare, "fake", push)
+            assert status == 200
+        bare.callbacks.recover()  # a sweep, as on start and each wake-up: claims nothing
+        await bare.callbacks.drain()
+        pending = await bare.store.list_undispatched()
+        assert len(pending) == 3
+        assert [p.claimed_by for p in pending] == [None, None, None]
+    observer = CountingObserver()
+    app = fake_notifier(path, observer=observer)
+    assert app.callbacks.has_observers()
+    async with app:  # opening starts its sweeps: the pending events are claimed here
+        for _ in range(1000):
+            if len(observer.seen) == 3:
+                break
+            await asyncio.sleep(0.01)
+        await app.callbacks.stop_sweeping()
+        await app.callbacks.drain()
+        assert sorted(observer.seen) == sorted(p.event.event_id for p in pending)
+        assert await app.store.list_undispatched() == []
+
+
+async def test_a_subscriber_makes_a_receiver_claim_what_it_stores(tmp_path: Path) -> None:
+    notifier = fake_notifier(tmp_path / "nk.db")
+    seen: list[str] = []
+    notifier.subscribe(lambda e: seen.append(e.event_id))
+    assert notifier.callbacks.has_observers()
+    async with notifier:
+        status, _, _ = await deliver(notifier, "fake", fake_receipt("vid-1"))
+        assert status == 200 and len(seen) == 1
+        assert await notifier.store.list_undispatched() == []  # claimed, handed, acknowledged

@@ -80,8 +80,11 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_serve(config: Path, port: int) -> subprocess.Popen[str]:
-    """``notifykit serve`` on ``port``, returned once it listens."""
+def start_serve(
+    config: Path, port: int, env: dict[str, str] | None = None
+) -> subprocess.Popen[str]:
+    """``notifykit serve`` on ``port`` (environment ``env``, else :data:`ENV`), returned
+    once it listens."""
     process = subprocess.Popen(
         [
             sys.executable,
@@ -96,7 +99,7 @@ def start_serve(config: Path, port: int) -> subprocess.Popen[str]:
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
-        env=ENV,
+        env=ENV if env is None else env,
     )
     assert process.stdout is not None
     line = process.stdout.readline()

@@ -1,7 +1,9 @@
 """Many instances, proven with real processes against real PostgreSQL (and Redis): one
 idempotency key sent by two processes, the recipient guard across processes, a send tied
 to the receipt another process received, a breaker opened by one process seen by another,
-``notifykit serve`` killed mid-stream, two receivers on one database."""
+``notifykit serve`` killed mid-stream, two receivers on one database (each push stored once,
+each event dispatched once), a bare receiver leaving its events to an instance with a
+subscriber."""
 
 from __future__ import annotations
 
@@ -16,6 +18,8 @@ from urllib.parse import urlencode
 
 import httpx
 import pytest
+
+from notifykit import AsyncNotifier
 
 from .conftest import CB_TOKEN, ENV, StartSandbox, free_port, start_serve, write_config
 
@@ -300,34 +304,107 @@ async def test_serve_killed_mid_stream_keeps_every_acknowledged_push(
     assert inbox >= total
 
 
-async def test_two_receivers_on_one_database_store_each_push_once(
+async def dispatch_state(pg_url: str, schema: str) -> tuple[list[str], int]:
+    """Every stored event's id, and how many no observer has acknowledged yet."""
+    import psycopg
+
+    async with await psycopg.AsyncConnection.connect(pg_url, autocommit=True) as conn:
+        cur = await conn.execute(f"SELECT event_id FROM {schema}.events")
+        ids = [str(row[0]) for row in await cur.fetchall()]
+        cur = await conn.execute(f"SELECT count(*) FROM {schema}.events WHERE NOT dispatched")
+        row = await cur.fetchone()
+        assert row is not None
+        return ids, int(row[0])
+
+
+def stop_gracefully(process: subprocess.Popen[str]) -> None:
+    """SIGTERM: uvicorn shuts down, the receiver hands over what it holds, then exits."""
+    process.send_signal(signal.SIGTERM)
+    process.wait(30)
+    assert process.returncode in (0, -signal.SIGTERM), process.returncode
+
+
+async def test_two_receivers_on_one_database_store_each_push_once_and_dispatch_it_once(
+    tmp_path: Path,
+    sandbox: StartSandbox,
+    pg_store_url: str,
+    pg_schema: str,
+    processes: list[subprocess.Popen[str]],
+    event_log: Any,
+) -> None:
+    """One stream of pushes, alternated between two ``notifykit serve`` processes on one
+    database, half of them also retried to the other receiver at the same instant: each
+    push is stored once and each event handed to an observer (an ``on_event`` plugin in
+    both processes) once, across both."""
+    _, server = sandbox()
+    config = write_config(
+        tmp_path / "nk.toml", vendor_url=server.url, pg_url=pg_store_url, schema=pg_schema
+    )
+    ports = [free_port(), free_port()]
+    env = event_log.env(ENV)
+    processes.extend(start_serve(config, port, env) for port in ports)
+    urls = [f"http://127.0.0.1:{port}/callbacks/vs/{CB_TOKEN}" for port in ports]
+    total = 200
+
+    async def deliver(client: httpx.AsyncClient, n: int) -> None:
+        # A load balancer alternates the pushes; for half of them the vendor's retry (as if
+        # the first answer was lost) reaches the other receiver at the same time.
+        targets = [urls[n % 2]] + ([urls[(n + 1) % 2]] if n % 4 < 2 else [])
+        answers = await asyncio.gather(*(client.post(url, content=push(n)) for url in targets))
+        assert [a.status_code for a in answers] == [200] * len(targets)
+
+    async with httpx.AsyncClient(timeout=30) as client:
+        for start in range(0, total, 20):
+            await asyncio.gather(*(deliver(client, n) for n in range(start, start + 20)))
+    for process in processes:
+        stop_gracefully(process)
+    ids, inbox = await stored(pg_store_url, pg_schema)
+    assert sorted(ids) == sorted(f"multi-{n}" for n in range(total))  # each push once
+    assert inbox == total + total // 2  # the inbox keeps every request: an audit log
+    event_ids, undispatched = await dispatch_state(pg_store_url, pg_schema)
+    dispatched = event_log.dispatched()
+    handed = [event_id for _, event_id in dispatched]
+    assert sorted(handed) == sorted(event_ids), "an event dispatched twice, or never"
+    assert undispatched == 0
+    # Pushes n % 4 == 2 reach only the first receiver, n % 4 == 3 only the second: both
+    # stored (and so dispatched) some, and nothing else dispatched anything.
+    assert {pid for pid, _ in dispatched} == {p.pid for p in processes}
+
+
+async def test_a_bare_receiver_leaves_its_events_to_the_instance_with_a_subscriber(
     tmp_path: Path,
     sandbox: StartSandbox,
     pg_store_url: str,
     pg_schema: str,
     processes: list[subprocess.Popen[str]],
 ) -> None:
+    """``notifykit serve`` with no observers stores events and claims none of them;
+    ``notifykit events --pending`` shows them unclaimed; an application instance with a
+    subscriber then receives each once."""
     _, server = sandbox()
     config = write_config(
         tmp_path / "nk.toml", vendor_url=server.url, pg_url=pg_store_url, schema=pg_schema
     )
-    ports = [free_port(), free_port()]
-    processes.extend(start_serve(config, port) for port in ports)
-    urls = [f"http://127.0.0.1:{port}/callbacks/vs/{CB_TOKEN}" for port in ports]
-    total = 60
-
-    async def deliver(client: httpx.AsyncClient, n: int) -> None:
-        # A load balancer hands each push to one receiver, and the vendor's retry (as if
-        # the first answer was lost) to the other, at the same time.
-        answers = await asyncio.gather(
-            client.post(urls[n % 2], content=push(n)),
-            client.post(urls[(n + 1) % 2], content=push(n)),
-        )
-        assert [a.status_code for a in answers] == [200, 200]
-
+    port = free_port()
+    processes.append(start_serve(config, port))
+    total = 20
     async with httpx.AsyncClient(timeout=30) as client:
-        for start in range(0, total, 10):
-            await asyncio.gather(*(deliver(client, n) for n in range(start, start + 10)))
-    ids, inbox = await stored(pg_store_url, pg_schema)
-    assert sorted(ids) == sorted(f"multi-{n}" for n in range(total))  # each push once
-    assert inbox == 2 * total  # the inbox keeps every request: an audit log
+        for n in range(total):
+            answer = await client.post(
+                f"http://127.0.0.1:{port}/callbacks/vs/{CB_TOKEN}", content=push(n)
+            )
+            assert answer.status_code == 200
+    pending = await cli_json(config, "events", "--pending")
+    assert len(pending) == total
+    assert [p["claimed_by"] for p in pending] == [None] * total
+    seen: list[str] = []
+    app = AsyncNotifier(config)
+    app.subscribe(lambda event: seen.append(event.event_id))
+    async with app:
+        for _ in range(3000):  # a bound against hanging, not a measure
+            if len(seen) >= total:
+                break
+            await asyncio.sleep(0.01)
+    assert sorted(seen) == sorted(p["event_id"] for p in pending)
+    assert await cli_json(config, "events", "--pending") == []
+    stop_gracefully(processes[0])

@@ -14,6 +14,7 @@ import sqlite3
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlencode
 
 import httpx
@@ -38,10 +39,12 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start(config: Path, port: int, started: list[subprocess.Popen[str]]) -> subprocess.Popen[str]:
-    """Start ``serve`` and wait for its banner. The process is put in ``started`` before the
-    wait, so that a test cancelled meanwhile (its time limit) still stops it: none is left
-    running after the test."""
+def start(
+    config: Path, port: int, started: list[subprocess.Popen[str]], env: dict[str, str]
+) -> subprocess.Popen[str]:
+    """Start ``serve`` (environment ``env``) and wait for its banner. The process is put in
+    ``started`` before the wait, so that a test cancelled meanwhile (its time limit) still
+    stops it: none is left running after the test."""
     process = subprocess.Popen(
         [
             sys.executable,
@@ -56,7 +59,7 @@ def start(config: Path, port: int, started: list[subprocess.Popen[str]]) -> subp
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
-        env={**os.environ, "NOTIFYKIT_LOAD_PLUGINS": "veesing"},
+        env=env,
     )
     started.append(process)
     assert process.stdout is not None
@@ -81,7 +84,9 @@ def receipt(n: int) -> bytes:
     ).encode()
 
 
-async def test_sigkill_twice_while_streaming_loses_no_acknowledged_push(tmp_path: Path) -> None:
+async def test_sigkill_twice_while_streaming_loses_no_acknowledged_push(
+    tmp_path: Path, event_log: Any
+) -> None:
     db = tmp_path / "restart.sqlite3"
     config = tmp_path / "notifykit.toml"
     config.write_text(
@@ -94,7 +99,10 @@ async def test_sigkill_twice_while_streaming_loses_no_acknowledged_push(tmp_path
     port = free_port()
     url = f"http://127.0.0.1:{port}/callbacks/vs/{CB_TOKEN}"
     started: list[subprocess.Popen[str]] = []
-    processes = [start(config, port, started)]
+    # The receivers have an observer (an on_event plugin): one without claims nothing and
+    # leaves the events to the processes that have observers.
+    env = event_log.env({**os.environ, "NOTIFYKIT_LOAD_PLUGINS": "veesing"})
+    processes = [start(config, port, started, env)]
     acked: set[int] = set()
     attempts = 0
     kills = list(KILL_AFTER)
@@ -108,7 +116,7 @@ async def test_sigkill_twice_while_streaming_loses_no_acknowledged_push(tmp_path
                 old.send_signal(signal.SIGKILL)
                 await asyncio.to_thread(old.wait, 10)
                 assert old.returncode == -signal.SIGKILL
-                processes.append(await asyncio.to_thread(start, config, port, started))
+                processes.append(await asyncio.to_thread(start, config, port, started, env))
 
     async def worker(client: httpx.AsyncClient) -> None:
         nonlocal attempts
@@ -157,4 +165,7 @@ async def test_sigkill_twice_while_streaming_loses_no_acknowledged_push(tmp_path
     assert sorted(stored) == sorted(f"restart-{n}" for n in range(PUSHES))  # each once
     assert inbox >= PUSHES  # a retried push is kept again in the inbox (an audit log)
     assert left == 0  # the last receiver dispatched what the killed ones had not
+    with sqlite3.connect(db) as conn:
+        event_ids = {row[0] for row in conn.execute("SELECT event_id FROM events")}
+    assert event_ids <= {event_id for _, event_id in event_log.dispatched()}
     print(f"\nrestart: {PUSHES} pushes, {attempts} requests, 2 SIGKILLs, inbox rows {inbox}")

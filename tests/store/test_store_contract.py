@@ -344,6 +344,29 @@ async def test_an_owner_whose_lease_ran_out_still_acknowledges_what_nobody_took(
     assert await store.claim_dispatch("other", lease=0) == []
 
 
+async def test_undispatched_events_are_listed_oldest_first_with_who_holds_them(
+    store: Store,
+) -> None:
+    before = datetime.now(UTC)
+    await store.ingest(entry(), [receipt(f"e{i}", DeliveryStatus.SENT) for i in range(2)])
+    await store.ingest(entry(), [receipt("e2", DeliveryStatus.SENT)], owner="rx", lease=600)
+    await store.ingest(entry(), [receipt("e3", DeliveryStatus.SENT)], owner="gone", lease=0)
+    pending = await store.list_undispatched()
+    assert [p.event.event_id for p in pending] == ["e0", "e1", "e2", "e3"]
+    assert [p.claimed_by for p in pending] == [None, None, "rx", "gone"]
+    assert pending[0].claimed_until is None
+    held, ran_out = pending[2].claimed_until, pending[3].claimed_until
+    assert held is not None and held >= before + timedelta(seconds=300), held
+    assert ran_out is not None and ran_out <= datetime.now(UTC)
+    assert [p.event.event_id for p in await store.list_undispatched(limit=1)] == ["e0"]
+    # Listing claims nothing: what was free is still free.
+    assert ids(await store.claim_dispatch("d", limit=1)) == ["e0"]
+    assert await store.ack_dispatch("d", ["e0"]) == 1
+    pending = await store.list_undispatched()
+    assert [p.event.event_id for p in pending] == ["e1", "e2", "e3"]  # acknowledged: gone
+    assert [p.claimed_by for p in pending] == [None, "rx", "gone"]
+
+
 async def test_ingest_with_an_owner_stores_its_new_events_already_claimed(store: Store) -> None:
     new = await store.ingest(
         entry(),

@@ -4,6 +4,7 @@ by instances, LISTEN wake-ups, the vendor-id meeting point, the optional driver.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable
@@ -34,7 +35,7 @@ async def opened(pg_store_url: str, pg_schema: str) -> AsyncIterator[Opener]:
     made: list[PostgresStore] = []
 
     def make(**options: object) -> PostgresStore:
-        store = PostgresStore(pg_store_url, schema=pg_schema, timeout=10, **options)  # type: ignore[arg-type]
+        store = PostgresStore(pg_store_url, schema=pg_schema, **{"timeout": 10, **options})  # type: ignore[arg-type]
         made.append(store)
         return store
 
@@ -165,6 +166,103 @@ async def test_events_are_claimed_by_one_instance_and_taken_over_after_a_lease(
     assert {e.event_id for e in taken} == {"late"}  # b's 60 s lease still holds
     await a.ack_dispatch("a", ["late"])
     assert unacknowledged(pg_store_url, pg_schema) == ids_b
+
+
+async def _blocked_by(conn: object, pid: int, task: asyncio.Future[object]) -> bool:
+    """Wait until ``task`` finishes (False) or PostgreSQL reports a backend waiting for a
+    lock that backend ``pid`` holds (True)."""
+    async with asyncio.timeout(30):  # a guard against hanging, not a measure
+        while not task.done():
+            cur = await conn.execute(  # type: ignore[attr-defined]
+                "SELECT count(*) FROM pg_stat_activity WHERE %s = ANY(pg_blocking_pids(pid))",
+                (pid,),
+            )
+            row = await cur.fetchone()
+            if row[0]:
+                return True
+            await asyncio.wait({task}, timeout=0.005)
+    return False
+
+
+async def test_claims_take_the_other_rows_at_once_while_another_instance_holds_some(
+    opened: Opener, pg_store_url: str, pg_schema: str
+) -> None:
+    """An instance in the middle of a claim holds its rows locked: another instance's claim
+    of events (and its recovery sweep) takes the rows nobody holds, without waiting for
+    those (``FOR UPDATE SKIP LOCKED``). A claim that waits (or takes the held rows) would
+    make every instance queue behind the slowest, or hand one event to two."""
+    import psycopg
+
+    store = opened()
+    await store.open()
+    await store.ingest(entry(), [receipt(f"e{i}", f"t{i}") for i in range(3)])
+    for n in range(2):
+        await store.create_message(
+            MessageRecord(
+                message_id=f"m{n}",
+                to=PHONE,
+                template="verify_code",
+                created_at=T0,
+                lease_until=T0 + timedelta(seconds=40),
+            )
+        )
+    async with (
+        await psycopg.AsyncConnection.connect(pg_store_url, autocommit=True) as holder,
+        await psycopg.AsyncConnection.connect(pg_store_url, autocommit=True) as watch,
+        holder.transaction(),  # another instance's claim, in flight
+    ):
+        for table, column, key in (
+            ("events", "event_id", "e0"),
+            ("messages", "message_id", "m0"),
+        ):
+            await holder.execute(
+                f"SELECT 1 FROM {pg_schema}.{table} WHERE {column} = %s FOR UPDATE",
+                (key,),
+            )
+        claim = asyncio.ensure_future(store.claim_dispatch("b", lease=60))
+        assert not await _blocked_by(watch, holder.info.backend_pid, claim), (
+            "the claim waited for an event another instance holds"
+        )
+        assert sorted(e.event_id for e in claim.result()) == ["e1", "e2"]
+        sweep = asyncio.ensure_future(store.recover_expired(now=T0 + timedelta(minutes=5)))
+        assert not await _blocked_by(watch, holder.info.backend_pid, sweep), (
+            "the sweep waited for a record another instance holds"
+        )
+        assert [r.message_id for r in sweep.result()] == ["m1"]
+
+
+async def test_a_write_whose_caller_gave_up_before_its_batch_began_never_lands(
+    opened: Opener, pg_store_url: str
+) -> None:
+    """The receiver answers 503 to a push whose store write timed out, and the vendor sends
+    it again: a write still queued when its caller gave up must not land afterwards (one
+    its batch had already begun may: the caller was told the outcome is not known)."""
+    import psycopg
+
+    store = opened(timeout=1, pool_max_size=2)  # one writer: batches go one at a time
+    await store.open()
+    await store.create_message(MessageRecord(message_id="busy", to=PHONE, template="t"))
+    async with (
+        await psycopg.AsyncConnection.connect(pg_store_url, autocommit=True) as holder,
+        await psycopg.AsyncConnection.connect(pg_store_url, autocommit=True) as watch,
+        holder.transaction(),
+    ):
+        await holder.execute(
+            f"SELECT 1 FROM {store.schema}.messages WHERE message_id = 'busy' FOR UPDATE"
+        )
+        # The writer's batch waits for that row...
+        begun = asyncio.ensure_future(
+            store.update_message("busy", attempts=[], status=DeliveryStatus.FAILED)
+        )
+        assert await _blocked_by(watch, holder.info.backend_pid, begun)
+        # ...while the next write waits in the queue until its caller gives up.
+        with pytest.raises(StoreError, match="timed out"):
+            await store.create_message(MessageRecord(message_id="late", to=PHONE, template="t"))
+    with contextlib.suppress(StoreError):
+        await begun
+    await store.create_message(MessageRecord(message_id="after", to=PHONE, template="t"))
+    assert await store.get_message("after") is not None  # the writer went on
+    assert await store.get_message("late") is None
 
 
 async def test_events_ingested_for_an_owner_are_held_by_it(

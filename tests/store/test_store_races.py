@@ -1,44 +1,30 @@
-"""Races on the claims the store contract makes, forced rather than hoped for.
+"""Races on the claims the store contract makes, forced rather than hoped for, on every
+backend of the registry (conftest.py ``STORE_BACKENDS``; each names its schedule in
+races.py).
 
-Every claim (an idempotency key, a recipient's interval) is a read-modify-write that the
-contract calls atomic. Two processes landing in the gap between the read and the write
-happen only by chance, so a test that starts two claims and hopes catches a broken claim
-only sometimes. Here the interleaving is chosen by the test:
+Every claim is a read-modify-write that the contract calls atomic. Two processes landing in
+the gap between the read and the write happen only by chance, so a test that starts two
+claims and hopes catches a broken claim only sometimes. Here the interleaving is chosen by
+the test (races.py says how, per backend), so that a claim made of a separate check and
+write fails these tests every run.
 
-* ``memory://`` lives in one event loop: its contenders are coroutines on one store, and
-  they can only interleave where a claim awaits. ``asyncio.gather`` runs the first until
-  it suspends, then the second, so a claim that awaits between its check and its write
-  is caught every time.
 The claims: idempotency keys (a claim, a takeover of an expired key, a release), the
-recipient guard, the verification steps (a start's send claim, and checks: at most the
-attempts left are evaluated, a code approves at most once), and the recovery sweep (each
-left record resolved once, never over a slow sender's acceptance, giving back only its own
-claims).
-
-* ``sqlite://`` contenders are separate stores on one file (each its own connection and
-  thread, exactly as two processes would be). :class:`StatementGate` pauses each
-  connection before every statement that takes or needs SQLite's write lock (``BEGIN``,
-  ``INSERT``/``UPDATE``/``DELETE``/``REPLACE``, ``COMMIT``) and lets one contender through
-  at a time, switching to the other whenever it can run without blocking on the lock. A
-  claim made of a separate read and write (a read job and then a write job, two write
-  transactions, or a deferred transaction that reads before it writes) lets the other
-  contender's whole claim land in its gap, every run; an atomic claim makes the other wait.
+recipient guard, the dispatch claim (two dispatchers never hold one event; a takeover of
+an expired claim; a late acknowledgement against a new claim), the verification steps (a
+start's send claim, and checks: at most the attempts left are evaluated, a code approves at
+most once), and the recovery sweep (each left record resolved once, never over a slow
+sender's acceptance, giving back only its own claims).
 """
 
 from __future__ import annotations
 
-import asyncio
-import functools
-import sqlite3
-import threading
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
 
+from notifykit.events import DeliveryReceipt
 from notifykit.models import (
     Attempt,
     DeliveryStatus,
@@ -47,221 +33,14 @@ from notifykit.models import (
     VerificationRecord,
     VerificationStatus,
 )
-from notifykit.store import MemoryStore, SQLiteStore, Store
+from notifykit.store import InboxEntry, Store
 from notifykit.store.base import IdempotencyHolder, VerificationCheckStep
+
+from .races import Race
 
 pytestmark = pytest.mark.anyio
 
 PHONE = "+8615612341090"
-GUARD_TIMEOUT = 30.0
-"""Seconds before a stuck schedule fails the test (a guard against hanging, not a measure)."""
-
-# What a statement's first keyword means for SQLite's write lock.
-_BEGIN, _BEGIN_WRITE, _WRITE, _END = "begin", "begin-write", "write", "end"
-
-
-def _kind(sql: str) -> str | None:
-    """The gate a statement stops at, or None for one that never takes the write lock."""
-    words = sql.split(None, 2)
-    if not words:
-        return None
-    first = words[0].upper()
-    second = words[1].upper() if len(words) > 1 else ""
-    if first == "BEGIN":
-        return _BEGIN_WRITE if second in ("IMMEDIATE", "EXCLUSIVE") else _BEGIN
-    if first in ("INSERT", "UPDATE", "DELETE", "REPLACE", "WITH"):
-        return _WRITE
-    if first in ("COMMIT", "END") or (first == "ROLLBACK" and second != "TO"):
-        return _END
-    return None
-
-
-@dataclass
-class _Contender:
-    index: int
-    pending: str | None = None
-    """The kind of statement it is paused before, or None while it runs (or is idle)."""
-    passes: int = 0
-    in_transaction: bool = False
-    holds_lock: bool = False
-
-
-class StatementGate:
-    """Pauses the SQLite connections it traces before each write-lock statement.
-
-    Install :meth:`connect` in place of ``sqlite3.connect``: the n-th connection made
-    (once per store, in the order the stores are opened) is contender n. Until
-    :meth:`arm` nothing is paused; after :meth:`free` nothing is paused again.
-    """
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, path: Path) -> None:
-        self.loop = loop
-        self.path = str(path)
-        self.contenders: list[_Contender] = []
-        self.changed = asyncio.Event()
-        self._cond = threading.Condition()
-        self._armed = False
-        self._free = False
-
-    def connect(self, original: Callable[..., sqlite3.Connection]) -> Callable[..., Any]:
-        @functools.wraps(original)
-        def connect(database: Any, *args: Any, **kwargs: Any) -> sqlite3.Connection:
-            conn = original(database, *args, **kwargs)
-            if str(database) == self.path:
-                with self._cond:
-                    contender = _Contender(len(self.contenders))
-                    self.contenders.append(contender)
-                conn.set_trace_callback(functools.partial(self._trace, contender))
-            return conn
-
-        return connect
-
-    def arm(self) -> None:
-        with self._cond:
-            self._armed = True
-
-    def free(self) -> None:
-        """Let every statement through, now and from now on."""
-        with self._cond:
-            self._free = True
-            self._cond.notify_all()
-
-    # -- in the stores' writer threads ----------------------------------------------------
-
-    def _trace(self, contender: _Contender, sql: str) -> None:
-        kind = _kind(sql)
-        if kind is None:
-            return
-        with self._cond:
-            if self._armed and not self._free:
-                contender.pending = kind
-                self.loop.call_soon_threadsafe(self.changed.set)
-                while not (self._free or contender.passes):
-                    self._cond.wait()
-                if contender.passes:
-                    contender.passes -= 1
-                contender.pending = None
-            if kind in (_BEGIN, _BEGIN_WRITE):
-                contender.in_transaction = True
-                contender.holds_lock = kind == _BEGIN_WRITE
-            elif kind == _WRITE and contender.in_transaction:
-                contender.holds_lock = True
-            elif kind == _END:
-                contender.in_transaction = contender.holds_lock = False
-
-    # -- in the test's event loop ---------------------------------------------------------
-
-    def _blocked(self, contender: _Contender) -> bool:
-        """Would its next statement wait for a lock another contender holds?"""
-        needs_lock = contender.pending == _BEGIN_WRITE or (
-            contender.pending == _WRITE and not contender.holds_lock
-        )
-        return needs_lock and any(
-            other.holds_lock for other in self.contenders if other is not contender
-        )
-
-    async def _settle(self, tasks: Sequence[asyncio.Task[Any]]) -> None:
-        """Wait until every contender is paused at a gate or its operation has finished."""
-        while True:
-            self.changed.clear()
-            with self._cond:
-                moving = [
-                    i
-                    for i, task in enumerate(tasks)
-                    if not task.done() and self.contenders[i].pending is None
-                ]
-            if not moving:
-                return
-            try:
-                await asyncio.wait_for(self.changed.wait(), GUARD_TIMEOUT)
-            except TimeoutError:
-                raise AssertionError(f"contenders {moving} neither paused nor finished") from None
-
-    async def run(self, operations: Sequence[Coroutine[Any, Any, Any]], first: int) -> list[Any]:
-        """Run ``operations[n]`` as contender n, ``first`` first, then alternating at every
-        gate where the other contender can run."""
-        tasks = [asyncio.ensure_future(op) for op in operations]
-        assert len(tasks) == len(self.contenders), "one store (one connection) per contender"
-        for task in tasks:
-            task.add_done_callback(lambda _t: self.changed.set())
-        self.arm()
-        last: int | None = None if first == 0 else first - 1
-        try:
-            while True:
-                await self._settle(tasks)
-                with self._cond:
-                    ready = [
-                        c.index
-                        for c in self.contenders
-                        if c.pending is not None and not self._blocked(c)
-                    ]
-                    if not ready:
-                        stuck = [c for c in self.contenders if c.pending is not None]
-                        assert not stuck, f"every contender waits for another: {stuck}"
-                        break
-                    chosen = next((i for i in ready if i != last), ready[0])
-                    self.contenders[chosen].passes += 1
-                    self.contenders[chosen].pending = None
-                    self._cond.notify_all()
-                last = chosen
-        finally:
-            self.free()
-        return list(await asyncio.gather(*tasks, return_exceptions=True))
-
-
-class Race:
-    """Contenders on one backend's shared state, and the schedule that interleaves them."""
-
-    def __init__(
-        self,
-        stores: Sequence[Store],
-        schedule: Callable[[Sequence[Coroutine[Any, Any, Any]], int], Awaitable[list[Any]]],
-    ) -> None:
-        self.stores = list(stores)
-        self._schedule = schedule
-
-    async def run(
-        self, operations: Sequence[Coroutine[Any, Any, Any]], first: int = 0
-    ) -> list[Any]:
-        """Results of ``operations[n]`` run on ``stores[n]``, contender ``first`` first."""
-        assert len(operations) == len(self.stores)
-        return await self._schedule(operations, first)
-
-
-async def _gather(operations: Sequence[Coroutine[Any, Any, Any]], first: int) -> list[Any]:
-    order = [first, *(i for i in range(len(operations)) if i != first)]
-    results = await asyncio.gather(*(operations[i] for i in order), return_exceptions=True)
-    return [results[order.index(i)] for i in range(len(operations))]
-
-
-@pytest.fixture(params=["memory", "sqlite"])
-async def race(
-    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> AsyncIterator[Race]:
-    """Two contenders: one memory store twice, or two SQLite stores on one file."""
-    if request.param == "memory":
-        memory = MemoryStore()
-        await memory.open()
-        try:
-            yield Race([memory, memory], _gather)
-        finally:
-            await memory.close()
-        return
-    path = tmp_path / "race.sqlite3"
-    gate = StatementGate(asyncio.get_running_loop(), path)
-    monkeypatch.setattr(sqlite3, "connect", gate.connect(sqlite3.connect))
-    stores = [SQLiteStore(path, timeout=GUARD_TIMEOUT) for _ in range(2)]
-    opened: list[Store] = []
-    try:
-        for store in stores:  # one at a time: contender n is the n-th connection
-            await store.open()
-            opened.append(store)
-        assert len(gate.contenders) == len(stores)
-        yield Race(stores, gate.run)
-    finally:
-        gate.free()
-        for store in opened:
-            await store.close()
 
 
 def _one_winner(results: list[Any], names: Sequence[str]) -> str:
@@ -324,6 +103,86 @@ async def test_two_guards_of_one_number_let_one_send_through(race: Race, first: 
     assert len(waits) == 1 and 0 < waits[0] <= 60
     later = await a.check_recipient(PHONE, 60)
     assert later is not None and later <= waits[0]
+
+
+# -- the dispatch claim ---------------------------------------------------------------------
+
+E0 = datetime(2024, 5, 1, 17, 0, tzinfo=UTC)
+
+
+async def _stored_events(store: Store, count: int) -> list[str]:
+    """``count`` unclaimed events, stored in order; their ids."""
+    events = [
+        DeliveryReceipt(
+            event_id=f"e{n}",
+            provider="vs",
+            provider_message_id=f"task-{n}",
+            phone=PHONE,
+            occurred_at=E0 + timedelta(seconds=n),
+            received_at=E0 + timedelta(seconds=n),
+            status=DeliveryStatus.DELIVERED,
+            vendor_status="1",
+        )
+        for n in range(count)
+    ]
+    entry = InboxEntry(provider="vs", method="POST", path="/callbacks/vs/***", body=b"x")
+    new = await store.ingest(entry, events)
+    assert [e.event_id for e in new] == [e.event_id for e in events]
+    return [e.event_id for e in events]
+
+
+def _disjoint_and_complete(results: list[Any], every: list[str]) -> None:
+    """Each event went to exactly one of the racing claims."""
+    assert not [r for r in results if isinstance(r, BaseException)], results
+    held = [[e.event_id for e in claimed] for claimed in results]
+    given = [event_id for ids in held for event_id in ids]
+    assert sorted(given) == sorted(every), f"claims returned {held}: an event twice or never"
+
+
+@FIRST
+async def test_two_dispatch_claims_never_hand_out_one_event_twice(race: Race, first: int) -> None:
+    a, b = race.stores
+    every = await _stored_events(a, 3)
+    results = await race.run(
+        [a.claim_dispatch("owner-a", limit=2), b.claim_dispatch("owner-b", limit=2)], first
+    )
+    _disjoint_and_complete(results, every)
+    assert sorted(len(r) for r in results) == [1, 2], results  # oldest first, up to the limit
+    assert await a.claim_dispatch("owner-c") == []
+
+
+@FIRST
+async def test_two_takeovers_of_a_dead_dispatchers_events_share_none(
+    race: Race, first: int
+) -> None:
+    a, b = race.stores
+    every = await _stored_events(a, 3)
+    dead = await a.claim_dispatch("owner-dead", lease=0)  # its lease ends at once
+    assert [e.event_id for e in dead] == every
+    results = await race.run(
+        [a.claim_dispatch("owner-a", limit=2), b.claim_dispatch("owner-b", limit=2)], first
+    )
+    _disjoint_and_complete(results, every)
+    assert await a.ack_dispatch("owner-dead", every) == 0  # it holds none of them now
+
+
+@FIRST
+async def test_a_late_acknowledgement_and_a_new_claim_never_both_take_an_event(
+    race: Race, first: int
+) -> None:
+    """A dispatcher whose lease ran out acknowledges while another claims the event: either
+    the acknowledgement lands (and the claim finds nothing) or the claim does (and the
+    acknowledgement records nothing); never both, never neither."""
+    a, b = race.stores
+    (event_id,) = await _stored_events(a, 1)
+    assert [e.event_id for e in await a.claim_dispatch("owner-old", lease=0)] == [event_id]
+    acked, claimed = await race.run(
+        [a.ack_dispatch("owner-old", [event_id]), b.claim_dispatch("owner-new")], first
+    )
+    assert not isinstance(acked, BaseException) and not isinstance(claimed, BaseException)
+    taken = [e.event_id for e in claimed]
+    assert (acked, taken) in [(1, []), (0, [event_id])], (acked, taken)
+    assert await a.claim_dispatch("owner-later", lease=0) == []  # settled or held by new
 
 
 # -- verifications --------------------------------------------------------------------------

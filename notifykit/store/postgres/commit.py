@@ -43,12 +43,20 @@ RETRIES = 3
 _TRANSIENT = (pg_errors.DeadlockDetected, pg_errors.SerializationFailure)
 
 
+Batch = Callable[[Conn, list[Any]], Awaitable[list[Any]]]
+"""Many callers' writes of one kind done together: ``batch(conn, items)`` returns one
+result per item, in order (see :meth:`GroupCommit.run_batched`)."""
+
+
 @dataclass(eq=False)
 class _Job(Generic[T]):
     fn: Write[T]
     future: asyncio.Future[T] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
+    batch: Batch | None = None
+    item: Any = None
+    locks: tuple[int, ...] = ()
 
 
 class GroupCommit:
@@ -93,14 +101,38 @@ class GroupCommit:
                 await task
         self._tasks = []
 
-    async def run(self, fn: Write[T]) -> T:
+    async def run(self, fn: Write[T], *, locks: tuple[int, ...] = ()) -> T:
         """Run ``fn(connection)`` inside a batch's transaction; returns after the commit.
+
+        ``locks``: transaction-level advisory locks the write needs before it runs. A
+        batch takes every lock its writes name first, in one statement and in sorted
+        order, so that concurrent batches never wait on each other's locks in a circle.
 
         Raises StoreError (also when the store is closed or ``timeout`` has passed; a write
         whose caller gave up is skipped unless its batch had already started it)."""
         if not self._tasks:
             raise StoreError("the store is not open")
-        job: _Job[T] = _Job(fn)
+        job: _Job[T] = _Job(fn, locks=locks)
+        self._queue.put_nowait(job)
+        try:
+            return await asyncio.wait_for(asyncio.shield(job.future), self.timeout)
+        except TimeoutError:
+            job.future.cancel()
+            raise StoreError(f"store operation timed out after {self.timeout:g}s") from None
+
+    async def run_batched(self, batch: Batch, item: Any, *, locks: tuple[int, ...] = ()) -> Any:
+        """Like :meth:`run`, for a write that ``batch`` does together with every other
+        write of the same ``batch`` in the transaction: ``batch(conn, items)`` (a few
+        statements for all of them, not a few each) returns one result per item. When the
+        transaction fails and its writes run one by one, this one runs as a batch of one."""
+
+        async def alone(conn: Conn) -> Any:
+            (result,) = await batch(conn, [item])
+            return result
+
+        if not self._tasks:
+            raise StoreError("the store is not open")
+        job: _Job[Any] = _Job(alone, batch=batch, item=item, locks=locks)
         self._queue.put_nowait(job)
         try:
             # asyncio.timeout, not wait_for: on Python 3.11 wait_for returns the result of a
@@ -161,15 +193,35 @@ class GroupCommit:
         for attempt in range(RETRIES):
             try:
                 async with conn.transaction():
-                    return [await job.fn(conn) for job in jobs]
+                    await _take_locks(conn, jobs)
+                    return await self._all(conn, jobs)
             except _TRANSIENT:
                 if attempt == RETRIES - 1:
                     raise
         raise AssertionError("unreachable")  # pragma: no cover
 
+    @staticmethod
+    async def _all(conn: Conn, jobs: list[_Job[Any]]) -> list[Any]:
+        """Every job's result: plain writes in order, then each kind of batched write in
+        one call for all its jobs (the callers are independent: their order inside the
+        transaction is free)."""
+        results: list[Any] = [None] * len(jobs)
+        kinds: dict[Batch, list[int]] = {}
+        for i, job in enumerate(jobs):
+            if job.batch is None:
+                results[i] = await job.fn(conn)
+            else:
+                kinds.setdefault(job.batch, []).append(i)
+        for batch, where in kinds.items():
+            done = await batch(conn, [jobs[i].item for i in where])
+            for i, result in zip(where, done, strict=True):
+                results[i] = result
+        return results
+
     async def _one_by_one(self, conn: Conn, jobs: list[_Job[Any]]) -> list[tuple[bool, Any]]:
         outcomes: list[tuple[bool, Any]] = []
         async with conn.transaction():
+            await _take_locks(conn, jobs)
             for job in jobs:
                 if job.future.done():  # the caller gave up meanwhile
                     outcomes.append((False, None))
@@ -188,6 +240,15 @@ class GroupCommit:
                         outcomes.append((True, result))
                     break
         return outcomes
+
+
+async def _take_locks(conn: Conn, jobs: list[_Job[Any]]) -> None:
+    """Every advisory lock the jobs name, sorted, in one statement."""
+    keys = sorted({key for job in jobs for key in job.locks})
+    if keys:
+        await conn.execute(
+            "SELECT pg_advisory_xact_lock(k) FROM unnest(%s::bigint[]) AS k", (keys,)
+        )
 
 
 def translate(exc: BaseException, what: str) -> StoreError:

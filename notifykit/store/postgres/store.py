@@ -26,7 +26,7 @@ import hashlib
 import json
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import psycopg
 from psycopg_pool import AsyncConnectionPool
@@ -47,6 +47,7 @@ from notifykit.store.base import (
     AnyEvent,
     IdempotencyHolder,
     InboxEntry,
+    PendingEvent,
     QuarantineEntry,
     Store,
     VerificationCheckStep,
@@ -218,10 +219,10 @@ class PostgresStore(Store):
 
         await self._write(write)
 
-    async def _write(self, fn: Callable[[Conn], Awaitable[T]]) -> T:
+    async def _write(self, fn: Callable[[Conn], Awaitable[T]], *, locks: tuple[int, ...] = ()) -> T:
         if self._writer is None:
             raise StoreError("the store is not open")
-        return await self._writer.run(fn)
+        return await self._writer.run(fn, locks=locks)
 
     async def _read(self, fn: Callable[[Conn], Awaitable[T]]) -> T:
         if self._pool is None:
@@ -278,18 +279,10 @@ class PostgresStore(Store):
         attempts = list(attempts)
 
         async def write(conn: Conn) -> list[AnyEvent]:
-            # Meet any event of this vendor id that another instance stores meanwhile (the
-            # lock first, then the row: the order ingest takes them in). One statement: the
-            # advisory lock is taken as the row is read, before it is locked.
-            if provider_message_id is not None and provider is not None:
-                record = await _load_message(
-                    conn,
-                    message_id,
-                    lock=True,
-                    advisory=self._vendor_lock(provider, provider_message_id),
-                )
-            else:
-                record = await _load_message(conn, message_id, lock=True)
+            # Meet any event of this vendor id that another instance stores meanwhile: the
+            # vendor lock (``locks`` below, taken by the batch before any write runs) first,
+            # then the row, the order ingest takes them in.
+            record = await _load_message(conn, message_id, lock=True)
             if record is None:
                 raise StoreError(f"unknown message {message_id!r}")
             if provider_message_id is not None and provider is None and record.provider:
@@ -313,7 +306,10 @@ class PostgresStore(Store):
                 return []
             return await _link_orphans(conn, record)
 
-        return await self._write(write)
+        locks: tuple[int, ...] = ()
+        if provider_message_id is not None and provider is not None:
+            locks = (self._vendor_lock(provider, provider_message_id),)
+        return await self._write(write, locks=locks)
 
     async def get_message(self, message_id: str) -> MessageRecord | None:
         return await self._read(lambda conn: _load_message(conn, message_id))
@@ -382,35 +378,47 @@ class PostgresStore(Store):
     ) -> list[AnyEvent]:
         """See :meth:`Store.ingest`. With ``owner``, the new events are stored already
         claimed by ``owner`` for ``lease`` seconds (as :meth:`claim_dispatch` would), so
-        that the receiving process hands them out and no other dispatcher takes them."""
-        events = list(events)
-        event_ids = json.dumps([e.event_id for e in events])
-        # Advisory locks of every vendor id, and of every receipt's number (a receipt no
-        # message has may be tied to the number's unknown record), sorted: concurrent
-        # ingests take them in one order.
-        keys = sorted(
-            {
-                self._vendor_lock(e.provider, e.provider_message_id)
-                for e in events
-                if e.provider_message_id
-            }
-            | {
-                self._phone_lock(e.phone)
-                for e in events
-                if e.provider_message_id and e.phone and isinstance(e, DeliveryReceipt)
-            }
-        )
+        that the receiving process hands them out and no other dispatcher takes them.
 
-        async def write(conn: Conn) -> list[AnyEvent]:
-            # Three statements for a push in the usual case: the locks, one look-up of every
-            # message the events may belong to, one insert of the request and its events.
-            if keys:
-                await conn.execute(
-                    "SELECT pg_advisory_xact_lock(k) FROM unnest(%s::bigint[]) AS k", (keys,)
-                )
-            found = await _Lookup.run(conn, events)
-            resolved: list[AnyEvent] = []
-            for event in events:
+        Every request the group commit holds at once is stored together
+        (:meth:`_ingest_batch`): a few statements per transaction, not a few per push."""
+        if self._writer is None:
+            raise StoreError("the store is not open")
+        request = _Ingest(entry, list(events), owner, float(lease))
+        new: list[AnyEvent] = await self._writer.run_batched(
+            self._ingest_batch, request, locks=tuple(self._ingest_keys(request.events))
+        )
+        return new
+
+    def _ingest_keys(self, events: Sequence[AnyEvent]) -> set[int]:
+        """The advisory locks storing ``events`` takes: each vendor id's, and the number of
+        each receipt with one (a receipt no message has may be tied to its number's
+        unknown record)."""
+        keys = {
+            self._vendor_lock(e.provider, e.provider_message_id)
+            for e in events
+            if e.provider_message_id
+        }
+        keys.update(
+            self._phone_lock(e.phone)
+            for e in events
+            if e.provider_message_id and e.phone and isinstance(e, DeliveryReceipt)
+        )
+        return keys
+
+    async def _ingest_batch(self, conn: Conn, requests: list[_Ingest]) -> list[list[AnyEvent]]:
+        """Store ``requests`` (one per caller) in three statements in the usual case: the
+        advisory locks of all (taken by the batch, sorted, before any write), one
+        look-up of every message their events may belong to, one insert of the requests and
+        their events (a fourth saves the messages their receipts move). A request with a
+        receipt to tie to an unknown record (rare) makes the batch store its requests one
+        at a time instead, each seeing what the one before changed."""
+        # The advisory locks were taken by the batch (GroupCommit.run_batched's ``locks``).
+        found = await _Lookup.run(conn, [e for r in requests for e in r.events])
+        resolved: list[list[AnyEvent]] = []
+        for request in requests:
+            events: list[AnyEvent] = []
+            for event in request.events:
                 vendor_id = event.provider_message_id
                 if event.message_id is None and vendor_id is not None:
                     candidates = found.sharing(event.provider, vendor_id)
@@ -422,75 +430,76 @@ class PostgresStore(Store):
                         and event.phone is not None
                         and tie_to_unknown(event, found.undecided(event.phone)) is not None
                     ):
-                        # A receipt to tie to an unknown record: rare; the request is stored
-                        # event by event, each seeing what the one before changed.
-                        return await one_by_one(conn)
+                        return [await self._ingest_one(conn, r) for r in requests]
                     if message_id is not None:
                         event = event.model_copy(update={"message_id": message_id})
-                resolved.append(event)
-            inserted = await _insert_inbox_and_events(
-                conn, entry, event_ids, resolved, owner, lease
-            )
+                events.append(event)
+            resolved.append(events)
+        inserted = await _insert_requests(conn, requests, resolved)
+        results: list[list[AnyEvent]] = []
+        applied: dict[str, list[DeliveryReceipt]] = {}
+        for n, events in enumerate(resolved):
             new: list[AnyEvent] = []
-            applied: dict[str, list[DeliveryReceipt]] = {}
-            for event in resolved:
-                if event.event_id not in inserted:
+            for event in events:
+                if (event.event_id, n) not in inserted:
                     continue  # stored before, by this request or another
-                inserted.discard(event.event_id)  # a second copy in this request is not new
+                inserted.discard((event.event_id, n))  # a second copy is not new
                 if event.message_id is not None and isinstance(event, DeliveryReceipt):
                     applied.setdefault(event.message_id, []).append(event)
                 new.append(event)
-            for message_id, receipts in applied.items():
-                await _apply_receipts(conn, message_id, receipts, found.row(message_id))
-            return new
+            results.append(new)
+        for message_id, receipts in applied.items():
+            await _apply_receipts(conn, message_id, receipts, found.row(message_id))
+        return results
 
-        async def one_by_one(conn: Conn) -> list[AnyEvent]:
-            inbox_id = await _insert_raw_request(conn, "inbox", entry, "event_ids", event_ids)
-            new: list[AnyEvent] = []
-            for event in events:
-                vendor_id = event.provider_message_id
-                if vendor_id is not None:
-                    await _advisory(conn, self._vendor_lock(event.provider, vendor_id))
-                if event.message_id is None and vendor_id is not None:
-                    candidates = await _sharing(conn, event.provider, vendor_id)
-                    message_id = correlate(event, candidates) if candidates else None
-                    if message_id is None and not candidates:
-                        message_id = await self._tie(conn, event, vendor_id)
-                    if message_id is not None:
-                        event = event.model_copy(update={"message_id": message_id})
-                cur = await conn.execute(
-                    "INSERT INTO events (event_id, inbox_id, kind, provider,"
-                    " provider_message_id, phone, message_id, received_at, payload,"
-                    " claimed_by, claimed_until)"
-                    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s,"
-                    " CASE WHEN %s::text IS NULL THEN NULL"
-                    " ELSE clock_timestamp() + make_interval(secs => %s) END)"
-                    " ON CONFLICT (event_id) DO NOTHING",
-                    (
-                        event.event_id,
-                        inbox_id,
-                        event.kind,
-                        event.provider,
-                        vendor_id,
-                        event.phone,
-                        event.message_id,
-                        event.received_at,
-                        event.model_dump_json(exclude={"message_id"}),
-                        owner,
-                        owner,
-                        float(lease),
-                    ),
-                )
-                if cur.rowcount == 0:
-                    continue  # stored before, by this request or another
-                if event.message_id is not None and isinstance(event, DeliveryReceipt):
-                    record = await _load_message(conn, event.message_id, lock=True)
-                    if record is not None and _apply(record, event):
-                        await _save_message(conn, record)
-                new.append(event)
-            return new
-
-        return await self._write(write)
+    async def _ingest_one(self, conn: Conn, request: _Ingest) -> list[AnyEvent]:
+        """One request, event by event (the tie of a receipt to an unknown record)."""
+        entry, events, owner, lease = request
+        event_ids = json.dumps([e.event_id for e in events])
+        inbox_id = await _insert_raw_request(conn, "inbox", entry, "event_ids", event_ids)
+        new: list[AnyEvent] = []
+        for event in events:
+            vendor_id = event.provider_message_id
+            if vendor_id is not None:
+                await _advisory(conn, self._vendor_lock(event.provider, vendor_id))
+            if event.message_id is None and vendor_id is not None:
+                candidates = await _sharing(conn, event.provider, vendor_id)
+                message_id = correlate(event, candidates) if candidates else None
+                if message_id is None and not candidates:
+                    message_id = await self._tie(conn, event, vendor_id)
+                if message_id is not None:
+                    event = event.model_copy(update={"message_id": message_id})
+            cur = await conn.execute(
+                "INSERT INTO events (event_id, inbox_id, kind, provider,"
+                " provider_message_id, phone, message_id, received_at, payload,"
+                " claimed_by, claimed_until)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s,"
+                " CASE WHEN %s::text IS NULL THEN NULL"
+                " ELSE clock_timestamp() + make_interval(secs => %s) END)"
+                " ON CONFLICT (event_id) DO NOTHING",
+                (
+                    event.event_id,
+                    inbox_id,
+                    event.kind,
+                    event.provider,
+                    vendor_id,
+                    event.phone,
+                    event.message_id,
+                    event.received_at,
+                    event.model_dump_json(exclude={"message_id"}),
+                    owner,
+                    owner,
+                    float(lease),
+                ),
+            )
+            if cur.rowcount == 0:
+                continue  # stored before, by this request or another
+            if event.message_id is not None and isinstance(event, DeliveryReceipt):
+                record = await _load_message(conn, event.message_id, lock=True)
+                if record is not None and _apply(record, event):
+                    await _save_message(conn, record)
+            new.append(event)
+        return new
 
     async def quarantine(self, entry: QuarantineEntry) -> None:
         async def write(conn: Conn) -> None:
@@ -557,6 +566,22 @@ class PostgresStore(Store):
             return [_event(payload, message_id) for _, payload, message_id in rows]
 
         return await self._write(write)
+
+    async def list_undispatched(self, *, limit: int | None = None) -> list[PendingEvent]:
+        async def read(conn: Conn) -> list[PendingEvent]:
+            cur = await conn.execute(
+                "SELECT payload, message_id, claimed_by, claimed_until FROM events"
+                " WHERE NOT dispatched ORDER BY id LIMIT %s",
+                (limit,),
+            )
+            return [
+                PendingEvent(
+                    _event(payload, message_id), owner, None if until is None else _utc(until)
+                )
+                for payload, message_id, owner, until in await cur.fetchall()
+            ]
+
+        return await self._read(read)
 
     async def ack_dispatch(self, owner: str, event_ids: Sequence[str]) -> int:
         """The observers have seen these events; only ``owner``'s claims are settled (an
@@ -815,6 +840,75 @@ async def _claim_recipient(
     return max(0.0, float(row[0]))
 
 
+class _Ingest(NamedTuple):
+    """One caller's ``ingest``: its request, events and claim."""
+
+    entry: InboxEntry
+    events: list[AnyEvent]
+    owner: str | None
+    lease: float
+
+
+async def _insert_requests(
+    conn: Conn, requests: Sequence[_Ingest], resolved: Sequence[Sequence[AnyEvent]]
+) -> set[tuple[str, int]]:
+    """One statement: every request into ``inbox`` and every event into ``events`` (in
+    order; one already stored, or stored earlier in this statement, is skipped). Returns
+    ``(event_id, request index)`` of each event inserted."""
+    events = [(n, e) for n, evs in enumerate(resolved) for e in evs]
+    cur = await conn.execute(
+        "WITH inbox_rows AS ("
+        " INSERT INTO inbox (provider, method, path, headers, body, received_at, event_ids)"
+        " SELECT r.provider, r.method, r.path, r.headers, r.body, r.received_at, r.event_ids"
+        " FROM unnest(%(providers)s::text[], %(methods)s::text[], %(paths)s::text[],"
+        " %(headers)s::text[], %(bodies)s::bytea[], %(received)s::timestamptz[],"
+        " %(event_ids)s::text[]) WITH ORDINALITY"
+        " AS r(provider, method, path, headers, body, received_at, event_ids, n)"
+        " ORDER BY r.n RETURNING id),"
+        # inbox ids are drawn in insertion order: the n-th smallest is the n-th request's
+        " numbered AS (SELECT id, row_number() OVER (ORDER BY id) - 1 AS n FROM inbox_rows),"
+        " inserted AS ("
+        " INSERT INTO events (event_id, inbox_id, kind, provider, provider_message_id, phone,"
+        " message_id, received_at, payload, claimed_by, claimed_until)"
+        " SELECT e.event_id, numbered.id, e.kind, e.provider, e.provider_message_id, e.phone,"
+        " e.message_id, e.received_at, e.payload, e.owner,"
+        " CASE WHEN e.owner IS NULL THEN NULL"
+        " ELSE clock_timestamp() + make_interval(secs => e.lease) END"
+        " FROM unnest(%(e_ids)s::text[], %(kinds)s::text[], %(e_providers)s::text[],"
+        " %(vendor_ids)s::text[], %(phones)s::text[], %(message_ids)s::text[],"
+        " %(e_received)s::timestamptz[], %(payloads)s::text[], %(owners)s::text[],"
+        " %(leases)s::float8[], %(requests)s::bigint[]) WITH ORDINALITY"
+        " AS e(event_id, kind, provider, provider_message_id, phone, message_id,"
+        " received_at, payload, owner, lease, request, n)"
+        " JOIN numbered ON numbered.n = e.request"
+        " ORDER BY e.n"
+        " ON CONFLICT (event_id) DO NOTHING RETURNING event_id, inbox_id)"
+        " SELECT inserted.event_id, numbered.n FROM inserted"
+        " JOIN numbered ON numbered.id = inserted.inbox_id",
+        {
+            "providers": [r.entry.provider for r in requests],
+            "methods": [r.entry.method for r in requests],
+            "paths": [r.entry.path for r in requests],
+            "headers": [json.dumps(r.entry.headers, ensure_ascii=False) for r in requests],
+            "bodies": [r.entry.body for r in requests],
+            "received": [r.entry.received_at for r in requests],
+            "event_ids": [json.dumps([e.event_id for e in r.events]) for r in requests],
+            "e_ids": [e.event_id for _, e in events],
+            "kinds": [e.kind for _, e in events],
+            "e_providers": [e.provider for _, e in events],
+            "vendor_ids": [e.provider_message_id for _, e in events],
+            "phones": [e.phone for _, e in events],
+            "message_ids": [e.message_id for _, e in events],
+            "e_received": [e.received_at for _, e in events],
+            "payloads": [e.model_dump_json(exclude={"message_id"}) for _, e in events],
+            "owners": [requests[n].owner for n, _ in events],
+            "leases": [requests[n].lease for n, _ in events],
+            "requests": [n for n, _ in events],
+        },
+    )
+    return {(str(event_id), int(n)) for event_id, n in await cur.fetchall()}
+
+
 class _Lookup:
     """The messages a request's events may belong to, read in one statement: those with an
     event's (instance, vendor id), those named by an event's ``message_id``, and the
@@ -861,57 +955,6 @@ class _Lookup:
             if r[0] == message_id:
                 return MessageRecord.model_validate_json(r[5]), str(r[6])
         return None
-
-
-async def _insert_inbox_and_events(
-    conn: Conn,
-    entry: InboxEntry,
-    event_ids: str,
-    events: Sequence[AnyEvent],
-    owner: str | None,
-    lease: float,
-) -> set[str]:
-    """One statement: the raw request into ``inbox`` and its events into ``events`` (in
-    order; one already stored is skipped). Returns the ids of the events inserted."""
-    cur = await conn.execute(
-        "WITH inbox_row AS ("
-        " INSERT INTO inbox (provider, method, path, headers, body, received_at, event_ids)"
-        " VALUES (%(provider)s, %(method)s, %(path)s, %(headers)s, %(body)s, %(received_at)s,"
-        " %(event_ids)s) RETURNING id)"
-        " INSERT INTO events (event_id, inbox_id, kind, provider, provider_message_id, phone,"
-        " message_id, received_at, payload, claimed_by, claimed_until)"
-        " SELECT e.event_id, inbox_row.id, e.kind, e.provider, e.provider_message_id, e.phone,"
-        " e.message_id, e.received_at, e.payload, %(owner)s,"
-        " CASE WHEN %(owner)s::text IS NULL THEN NULL"
-        " ELSE clock_timestamp() + make_interval(secs => %(lease)s) END"
-        " FROM inbox_row, unnest(%(e_ids)s::text[], %(kinds)s::text[], %(e_providers)s::text[],"
-        " %(vendor_ids)s::text[], %(phones)s::text[], %(message_ids)s::text[],"
-        " %(received)s::timestamptz[], %(payloads)s::text[])"
-        " WITH ORDINALITY AS e(event_id, kind, provider, provider_message_id, phone,"
-        " message_id, received_at, payload, n)"
-        " ORDER BY e.n"
-        " ON CONFLICT (event_id) DO NOTHING RETURNING event_id",
-        {
-            "provider": entry.provider,
-            "method": entry.method,
-            "path": entry.path,
-            "headers": json.dumps(entry.headers, ensure_ascii=False),
-            "body": entry.body,
-            "received_at": entry.received_at,
-            "event_ids": event_ids,
-            "owner": owner,
-            "lease": float(lease),
-            "e_ids": [e.event_id for e in events],
-            "kinds": [e.kind for e in events],
-            "e_providers": [e.provider for e in events],
-            "vendor_ids": [e.provider_message_id for e in events],
-            "phones": [e.phone for e in events],
-            "message_ids": [e.message_id for e in events],
-            "received": [e.received_at for e in events],
-            "payloads": [e.model_dump_json(exclude={"message_id"}) for e in events],
-        },
-    )
-    return {str(row[0]) for row in await cur.fetchall()}
 
 
 async def _apply_receipts(
@@ -971,18 +1014,9 @@ async def _advisory(conn: Conn, key: int) -> None:
     await conn.execute("SELECT pg_advisory_xact_lock(%s)", (key,))
 
 
-async def _load_message(
-    conn: Conn, message_id: str, *, lock: bool = False, advisory: int | None = None
-) -> MessageRecord | None:
-    """The record; with ``lock`` under a row lock; with ``advisory``, that transaction-level
-    advisory lock taken in the same statement (before the row lock)."""
-    if advisory is None:
-        query = "SELECT record FROM messages WHERE message_id = %s"
-        params: tuple[Any, ...] = (message_id,)
-    else:
-        query = "SELECT record, pg_advisory_xact_lock(%s) FROM messages WHERE message_id = %s"
-        params = (advisory, message_id)
-    cur = await conn.execute(query + " FOR UPDATE" if lock else query, params)
+async def _load_message(conn: Conn, message_id: str, *, lock: bool = False) -> MessageRecord | None:
+    query = "SELECT record FROM messages WHERE message_id = %s"
+    cur = await conn.execute(query + " FOR UPDATE" if lock else query, (message_id,))
     row = await cur.fetchone()
     return None if row is None else MessageRecord.model_validate_json(row[0])
 
