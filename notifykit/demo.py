@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +69,8 @@ class Row:
     latency_ms: float = 0.0
     reply: str | None = None
     error: str | None = None
+    reply_by_number: bool = False
+    """The reply names no message (Alibaba's SmsUp): shown beside the message to its number."""
     route: list[str] = field(default_factory=list)
     """Each attempt in a few words, for the table: ``primary InsufficientBalance``,
     ``backup ok``."""
@@ -86,6 +89,8 @@ class DemoOutcome:
     receipts: int = 0
     replies: int = 0
     elapsed: float = 0.0
+    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    """When the run started (UTC): events received before it belong to earlier runs."""
     config_path: Path | None = None
     verification: VerifyDemo | None = None
     """The verification part (notifykit.demo_verify)."""
@@ -508,8 +513,21 @@ async def _wait_for_receipts(notifier: AsyncNotifier, outcome: DemoOutcome, time
         if not pending or time.monotonic() > deadline:
             break
         await asyncio.sleep(0.1)
-    events = await notifier.store.list_events()
+    # This run's events only: a kept folder's store also holds the earlier runs'. A reply
+    # that names no message (Alibaba's SmsUp carries no BizId) is this run's when it came
+    # from one of its numbers after it started.
+    run_ids = {row.message_id for row in outcome.rows if row.message_id}
+    phones = {row.phone for row in outcome.rows}
+    events = [
+        e
+        for e in await notifier.store.list_events()
+        if e.message_id in run_ids
+        or (e.message_id is None and e.phone in phones and e.received_at >= outcome.started_at)
+    ]
     replies = {e.message_id: e for e in events if isinstance(e, InboundMessage) and e.message_id}
+    by_number = {
+        e.phone: e for e in events if isinstance(e, InboundMessage) and e.message_id is None
+    }
     outcome.replies = len([e for e in events if isinstance(e, InboundMessage)])
     outcome.receipts = len(events) - outcome.replies
     for row in outcome.rows:
@@ -525,6 +543,10 @@ async def _wait_for_receipts(notifier: AsyncNotifier, outcome: DemoOutcome, time
         reply = replies.get(row.message_id)
         if reply is not None:
             row.reply = reply.text
+        elif row.phone in by_number and row.provider is not None:
+            # Not tied by the vendor: shown beside the message to that number, and said so.
+            row.reply = by_number[row.phone].text
+            row.reply_by_number = True
 
 
 def render(outcome: DemoOutcome, echo: Callable[[str], None] = click.echo) -> None:
@@ -549,7 +571,7 @@ def render(outcome: DemoOutcome, echo: Callable[[str], None] = click.echo) -> No
         ]
         parts = [part if n == 0 else f"-> {part}" for n, part in enumerate(row.route)]
         if row.reply:
-            parts.append(f"reply: {row.reply}")
+            parts.append(f"reply{'*' if row.reply_by_number else ''}: {row.reply}")
         rows.append((values, parts))
     echo("")
     for line in table(header, rows):
@@ -562,6 +584,7 @@ def render(outcome: DemoOutcome, echo: Callable[[str], None] = click.echo) -> No
         if row.provider:
             by_provider[row.provider] = by_provider.get(row.provider, 0) + 1
     polled = f"; #{outcome.polled}'s receipt by polling" if outcome.polled else ""
+
     lines = [
         f"{len(outcome.rows)} messages: "
         + ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
@@ -572,6 +595,8 @@ def render(outcome: DemoOutcome, echo: Callable[[str], None] = click.echo) -> No
         f"breaker opened {len(outcome.breaker_opened)}x",
         f"  callbacks: {outcome.receipts} receipts, {outcome.replies} replies{polled}",
     ]
+    if any(row.reply_by_number for row in outcome.rows):
+        lines.append("  reply*:    the vendor's reply names no message: shown by its number")
     echo("")
     for text in lines:
         for line in wrap(text, TABLE_WIDTH, indent="             "):

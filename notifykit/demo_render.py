@@ -61,7 +61,7 @@ def wrap(text: str, width: int, indent: str = "    ") -> list[str]:
             line = indent + line[cut:]
     if line.strip() or not lines:
         lines.append(line)
-    return lines
+    return [line.rstrip() for line in lines]
 
 
 def _cut(text: str, width: int) -> int:

@@ -170,6 +170,8 @@ class CallbackProcessor:
         # ``notifykit serve``) leaves the events pending for the instances that have some.
         owner = self.claimant()
         try:
+            # asyncio.timeout, not wait_for: no task of its own per push (and on 3.11 no
+            # cancellation swallowed when the store answers as the request is cancelled).
             async with asyncio.timeout(self.store_timeout):
                 new = await self.store.ingest(entry, result.events, owner=owner, lease=self.lease)
         except Exception as exc:

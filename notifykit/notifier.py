@@ -29,6 +29,7 @@ from notifykit.reconcile import DEFAULT_OLDER_THAN, Reconciler, ReconcileReport
 from notifykit.recovery import RecoveryTimer, sweep
 from notifykit.routing import Router
 from notifykit.routing.router import new_message_id
+from notifykit.shared import open_shared_state
 from notifykit.store import Store, open_store
 from notifykit.verify import SyncVerifier, Verifier
 
@@ -120,7 +121,12 @@ class AsyncNotifier:
         )
         try:
             self.store = store if store is not None else open_store(self.config.store)
-            self.router = Router(self.config, self.providers, self.store)
+            self.router = Router(
+                self.config,
+                self.providers,
+                self.store,
+                shared_state=functools.partial(open_shared_state, self.config, self.store),
+            )
         except ConfigError as exc:
             source = self.config.source
             if source is None or exc.message.startswith(f"{source}: "):

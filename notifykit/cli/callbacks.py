@@ -18,7 +18,15 @@ from typing import Any, TypeVar
 import click
 import uvicorn
 
-from notifykit.cli.common import EXIT_USAGE, config_option, echo_json, fail, handle_errors, load
+from notifykit.cli.common import (
+    EXIT_USAGE,
+    config_option,
+    echo_json,
+    echo_row,
+    fail,
+    handle_errors,
+    load,
+)
 from notifykit.config import Config
 from notifykit.errors import InvalidMessage
 from notifykit.events import InboundMessage
@@ -164,7 +172,7 @@ def log_command(
         click.echo("No messages.")
     for record, replies in messages:
         via = f"{record.provider} {record.provider_message_id or ''}".strip()
-        click.echo(
+        echo_row(
             f"{_when(record.created_at)}  {record.message_id}  {mask_phone(record.to)}  "
             f"{record.template}  {record.status.value}"
             + (f"  via {via}" if record.provider else "")
@@ -240,7 +248,7 @@ def events(
         click.echo("No events.")
     for event in found:
         what = event.text if isinstance(event, InboundMessage) else event.status.value
-        click.echo(
+        echo_row(
             f"{_when(event.received_at)}  {event.kind:<7}  {event.provider}  "
             f"{event.provider_message_id or '-'}  {mask_phone(event.phone)}  {what}  "
             f"message {event.message_id or '(not yet tied)'}"

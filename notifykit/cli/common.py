@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import shutil
 import sys
 import warnings
 from collections.abc import Callable, Iterable
@@ -34,6 +35,7 @@ __all__ = [
     "columns",
     "config_option",
     "echo_json",
+    "echo_row",
     "exit_code_for",
     "fail",
     "handle_errors",
@@ -281,6 +283,25 @@ def load(config_path: str | None) -> Config:
             )
     remember_secrets(secrets_of(config))
     return config
+
+
+def echo_row(text: str) -> None:
+    """One record's line on stdout: as it is when piped (one line per record, for grep); on
+    a terminal, wrapped at spaces to the terminal's width with indented continuation lines,
+    so that a long row never runs over into the next one."""
+    stream = sys.stdout
+    try:
+        live = stream.isatty()
+    except (AttributeError, ValueError):
+        live = False
+    if not live:
+        click.echo(text)
+        return
+    from notifykit.demo_render import wrap
+
+    # Continuation lines at 2 columns: between a record (0) and its details (4).
+    for line in wrap(text, shutil.get_terminal_size((80, 24)).columns - 1, indent="  "):
+        click.echo(line)
 
 
 def echo_json(data: Any) -> None:

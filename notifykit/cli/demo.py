@@ -29,7 +29,7 @@ __all__ = ["register"]
     help="How many Chinese numbers to send codes to.",
 )
 def demo(keep: Path | None, count: int) -> None:
-    """Send verification codes through local Veesing sandboxes, with failover and receipts."""
+    """Send verification codes through local vendor sandboxes: failover, receipts, no account."""
     from notifykit.demo import DemoSettings, render, run_demo
 
     # The demo narrates what happens itself; per-attempt warnings would repeat it (-v shows them).

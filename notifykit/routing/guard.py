@@ -34,7 +34,6 @@ import hmac
 import json
 import secrets
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, SecretStr
 
@@ -42,10 +41,8 @@ from notifykit.compare import constant_time_equal
 from notifykit.errors import InvalidMessage, RecipientRateLimited, UnknownOutcome
 from notifykit.models import DeliveryStatus, MessageRecord, SendResult, SmsMessage
 from notifykit.phone import mask_phone
+from notifykit.routing.shared_state import SharedState
 from notifykit.store.base import IdempotencyHolder, Store
-
-if TYPE_CHECKING:
-    from notifykit.shared.base import SharedState
 
 __all__ = ["Idempotency", "RecipientGuard", "fingerprint_key"]
 

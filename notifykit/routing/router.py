@@ -46,7 +46,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from notifykit.config import Config
 from notifykit.errors import (
@@ -80,10 +80,8 @@ from notifykit.routing.policy import Decision, FailoverPolicy, breaker_effect
 from notifykit.routing.retry import RetryPolicy
 from notifykit.routing.rules import RouteTable
 from notifykit.routing.run import SendRun
+from notifykit.routing.shared_state import SharedState
 from notifykit.store.base import Store
-
-if TYPE_CHECKING:
-    from notifykit.shared.base import SharedState
 
 __all__ = ["Router", "new_message_id"]
 
@@ -124,6 +122,7 @@ class Router:
         *,
         clock: Clock = time.monotonic,
         rng: random.Random | None = None,
+        shared_state: Callable[[Mapping[str, Breaker]], SharedState | None] | None = None,
     ) -> None:
         self.config = config
         self.providers = providers
@@ -139,9 +138,13 @@ class Router:
         }
         self.shared: SharedState | None = None
         if config.shared_state.url is not None:
-            from notifykit.shared import open_shared_state  # imports the Redis client
-
-            self.shared = open_shared_state(config, store, self.breakers)
+            if shared_state is None:
+                raise ConfigError(
+                    "shared_state.url is set: the router needs shared_state= (a callable "
+                    "taking its breakers, such as notifykit.shared.open_shared_state bound "
+                    "to the config and store; AsyncNotifier passes it)"
+                )
+            self.shared = shared_state(self.breakers)
         self.guard = RecipientGuard(store, routing.recipient_min_interval, shared=self.shared)
         self.idempotency = Idempotency(
             store,

@@ -71,15 +71,19 @@ CORE: dict[str, set[str]] = {
     },
     f"{N}.routing.policy": {f"{N}.config", f"{N}.errors"},
     f"{N}.routing.breaker": {f"{N}.config", f"{N}.routing.policy"},
+    f"{N}.routing.shared_state": {f"{N}.routing.breaker", f"{N}.routing.policy"},
     f"{N}.shared": {
         f"{N}.config",
         f"{N}.errors",
         f"{N}.store",
         f"{N}.routing.breaker",
         f"{N}.routing.policy",
+        f"{N}.routing.shared_state",
     },
+    # Routing owns the shared-state interface it needs (routing.shared_state); the Redis
+    # implementation (notifykit.shared) imports routing, never the other way round.
     f"{N}.routing": _BASE
-    | {f"{N}.store", f"{N}.shared", f"{N}.routing.breaker", f"{N}.routing.policy"},
+    | {f"{N}.store", f"{N}.routing.breaker", f"{N}.routing.policy", f"{N}.routing.shared_state"},
     # The inbox: parse, store, correlate, dispatch; no web framework, no notifier.
     f"{N}.inbox": _BASE | {f"{N}.store", f"{N}.plugins"},
     f"{N}.reconcile": _BASE | {f"{N}.store"},
@@ -112,7 +116,8 @@ ADAPTERS: dict[str, set[str]] = {
     f"{N}.demo_render": set(CORE),
     f"{N}.demo_verify": set(CORE),
     f"{N}.cli": set(CORE)
-    | {f"{N}.asgi", f"{N}.server", f"{N}.slow_clients", f"{N}.demo", f"{N}.cli"},
+    | {f"{N}.asgi", f"{N}.server", f"{N}.slow_clients", f"{N}.demo", f"{N}.demo_render"}
+    | {f"{N}.cli"},
     f"{N}.__main__": {f"{N}.cli"},
 }
 LAYERS = {**CORE, **ADAPTERS}

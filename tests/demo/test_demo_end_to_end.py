@@ -58,6 +58,12 @@ def test_demo_command_exits_zero_and_accounts_for_every_message(tmp_path: Path) 
     assert "Sending" not in proc.stdout
     table = proc.stdout[proc.stdout.index("  #  destination") :]
     assert all(display_width(line) <= 80 for line in table.splitlines()), table
+    # Every reply the summary counts is shown beside its message, Alibaba's too (its SmsUp
+    # names no message: shown by number, and said so).
+    replies = re.search(r"(\d+) replies", proc.stdout)
+    assert replies is not None
+    rows_only = table.split("\n\n")[0]
+    assert len(re.findall(r"reply\*?: ", rows_only)) == int(replies.group(1)), table
 
 
 def test_demo_in_process_leaves_nothing_running_and_keep_shows_history(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ whether every message is accounted for."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from pathlib import Path
 
@@ -11,8 +12,10 @@ import pytest
 from click.testing import CliRunner
 
 import notifykit.demo
+from notifykit import AsyncNotifier
 from notifykit.cli import cli
 from notifykit.demo import DemoOutcome, DemoSettings, Row, run_demo
+from notifykit.events import DeliveryReceipt
 
 
 def _vendor_ids(store: Path, message_ids: list[str]) -> set[tuple[str, str]]:
@@ -53,6 +56,16 @@ def test_keep_a_relative_dir_twice(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     ]
     assert ids[0] and ids[1] and not ids[0] & ids[1]
     assert len(second.rows) == len(first.rows)
+    # The second run's summary counts its own receipts, not the first run's as well.
+    for outcome in outcomes:
+        mine = {r.message_id for r in outcome.rows if r.message_id}
+        assert outcome.receipts == asyncio.run(_receipts_of(kept / "notifykit.toml", mine))
+
+
+async def _receipts_of(config: Path, message_ids: set[str | None]) -> int:
+    async with AsyncNotifier(config) as notifier:
+        events = await notifier.store.list_events()
+    return sum(1 for e in events if isinstance(e, DeliveryReceipt) and e.message_id in message_ids)
 
 
 def test_exit_status_is_1_when_a_message_is_not_accounted_for(

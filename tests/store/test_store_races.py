@@ -9,7 +9,7 @@ the test (races.py says how, per backend), so that a claim made of a separate ch
 write fails these tests every run.
 
 The claims: idempotency keys (a claim, a takeover of an expired key, a release), the
-recipient guard, the dispatch claim (two dispatchers never hold one event; a takeover of
+recipient guard (alone, and inside a send's first write), the dispatch claim (two dispatchers never hold one event; a takeover of
 an expired claim; a late acknowledgement against a new claim), the verification steps (a
 start's send claim, and checks: at most the attempts left are evaluated, a code approves at
 most once), and the recovery sweep (each left record resolved once, never over a slow
@@ -103,6 +103,35 @@ async def test_two_guards_of_one_number_let_one_send_through(race: Race, first: 
     assert len(waits) == 1 and 0 < waits[0] <= 60
     later = await a.check_recipient(PHONE, 60)
     assert later is not None and later <= waits[0]
+
+
+@FIRST
+async def test_two_sends_starting_to_one_number_claim_it_once(race: Race, first: int) -> None:
+    """``start_send`` claims the number in the send's first write: of two sends to one
+    number, one is let through (its record holds its started attempt), the other is told
+    to wait and its record holds no attempt (no vendor call will be made)."""
+    a, b = race.stores
+
+    def record(message_id: str) -> MessageRecord:
+        started = Attempt(provider="vs", outcome="started", started_at=T0)
+        return MessageRecord(
+            message_id=message_id, to=PHONE, template="verify_code", attempts=[started]
+        )
+
+    results = await race.run(
+        [
+            a.start_send(record("m-a"), recipient_interval=60),
+            b.start_send(record("m-b"), recipient_interval=60),
+        ],
+        first,
+    )
+    assert not [r for r in results if isinstance(r, BaseException)], results
+    assert sorted(r is None for r in results) == [False, True], results
+    wait = next(r for r in results if r is not None)
+    assert 0 < wait <= 60
+    stored = [await a.get_message(m) for m in ("m-a", "m-b")]
+    assert [bool(r and r.attempts) for r in stored] == [r is None for r in results]
+    assert await a.check_recipient(PHONE, 60) is not None
 
 
 # -- the dispatch claim ---------------------------------------------------------------------

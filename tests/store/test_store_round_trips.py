@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from bench.round_trips import TracedSQLiteStore, count_pushes, count_sends, counting_postgres
 from notifykit import AsyncNotifier
+from notifykit.errors import StoreError
 from notifykit.events import DeliveryReceipt
 from notifykit.models import DeliveryStatus, MessageRecord, utcnow
 from notifykit.store import MemoryStore
@@ -283,3 +285,96 @@ async def test_postgres_ingests_queued_together_share_three_statements(
         assert sorted(e.event_id for e in stored) == sorted(f"ev-{n}" for n in range(9))
     finally:
         await store.close()
+
+
+@pytest.mark.postgres
+async def test_postgres_sends_queued_together_share_their_statements(
+    pg_url: str, pg_schema: str
+) -> None:
+    """Ten sends' first writes arriving together are one statement; their ten outcomes
+    three (the batch's locks, one read of every row, one save of all with the look for
+    orphans). Was one and five statements a send."""
+    from notifykit.models import Attempt
+    from notifykit.store.postgres import PostgresStore
+
+    store = PostgresStore(pg_url, schema=pg_schema)
+    await store.open()
+    try:
+        started = Attempt(provider="fake", outcome="started", started_at=utcnow())
+        records = [
+            MessageRecord(
+                message_id=f"s{n}", to=f"+86156123401{n:02d}", template="t", attempts=[started]
+            )
+            for n in range(10)
+        ]
+        # An orphan receipt already waits for s4's vendor id.
+        await store.ingest(_entry(), [_receipt(104, phone="+8615612340104")])
+        with counting_postgres() as statements:
+            start = statements[0]
+            waits = await asyncio.gather(*(store.start_send(r) for r in records))
+            assert waits == [None] * 10
+            assert statements[0] - start == 1
+            start = statements[0]
+            linked = await asyncio.gather(
+                *(
+                    store.update_message(
+                        f"s{n}",
+                        attempts=[Attempt(provider="fake", outcome="accepted")],
+                        status=DeliveryStatus.ACCEPTED,
+                        provider="fake",
+                        provider_message_id=f"vid-{100 + n}",
+                    )
+                    for n in range(10)
+                )
+            )
+            # The orphan found adds its linking (a read, two writes) for s4 alone.
+            assert statements[0] - start <= 3 + 4
+        assert [len(found) for found in linked] == [0, 0, 0, 0, 1, 0, 0, 0, 0, 0]
+        for n in range(10):
+            record = await store.get_message(f"s{n}")
+            assert record is not None and record.provider_message_id == f"vid-{100 + n}"
+            expected = DeliveryStatus.DELIVERED if n == 4 else DeliveryStatus.ACCEPTED
+            assert record.status is expected
+        # A taken id fails that send alone, the others of its batch stored.
+        again = await asyncio.gather(
+            store.start_send(records[0]),
+            store.start_send(records[0].model_copy(update={"message_id": "fresh"})),
+            return_exceptions=True,
+        )
+        assert isinstance(again[0], StoreError) and again[1] is None
+        assert await store.get_message("fresh") is not None
+    finally:
+        await store.close()
+
+
+async def test_a_push_with_nothing_to_observe_it_starts_no_task() -> None:
+    """A push handled by the processor (``notifykit serve``'s per-request work) starts no
+    task when nothing observes events: the store write is awaited in place (with
+    ``asyncio.timeout``, not ``wait_for``, which made a task per push)."""
+    from notifykit.testing import fake_receipt
+
+    notifier = AsyncNotifier(
+        fake_config(), plugin_manager=fake_plugin_manager(), store=MemoryStore()
+    )
+    await notifier.open()
+    loop = asyncio.get_running_loop()
+    made: list[object] = []
+    previous = loop.get_task_factory()
+
+    def factory(loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> asyncio.Task[Any]:
+        made.append(coro)
+        return asyncio.Task(coro, loop=loop, **kwargs)
+
+    try:
+        assert not notifier.callbacks.has_observers()
+        loop.set_task_factory(factory)
+        for n in range(5):
+            push = fake_receipt(f"vid-t{n}", phone=PHONE)
+            answer = await notifier.handle_callback("fake", "POST", push.headers, push.body)
+            assert answer[0] == 200
+        loop.set_task_factory(previous)
+        assert made == []
+        assert len(await notifier.store.list_events()) == 5
+    finally:
+        loop.set_task_factory(previous)
+        await notifier.close()

@@ -249,21 +249,51 @@ class PostgresStore(Store):
     async def start_send(
         self, record: MessageRecord, *, recipient_interval: float | None = None
     ) -> float | None:
-        """See :meth:`Store.start_send`: one write in the group commit; without an
-        interval one statement, with one the guard's statement first."""
+        """See :meth:`Store.start_send`. The sends the group commit holds at once are
+        stored together (:meth:`_start_batch`): one statement for all their records, and
+        one more per recipient-guard claim."""
+        if self._writer is None:
+            raise StoreError("the store is not open")
+        wait: float | None = await self._writer.run_batched(
+            self._start_batch, (record, recipient_interval)
+        )
+        return wait
 
-        async def write(conn: Conn) -> float | None:
+    async def _start_batch(
+        self, conn: Conn, items: list[tuple[MessageRecord, float | None]]
+    ) -> list[float | None]:
+        waits: list[float | None] = []
+        records: list[MessageRecord] = []
+        for record, interval in items:
             wait = None
-            if recipient_interval:
-                wait = await _claim_recipient(
-                    conn, record.to, recipient_interval, record.message_id
-                )
-            await _insert_message(
-                conn, record if wait is None else record.model_copy(update={"attempts": []})
-            )
-            return wait
-
-        return await self._write(write)
+            if interval:
+                wait = await _claim_recipient(conn, record.to, interval, record.message_id)
+            waits.append(wait)
+            records.append(record if wait is None else record.model_copy(update={"attempts": []}))
+        cur = await conn.execute(
+            "INSERT INTO messages (message_id, phone, status, provider, provider_message_id,"
+            " lease_until, created_at, record)"
+            " SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[],"
+            " %s::timestamptz[], %s::timestamptz[], %s::text[])"
+            " ON CONFLICT (message_id) DO NOTHING RETURNING message_id",
+            (
+                [r.message_id for r in records],
+                [r.to for r in records],
+                [r.status.value for r in records],
+                [r.provider for r in records],
+                [r.provider_message_id for r in records],
+                [r.lease_until for r in records],
+                [r.created_at for r in records],
+                [r.model_dump_json() for r in records],
+            ),
+        )
+        stored = [row[0] for row in await cur.fetchall()]
+        if len(stored) != len(records):
+            # Raised for the batch: its writes then run one by one, and only the send
+            # whose id was taken fails.
+            taken = sorted({r.message_id for r in records} - set(stored)) or [records[0].message_id]
+            raise StoreError(f"message {taken[0]!r} already exists")
+        return waits
 
     async def update_message(
         self,
@@ -306,10 +336,95 @@ class PostgresStore(Store):
                 return []
             return await _link_orphans(conn, record)
 
+        if provider_message_id is not None and provider is None:
+            # The vendor lock is known only once the row is read: rare (a caller setting a
+            # vendor id without the instance), written on its own.
+            return await self._write(write)
+        if self._writer is None:
+            raise StoreError("the store is not open")
         locks: tuple[int, ...] = ()
         if provider_message_id is not None and provider is not None:
             locks = (self._vendor_lock(provider, provider_message_id),)
-        return await self._write(write, locks=locks)
+        update = _Update(
+            message_id,
+            attempts,
+            status,
+            provider,
+            provider_message_id,
+            remaining_credits,
+            source,
+        )
+        linked: list[AnyEvent] = await self._writer.run_batched(
+            self._update_batch, update, locks=locks
+        )
+        return linked
+
+    async def _update_batch(self, conn: Conn, items: list[_Update]) -> list[list[AnyEvent]]:
+        """The updates the group commit holds at once, together: one statement reads every
+        row (locked, in message-id order), one saves them all and says which vendor ids
+        have orphan events waiting (then linked one message at a time: rare). The vendor
+        locks were taken by the batch first, so the look for orphans sees every event
+        stored so far for each vendor id."""
+        cur = await conn.execute(
+            "SELECT message_id, record FROM messages WHERE message_id = ANY(%s)"
+            " ORDER BY message_id FOR UPDATE",
+            (sorted({item.message_id for item in items}),),
+        )
+        records = {
+            str(mid): MessageRecord.model_validate_json(payload)
+            for mid, payload in await cur.fetchall()
+        }
+        for item in items:
+            record = records.get(item.message_id)
+            if record is None:
+                raise StoreError(f"unknown message {item.message_id!r}")
+            record.attempts = list(item.attempts)
+            if item.provider is not None:
+                record.provider = item.provider
+            if item.remaining_credits is not None:
+                record.remaining_credits = item.remaining_credits
+            if item.status is not None:
+                apply_status(record, item.status, utcnow(), item.source)
+            if item.provider_message_id is not None:
+                record.provider_message_id = item.provider_message_id
+            record.updated_at = utcnow()
+        saved = list(records.values())
+        probed = [
+            records[item.message_id]
+            for item in items
+            if item.provider_message_id is not None
+            and records[item.message_id].provider is not None
+        ]
+        cur = await conn.execute(
+            "WITH saved AS (UPDATE messages AS m SET status = u.status, provider = u.provider,"
+            " provider_message_id = u.vendor_id, record = u.record"
+            " FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[])"
+            " AS u(message_id, status, provider, vendor_id, record)"
+            " WHERE m.message_id = u.message_id)"
+            " SELECT u.message_id FROM unnest(%s::text[], %s::text[], %s::text[])"
+            " AS u(message_id, provider, vendor_id)"
+            " WHERE EXISTS (SELECT 1 FROM events AS e WHERE e.provider = u.provider"
+            " AND e.provider_message_id = u.vendor_id AND e.message_id IS NULL)",
+            (
+                [r.message_id for r in saved],
+                [r.status.value for r in saved],
+                [r.provider for r in saved],
+                [r.provider_message_id for r in saved],
+                [r.model_dump_json() for r in saved],
+                [r.message_id for r in probed],
+                [r.provider for r in probed],
+                [r.provider_message_id for r in probed],
+            ),
+        )
+        orphaned = {str(row[0]) for row in await cur.fetchall()}
+        results: list[list[AnyEvent]] = []
+        for item in items:
+            if item.message_id in orphaned and item.provider_message_id is not None:
+                orphaned.discard(item.message_id)
+                results.append(await _link_orphans(conn, records[item.message_id]))
+            else:
+                results.append([])
+        return results
 
     async def get_message(self, message_id: str) -> MessageRecord | None:
         return await self._read(lambda conn: _load_message(conn, message_id))
@@ -838,6 +953,18 @@ async def _claim_recipient(
     if row is None:  # pragma: no cover - the row is locked by the INSERT above
         raise StoreError("recipient guard vanished while held")
     return max(0.0, float(row[0]))
+
+
+class _Update(NamedTuple):
+    """One caller's ``update_message``."""
+
+    message_id: str
+    attempts: list[Attempt]
+    status: DeliveryStatus | None
+    provider: str | None
+    provider_message_id: str | None
+    remaining_credits: int | None
+    source: str
 
 
 class _Ingest(NamedTuple):
