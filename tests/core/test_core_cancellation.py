@@ -22,6 +22,7 @@ from notifykit.store import MemoryStore
 pytestmark = pytest.mark.anyio
 
 ROOT = Path(__file__).resolve().parents[2]
+GUARD = 10  # seconds: a hang fails the test, it never bounds what is measured
 
 
 class GatedStore(MemoryStore):
@@ -44,10 +45,12 @@ class GatedStore(MemoryStore):
 
 async def _cancelled_as_it_finishes(store: GatedStore, work: Any) -> asyncio.Task[Any]:
     task = asyncio.ensure_future(work)
-    await store.entered.wait()
+    async with asyncio.timeout(GUARD):
+        await store.entered.wait()
     store.gate.set_result(None)  # the store call finishes...
     task.cancel()  # ...in the same loop iteration as its caller is cancelled
-    await asyncio.gather(task, return_exceptions=True)
+    async with asyncio.timeout(GUARD):
+        await asyncio.gather(task, return_exceptions=True)
     return task
 
 
@@ -61,6 +64,7 @@ async def test_a_store_check_cancelled_as_it_finishes_stays_cancelled() -> None:
 async def test_a_dispatch_claim_cancelled_as_it_finishes_stays_cancelled() -> None:
     store = GatedStore()
     processor = CallbackProcessor({}, store, get_plugin_manager(), store_timeout=30)
+    processor.subscribers.append(lambda event: None)  # an observer: the processor claims
     task = await _cancelled_as_it_finishes(store, processor._recover())
     assert task.cancelled()
 
