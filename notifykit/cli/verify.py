@@ -14,6 +14,7 @@ from pydantic import BaseModel
 
 from notifykit.cli.common import (
     EXIT_FAILED,
+    HelpGroup,
     config_option,
     describe_error,
     echo_json,
@@ -65,7 +66,7 @@ _purpose_option = click.option(
 _json_option = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 
 
-@click.group("verify")
+@click.group("verify", cls=HelpGroup)
 def verify_group() -> None:
     """Verification codes: send one, check one (docs/verify.md)."""
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -344,3 +345,36 @@ async def test_postgres_sends_queued_together_share_their_statements(
         assert await store.get_message("fresh") is not None
     finally:
         await store.close()
+
+
+async def test_a_push_with_nothing_to_observe_it_starts_no_task() -> None:
+    """A push handled by the processor (``notifykit serve``'s per-request work) starts no
+    task when nothing observes events: the store write is awaited in place (with
+    ``asyncio.timeout``, not ``wait_for``, which made a task per push)."""
+    from notifykit.testing import fake_receipt
+
+    notifier = AsyncNotifier(
+        fake_config(), plugin_manager=fake_plugin_manager(), store=MemoryStore()
+    )
+    await notifier.open()
+    loop = asyncio.get_running_loop()
+    made: list[object] = []
+    previous = loop.get_task_factory()
+
+    def factory(loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> asyncio.Task[Any]:
+        made.append(coro)
+        return asyncio.Task(coro, loop=loop, **kwargs)
+
+    try:
+        assert not notifier.callbacks.has_observers()
+        loop.set_task_factory(factory)
+        for n in range(5):
+            push = fake_receipt(f"vid-t{n}", phone=PHONE)
+            answer = await notifier.handle_callback("fake", "POST", push.headers, push.body)
+            assert answer[0] == 200
+        loop.set_task_factory(previous)
+        assert made == []
+        assert len(await notifier.store.list_events()) == 5
+    finally:
+        loop.set_task_factory(previous)
+        await notifier.close()
