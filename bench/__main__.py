@@ -57,6 +57,9 @@ def main(argv: list[str]) -> int:
         from bench import bench_postgres
 
         postgres = bench_postgres.main(rounds=1 if quick else bench_postgres.ROUNDS)
+    from bench import round_trips
+
+    counted = round_trips.main(postgres=with_postgres)
     after = os.getloadavg()
     machine = f"{platform.system()} {platform.machine()}, Python {platform.python_version()}"
     load = f" (1-minute load average {before[0]:.1f} at the start, {after[0]:.1f} at the end)"
@@ -66,7 +69,15 @@ def main(argv: list[str]) -> int:
             " run, not figures to quote"
         )
     write_report(
-        send, failover, callbacks, memory, postgres, machine=machine, plot_it=plot, load=load
+        send,
+        failover,
+        callbacks,
+        memory,
+        postgres,
+        machine=machine,
+        plot_it=plot,
+        load=load,
+        round_trips=counted,
     )
     return 0
 

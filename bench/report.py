@@ -221,6 +221,7 @@ def write_report(
     plot_it: bool = True,
     image: bool | None = None,
     load: str = "",
+    round_trips: dict[str, Any] | None = None,
 ) -> None:
     if plot_it:
         plot(send, failover, callbacks)
@@ -433,6 +434,7 @@ def write_report(
             else []
         ),
         *postgres_section(postgres),
+        *round_trips_section(round_trips),
         STALL,
         PROFILE,
     ]
@@ -488,4 +490,47 @@ def postgres_section(pg: dict[str, Any] | None) -> list[str]:
                 "yes" if store["exact"] else "**no**",
             )
         )
+    return [*lines, ""]
+
+
+ROUND_TRIP_ROWS = {
+    "send_c1": "send, one sender",
+    "send_c20": "send, 20 concurrent",
+    "send_guard_c1": "send with `recipient_min_interval`, one sender",
+    "send_idempotency_c1": "send with an idempotency key, one sender",
+    "push_c1": "push, one pusher",
+    "push_c20": "push, 20 concurrent",
+    "push_observed_c1": "push with a subscriber, one pusher",
+    "push_observed_c20": "push with a subscriber, 20 concurrent",
+}
+
+
+def round_trips_section(counts: dict[str, Any] | None) -> list[str]:
+    """Section 6: store work per send and per push, counted (bench/round_trips.py)."""
+    head = ["## 6. Store work per send and per push (counted, not timed)", ""]
+    if counts is None:
+        return [*head, "Not run.", ""]
+    backends = [name for name in ("memory", "sqlite", "postgres") if name in counts]
+    lines = [
+        *head,
+        "`bench/round_trips.py`: what one send (FakeProvider, no network) and one pushed "
+        "receipt cost the store, averaged; these move only when the design does, never with "
+        "the machine's load (`tests/store/test_store_round_trips.py` pins them). `jobs`: "
+        "writes handed to the store's writer; `tx`: transactions committed (group commit "
+        "shares them); `stmts`: SQL statements (SQLite: BEGIN, SAVEPOINT and COMMIT "
+        "included; PostgreSQL: BEGIN and COMMIT not). The memory store has no writer.",
+        "",
+        _row("operation", *(f"{b} jobs / tx / stmts" for b in backends if b != "memory")),
+        _row("---", *("---:" for b in backends if b != "memory")),
+    ]
+    for key, label in ROUND_TRIP_ROWS.items():
+        cells = []
+        for backend in backends:
+            if backend == "memory":
+                continue
+            c = counts[backend].get(key)
+            cells.append(
+                "-" if c is None else f"{c['jobs']:g} / {c['transactions']:g} / {c['statements']:g}"
+            )
+        lines.append(_row(label, *cells))
     return [*lines, ""]

@@ -378,3 +378,34 @@ async def test_a_push_with_nothing_to_observe_it_starts_no_task() -> None:
     finally:
         loop.set_task_factory(previous)
         await notifier.close()
+
+
+@pytest.mark.postgres
+async def test_postgres_notifies_listeners_only_of_events_they_may_claim(
+    pg_url: str, pg_schema: str
+) -> None:
+    """Events stored claimed (by a receiver that hands them out itself) wake no other
+    instance: each woken dispatcher would claim nothing, one wasted round trip per push
+    per instance. Events stored unclaimed still wake them."""
+    import psycopg
+
+    from notifykit.store.postgres import PostgresStore
+
+    store = PostgresStore(pg_url, schema=pg_schema)
+    await store.open()
+    try:
+        async with await psycopg.AsyncConnection.connect(pg_url, autocommit=True) as listener:
+            await listener.execute("LISTEN notifykit_events")
+            await store.ingest(_entry(), [_receipt(1)], owner="me", lease=60)  # claimed
+            await store.ingest(_entry(), [_receipt(2)])  # unclaimed: for any instance
+            async with await psycopg.AsyncConnection.connect(pg_url, autocommit=True) as other:
+                # Notifications arrive in commit order: this one comes after both ingests'.
+                await other.execute("SELECT pg_notify('notifykit_events', 'fence')")
+            payloads: list[str] = []
+            async for notice in listener.notifies(timeout=30):
+                payloads.append(notice.payload)
+                if notice.payload == "fence":
+                    break
+        assert payloads == [pg_schema, "fence"]  # the unclaimed event's alone
+    finally:
+        await store.close()
