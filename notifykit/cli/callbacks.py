@@ -30,6 +30,7 @@ from notifykit.cli.common import (
 from notifykit.config import Config
 from notifykit.errors import InvalidMessage
 from notifykit.events import InboundMessage
+from notifykit.inbox import receives_callbacks
 from notifykit.models import DeliveryStatus, MessageRecord
 from notifykit.phone import mask_phone, parse_phone
 from notifykit.server import listening_socket
@@ -94,16 +95,18 @@ def serve(host: str, port: int, config_path: str | None) -> None:
         sock.listen(ACCEPT_BACKLOG)
     except OSError as exc:
         fail(f"cannot listen on {host}:{port}: {exc.strerror}", EXIT_USAGE)
-    # Listening before the banner: whoever reads the banner (a test, a supervisor) may
-    # connect at once; connections then wait in the backlog while the app starts up.
-    sock.listen(ACCEPT_BACKLOG)
     bound = sock.getsockname()[1]
-    # Listening before it is announced: a client that connects on the announcement waits
-    # in the backlog until uvicorn accepts, rather than being refused.
-    sock.listen(ACCEPT_BACKLOG)
     shown = f"[{host}]" if sock.family == socket.AF_INET6 else host
     route = "/callbacks/<provider>" + ("/<token>" if config.callbacks.token is not None else "")
     click.echo(f"notifykit receiver on http://{shown}:{bound}  (POST {route}, GET /healthz)")
+    # Where to point each vendor (through the HTTPS proxy in front, docs/callbacks.md).
+    secret = "/<token>" if config.callbacks.token is not None else ""
+    for name, provider in app.state.notifier.providers.items():
+        if receives_callbacks(provider):
+            click.echo(
+                f"  push URL of {name} ({provider.name}): "
+                f"http://{shown}:{bound}/callbacks/{name}{secret}"
+            )
     # No access log: a request line holds the token.
     server = uvicorn.Server(
         uvicorn.Config(

@@ -47,7 +47,10 @@ def _serve(tmp_path: Path, store: str, *flags: str) -> tuple[str, str]:
     )
     try:
         assert proc.stdout is not None
+        # The banner by readline only: communicate() below reads the pipe itself, so what
+        # readline buffered past its line would be lost to it.
         first = proc.stdout.readline()
+        first += proc.stdout.readline()  # the push URL of the one instance
         found = re.search(r"http://127\.0\.0\.1:(\d+)", first)
         assert found, first + (proc.stderr.read() if proc.stderr else "")
         url = f"http://127.0.0.1:{found.group(1)}/callbacks/primary/{TOKEN}"
@@ -78,6 +81,12 @@ def test_verbose_serve_prints_one_line_per_pushed_event_and_never_the_token(
         assert "primary" in line and "+86156****1090" in line and "delivered" in line
     assert '"duplicate": true' in lines[1] and '"duplicate": false' in lines[0]
     assert "memory://" not in err  # a kept store: no warning
+    # Where to point the vendor, the token named but not shown.
+    assert re.search(
+        r"^  push URL of primary \(veesing\): http://127\.0\.0\.1:\d+/callbacks/primary/<token>$",
+        out,
+        re.MULTILINE,
+    ), out
 
 
 def test_serve_on_the_memory_store_warns_that_nothing_is_kept(tmp_path: Path) -> None:

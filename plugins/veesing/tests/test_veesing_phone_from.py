@@ -1,0 +1,39 @@
+"""``phone_from``'s direct path for 11-digit mobiles gives what phonenumbers' ``parse`` gives."""
+
+from __future__ import annotations
+
+import phonenumbers
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+from notifykit_veesing.callbacks import phone_from
+
+
+def parsed(text: str) -> str | None:
+    """The number as ``parse(text, "CN")`` reads it, validated (the general path)."""
+    try:
+        number = phonenumbers.parse(text, "CN")
+    except phonenumbers.NumberParseException:
+        return None
+    if number.country_code != 86 or not phonenumbers.is_valid_number(number):
+        return None
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.from_regex(r"1[0-9]{10}", fullmatch=True))
+@example("15080921234")  # a mobile
+@example("17951234567")  # a carrier selection code (179xx) first
+@example("12593456789")  # 125xx
+@example("11234567890")
+@example("19912345678")
+def test_an_eleven_digit_number_reads_as_parse_reads_it(text: str) -> None:
+    assert phone_from(text) == parsed(text)
+
+
+def test_the_usual_receipt_number_is_read_without_parse(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("parse called")
+
+    monkeypatch.setattr(phonenumbers, "parse", refuse)
+    assert phone_from("15080921234") == "+8615080921234"
+    assert phone_from(" 15080921234 ") == "+8615080921234"
