@@ -162,9 +162,17 @@ def _required(fields: dict[str, str], key: str) -> str:
     return value.strip()
 
 
+_RECEIVETIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}")
+
+
 def _utc(received: str, zone: ZoneInfo) -> datetime:
     try:
-        local = datetime.strptime(received, RECEIVETIME_FORMAT)
+        if _RECEIVETIME.fullmatch(received):
+            # The exact shape Veesing writes: fromisoformat reads it as strptime would
+            # (the same fields, the same range checks), at a fraction of strptime's cost.
+            local = datetime.fromisoformat(received)
+        else:  # anything else (e.g. single-digit fields) as strptime reads it
+            local = datetime.strptime(received, RECEIVETIME_FORMAT)
     except ValueError:
         raise CallbackError(
             f"receivetime {received[:40]!r} is not a time of the form yyyy-MM-dd HH:mm:ss"
