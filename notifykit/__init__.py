@@ -29,6 +29,7 @@ from notifykit.errors import (
     StoreError,
     TemplateError,
     UnknownOutcome,
+    UsageError,
     VerificationRateLimited,
 )
 from notifykit.events import DeliveryReceipt, Event, InboundMessage
@@ -97,6 +98,7 @@ __all__ = [
     "TemplateError",
     "TemplateOptions",
     "UnknownOutcome",
+    "UsageError",
     "Verification",
     "VerificationCheck",
     "VerificationCheckStatus",

@@ -61,6 +61,8 @@ __all__ = [
 
 CONFIG_ENV = "NOTIFYKIT_CONFIG"
 DEFAULT_FILENAME = "notifykit.toml"
+DEFAULT_SOURCE = "built-in default"
+"""``Config.source`` of the built-in default (no configuration file found)."""
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
@@ -447,7 +449,13 @@ class Config(_Section):
     @classmethod
     def default(cls) -> Config:
         """The configuration used when no file is found: print messages to the console."""
-        return cls(providers={"console": ProviderConfig(type="console")}, source="built-in default")
+        return cls(providers={"console": ProviderConfig(type="console")}, source=DEFAULT_SOURCE)
+
+    @property
+    def is_console_fallback(self) -> bool:
+        """True for the built-in default used because no configuration file was found
+        (:func:`load_config`): a try-out that prints messages and sends none."""
+        return self.source == DEFAULT_SOURCE
 
     @classmethod
     def from_dict(
@@ -596,6 +604,16 @@ def find_config_path(explicit: str | os.PathLike[str] | None = None) -> Path | N
         return Path(env)
     local = Path(DEFAULT_FILENAME)
     return local if local.is_file() else None
+
+
+def console_fallback_refusal(what: str) -> ConfigError:
+    """The error for a production-looking use (``what``) of the console fallback: it names
+    where configuration was looked for."""
+    return ConfigError(
+        f"{what}, but {fallback_notice()}. The console fallback is a try-out of the default "
+        f"template only: name the configuration file (a path, ${CONFIG_ENV}, or "
+        f"{DEFAULT_FILENAME} in the working directory)"
+    )
 
 
 class ConsoleFallbackWarning(UserWarning):

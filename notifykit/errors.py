@@ -8,6 +8,7 @@ chained (``raise ProviderUnavailable(...) from exc``).
 
     NotifyKitError
     ├── ConfigError               bad configuration file, key or value
+    ├── UsageError                used as it cannot work: closed, or on two running loops
     ├── InvalidMessage            bad number, template or parameter; raised before any request
     ├── ProviderError             a vendor refused or failed (provider, vendor_code, vendor_message)
     │   ├── AuthenticationError   wrong credentials, locked account, IP not allowed
@@ -55,6 +56,7 @@ __all__ = [
     "StoreError",
     "TemplateError",
     "UnknownOutcome",
+    "UsageError",
     "VerificationRateLimited",
 ]
 
@@ -77,6 +79,13 @@ class NotifyKitError(Exception):
 
 class ConfigError(NotifyKitError):
     """The configuration is invalid: the message names the key and what is wrong."""
+
+
+class UsageError(NotifyKitError):
+    """The library was used in a way that cannot work: a notifier used after ``close()``,
+    one ``AsyncNotifier`` used from two event loops running at the same time, a
+    ``Notifier`` called from its own loop. Never a vendor's failure: it is raised before
+    any provider is tried and never counts towards a breaker."""
 
 
 class InvalidMessage(NotifyKitError):

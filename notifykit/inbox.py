@@ -156,10 +156,10 @@ class CallbackProcessor:
                 exc.message if isinstance(exc, CallbackError) else f"{type(exc).__name__}: {exc}"
             )
             try:
-                await asyncio.wait_for(
-                    self.store.quarantine(QuarantineEntry(**entry.model_dump(), reason=reason)),
-                    self.store_timeout,
-                )
+                async with asyncio.timeout(self.store_timeout):
+                    await self.store.quarantine(
+                        QuarantineEntry(**entry.model_dump(), reason=reason)
+                    )
             except Exception as store_exc:
                 self.store_health.failed(store_exc)
                 return _plain(503, "try again later")
@@ -198,12 +198,10 @@ class CallbackProcessor:
             # Part of the push could not be read: what could be read is stored above, and
             # the request itself is kept with the reason, for a person to look at.
             try:
-                await asyncio.wait_for(
-                    self.store.quarantine(
+                async with asyncio.timeout(self.store_timeout):
+                    await self.store.quarantine(
                         QuarantineEntry(**entry.model_dump(), reason=result.quarantine_reason)
-                    ),
-                    self.store_timeout,
-                )
+                    )
             except Exception as store_exc:
                 log.error("quarantine_failed", provider=provider, error=type(store_exc).__name__)
                 return _plain(503, "try again later")
@@ -231,7 +229,8 @@ class CallbackProcessor:
         """Whether the store takes a write now (:meth:`Store.check`, within the store
         timeout); the answer also updates :attr:`store_health`."""
         try:
-            await asyncio.wait_for(self.store.check(), self.store_timeout)
+            async with asyncio.timeout(self.store_timeout):
+                await self.store.check()
         except Exception as exc:
             self.store_health.failed(exc)
             return False
@@ -278,6 +277,11 @@ class CallbackProcessor:
         if self._sweeper is None or self._sweeper.done():
             self._sweeper = asyncio.get_running_loop().create_task(self._sweep())
 
+    def abandon_sweeper(self) -> None:
+        """Forget a sweeper whose event loop ended without shutting down (nothing of that
+        loop can be awaited any more); ``start_sweeping()`` makes a new one."""
+        self._sweeper = None
+
     async def stop_sweeping(self) -> None:
         """End the sweeper; a sweep under way finishes first (its events acknowledged)."""
         sweeper, self._sweeper = self._sweeper, None
@@ -285,7 +289,7 @@ class CallbackProcessor:
             return
         if self._sweep_waiting:
             # Only a waiting sweeper is cancelled: cancelling one inside a store call could
-            # lose the cancellation (asyncio.wait_for on 3.11) or an acknowledgement.
+            # lose an acknowledgement.
             sweeper.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await sweeper
@@ -308,10 +312,10 @@ class CallbackProcessor:
     async def _recover(self, page: int = 100) -> None:
         while self.has_observers():
             try:
-                claimed = await asyncio.wait_for(
-                    self.store.claim_dispatch(self.owner, limit=page, lease=self.lease),
-                    self.store_timeout,
-                )
+                async with asyncio.timeout(self.store_timeout):
+                    claimed = await self.store.claim_dispatch(
+                        self.owner, limit=page, lease=self.lease
+                    )
             except Exception as exc:
                 log.error("recovery_failed", error=type(exc).__name__)
                 return

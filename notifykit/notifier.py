@@ -15,11 +15,12 @@ from typing import Any, TypeVar
 import httpx
 import pluggy
 
-from notifykit.config import Config, load_config
-from notifykit.errors import ConfigError, InvalidMessage, NotifyKitError, ProviderError
+from notifykit.config import Config, console_fallback_refusal, load_config
+from notifykit.errors import ConfigError, InvalidMessage, NotifyKitError, ProviderError, UsageError
 from notifykit.inbox import CallbackProcessor, Subscriber
 from notifykit.instances import TransportFactory, build_providers
 from notifykit.log import get_logger
+from notifykit.loops import ShutdownHook
 from notifykit.models import Balance, MessageRecord, SendResult, SmsMessage
 from notifykit.phone import parse_phone
 from notifykit.plugins import get_plugin_manager, provider_types
@@ -92,6 +93,13 @@ class AsyncNotifier:
     Use as an async context manager, or call ``close()``. ``config`` is a :class:`Config`,
     a path to a TOML file, or None (``$NOTIFYKIT_CONFIG``, ``./notifykit.toml``, the
     built-in default). ``transport`` replaces every provider's HTTP transport (tests).
+
+    A notifier follows the running event loop: used from one loop after another
+    (``asyncio.run(a())`` then ``asyncio.run(b())``), it releases what it held on a loop
+    (connection pools, the store's connections, its background tasks) while that loop
+    shuts down, and opens them again on the next. Used from a second loop while the first
+    still runs (another thread), it raises :class:`UsageError` (docs/routing.md, "Event
+    loops").
     """
 
     def __init__(
@@ -103,6 +111,9 @@ class AsyncNotifier:
         store: Store | None = None,
     ) -> None:
         self.config = config if isinstance(config, Config) else load_config(config)
+        if store is not None and self.config.is_console_fallback:
+            # A store wired in by hand is a production set-up that lost its configuration.
+            raise console_fallback_refusal("a store was given")
         self.pm = plugin_manager if plugin_manager is not None else get_plugin_manager()
         self.provider_types = provider_types(self.pm)
         self.providers: dict[str, SmsProvider[Any]] = build_providers(
@@ -145,6 +156,8 @@ class AsyncNotifier:
         self._opened = False
         self._open_lock = asyncio.Lock()
         self._closed = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_hook: ShutdownHook | None = None
 
     @classmethod
     def from_config(
@@ -160,7 +173,10 @@ class AsyncNotifier:
         sweeping every ``[store] recovery_interval`` seconds until ``close()``; while there
         are subscribers or ``on_event`` plugins, also claim and hand them the stored events
         no live dispatcher holds. Called by ``async with`` and, lazily, by the first
-        operation."""
+        operation. Raises :class:`UsageError` on a second event loop while the first still
+        runs."""
+        if asyncio.get_running_loop() is not self._loop:
+            await self._follow_loop()
         if not self._opened:
             async with self._open_lock:
                 if not self._opened:
@@ -177,6 +193,51 @@ class AsyncNotifier:
                     self.callbacks.recover()
                     self.callbacks.start_sweeping()
         return self
+
+    async def _follow_loop(self) -> None:
+        """Bind to the running loop, releasing what the previous loop held."""
+        loop = asyncio.get_running_loop()
+        old = self._loop
+        if old is not None and old.is_running() and not old.is_closed():
+            raise UsageError(
+                "this AsyncNotifier is in use on another event loop that is still running "
+                "(another thread); use one AsyncNotifier per running event loop, or the "
+                "thread-safe Notifier"
+            )
+        if old is not None:
+            # That loop ended without shutting down (loop.close() alone): release from here.
+            await self._release_loop(old)
+        self._loop = loop
+        self._open_lock = asyncio.Lock()
+        hook = self._loop_hook = ShutdownHook(functools.partial(self._release_loop, loop))
+        await hook.arm()
+
+    async def _release_loop(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Release what this notifier holds on ``loop``: on ``loop`` itself while it shuts
+        down (its tasks already cancelled), or from the next loop when it ended without
+        shutting down (then nothing of the old loop is awaited). The next operation opens
+        everything again."""
+        if self._loop is not loop:
+            return
+        self._loop = None
+        if self._loop_hook is not None:
+            self._loop_hook.disarm()
+            self._loop_hook = None
+        on_loop = asyncio.get_running_loop() is loop
+        if on_loop:
+            await self.recovery.stop()
+            await self.callbacks.stop_sweeping()
+        else:
+            self.recovery.abandon()
+            self.callbacks.abandon_sweeper()
+        opened, self._opened = self._opened, False
+        try:
+            async with asyncio.timeout(self.config.store.timeout):
+                await self.router.close()
+                if opened:
+                    await self.store.close()
+        except Exception as exc:  # the loop is gone: nothing more can be done with it
+            _log.warning("loop_release_failed", error_type=type(exc).__name__)
 
     async def __aenter__(self) -> AsyncNotifier:
         return await self.open()
@@ -214,6 +275,8 @@ class AsyncNotifier:
         self._check_open()
         if not self.providers:
             raise ConfigError(f"{self.config.source or 'configuration'}: no providers configured")
+        if self.config.is_console_fallback and message.template != self.config.verify.template:
+            raise console_fallback_refusal(f"template {message.template!r} was asked for")
         await self.open()
         return await self.router.send(message)
 
@@ -224,6 +287,8 @@ class AsyncNotifier:
         balance query, a ProviderError when the query failed.
         """
         self._check_open()
+        if asyncio.get_running_loop() is not self._loop:
+            await self._follow_loop()
         name = provider or next(iter(self.config.default_route()), None)
         if name is None or name not in self.providers:
             raise ConfigError(
@@ -256,7 +321,7 @@ class AsyncNotifier:
 
     def _check_open(self) -> None:
         if self._closed:
-            raise NotifyKitError("the notifier is closed")
+            raise UsageError("the notifier is closed")
 
     async def get_message(self, message_id: str) -> MessageRecord | None:
         """The stored record of a message: status, history, provider, attempts."""
@@ -294,7 +359,12 @@ class AsyncNotifier:
         """Wait until every stored event has been dispatched, then release everything."""
         if self._closed:
             return
+        if asyncio.get_running_loop() is not self._loop and self._loop is not None:
+            await self._follow_loop()
         self._closed = True
+        if self._loop_hook is not None:
+            self._loop_hook.disarm()
+            self._loop_hook = None
         await self.recovery.stop()
         await self.callbacks.stop_sweeping()
         await self.callbacks.drain()
@@ -369,13 +439,13 @@ class Notifier:
             # Waiting on our own loop from inside it (e.g. a subscriber calling send) would
             # hang forever; the async notifier is the way in from there.
             coro.close()
-            raise NotifyKitError(
+            raise UsageError(
                 "Notifier methods cannot be called from its own event loop "
                 "(in a subscriber, use notifier.async_notifier)"
             )
         if self._loop.is_closed():
             coro.close()
-            raise NotifyKitError("the notifier is closed")
+            raise UsageError("the notifier is closed")
         future: Future[T] = asyncio.run_coroutine_threadsafe(coro, self._loop)
         return future.result()
 

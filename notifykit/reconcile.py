@@ -115,12 +115,10 @@ class Reconciler:
         seen = 0
         gate = asyncio.Semaphore(_CONCURRENCY)
         while seen < limit:
-            page = await asyncio.wait_for(
-                self.store.list_unsettled(
+            async with asyncio.timeout(self.store_timeout):
+                page = await self.store.list_unsettled(
                     created_before=cutoff, created_after=cursor, limit=min(_PAGE, limit - seen)
-                ),
-                self.store_timeout,
-            )
+                )
             if not page:
                 break
             seen += len(page)
@@ -200,9 +198,8 @@ class Reconciler:
         )
         owner = self.claimant()
         try:
-            new = await asyncio.wait_for(
-                self.store.ingest(entry, tied, owner=owner, lease=self.lease), self.store_timeout
-            )
+            async with asyncio.timeout(self.store_timeout):
+                new = await self.store.ingest(entry, tied, owner=owner, lease=self.lease)
         except NotifyKitError:
             raise
         except Exception as exc:  # a timeout or a backend bug: never leak a foreign exception

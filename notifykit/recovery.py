@@ -97,6 +97,11 @@ class RecoveryTimer:
             except Exception as exc:
                 log.warning("recovery_sweep_failed", error_type=type(exc).__name__)
 
+    def abandon(self) -> None:
+        """Forget a timer whose event loop ended without shutting down (nothing of that
+        loop can be awaited any more); ``start()`` makes a new one."""
+        self._task = None
+
     async def stop(self) -> None:
         task, self._task = self._task, None
         if task is not None:

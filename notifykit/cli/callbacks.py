@@ -95,13 +95,7 @@ def serve(host: str, port: int, config_path: str | None) -> None:
         sock.listen(ACCEPT_BACKLOG)
     except OSError as exc:
         fail(f"cannot listen on {host}:{port}: {exc.strerror}", EXIT_USAGE)
-    # Listening before the banner: whoever reads the banner (a test, a supervisor) may
-    # connect at once; connections then wait in the backlog while the app starts up.
-    sock.listen(ACCEPT_BACKLOG)
     bound = sock.getsockname()[1]
-    # Listening before it is announced: a client that connects on the announcement waits
-    # in the backlog until uvicorn accepts, rather than being refused.
-    sock.listen(ACCEPT_BACKLOG)
     shown = f"[{host}]" if sock.family == socket.AF_INET6 else host
     route = "/callbacks/<provider>" + ("/<token>" if config.callbacks.token is not None else "")
     click.echo(f"notifykit receiver on http://{shown}:{bound}  (POST {route}, GET /healthz)")

@@ -170,7 +170,8 @@ class RedisState(SharedState):
         if self._down_since is not None and time.monotonic() < self._retry_at:
             raise _Down
         try:
-            result = await asyncio.wait_for(script(keys=[key], args=list(args)), self._timeout)
+            async with asyncio.timeout(self._timeout):
+                result = await script(keys=[key], args=list(args))
         except (RedisError, OSError, TimeoutError) as exc:
             self._retry_at = time.monotonic() + self._retry_after
             if self._down_since is None:

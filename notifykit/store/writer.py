@@ -90,7 +90,8 @@ class SQLiteWriter:
         )
         self._thread.start()
         try:
-            await asyncio.wait_for(asyncio.wrap_future(ready), self.timeout)
+            async with asyncio.timeout(self.timeout):
+                await asyncio.wrap_future(ready)
         except TimeoutError:
             raise StoreError(f"opening the store took longer than {self.timeout:g}s") from None
 

@@ -67,3 +67,42 @@ def test_serve_refuses_the_console_default() -> None:
     result = CliRunner().invoke(cli, ["serve", "--port", "0"])
     assert result.exit_code == 2
     assert "Error: serve needs a configuration file" in result.stderr
+
+
+def test_a_store_given_without_configuration_is_refused(tmp_path: Path) -> None:
+    from notifykit.errors import ConfigError
+    from notifykit.store import MemoryStore
+
+    with (
+        pytest.warns(ConsoleFallbackWarning),
+        pytest.raises(ConfigError, match="a store was given") as caught,
+    ):
+        AsyncNotifier(store=MemoryStore())
+    assert f"no notifykit.toml in {tmp_path}" in caught.value.message
+    assert "$NOTIFYKIT_CONFIG is not set" in caught.value.message
+
+
+def test_a_non_default_template_does_not_run_on_the_fallback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from notifykit.errors import ConfigError
+
+    with pytest.warns(ConsoleFallbackWarning), Notifier() as sms:
+        with pytest.raises(ConfigError, match="template 'order_shipped'") as caught:
+            sms.send(NUMBER, template="order_shipped", params={"order": "A-778899"})
+        assert f"no notifykit.toml in {tmp_path}" in caught.value.message
+        # The default template still runs: the quick start's try-out.
+        assert sms.send(NUMBER, template="verify_code", params={"code": "4321"}).provider == (
+            "console"
+        )
+    out = capsys.readouterr().out
+    assert "order_shipped" not in out and "A-778899" not in out
+
+
+def test_a_console_instance_named_in_a_file_takes_any_template(
+    tmp_path: Path, recwarn: pytest.WarningsRecorder
+) -> None:
+    path = tmp_path / "nk.toml"
+    path.write_text('[providers.c]\ntype = "console"\n', encoding="utf-8")
+    with Notifier(path) as sms:
+        assert sms.send(NUMBER, template="order_shipped", params={"n": "1"}).provider == "c"

@@ -115,7 +115,10 @@ class GroupCommit:
         job: _Job[T] = _Job(fn, locks=locks)
         self._queue.put_nowait(job)
         try:
-            return await asyncio.wait_for(asyncio.shield(job.future), self.timeout)
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for returns the result of a
+            # write that finished as the caller was cancelled, swallowing the cancellation.
+            async with asyncio.timeout(self.timeout):
+                return await asyncio.shield(job.future)
         except TimeoutError:
             job.future.cancel()
             raise StoreError(f"store operation timed out after {self.timeout:g}s") from None
@@ -135,7 +138,10 @@ class GroupCommit:
         job: _Job[Any] = _Job(alone, batch=batch, item=item, locks=locks)
         self._queue.put_nowait(job)
         try:
-            return await asyncio.wait_for(asyncio.shield(job.future), self.timeout)
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for returns the result of a
+            # write that finished as the caller was cancelled, swallowing the cancellation.
+            async with asyncio.timeout(self.timeout):
+                return await asyncio.shield(job.future)
         except TimeoutError:
             job.future.cancel()
             raise StoreError(f"store operation timed out after {self.timeout:g}s") from None

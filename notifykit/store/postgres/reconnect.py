@@ -60,4 +60,5 @@ class PoolRepair:
                 keep_trying(self.pool), name="notifykit-pg-pool-check"
             )
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(asyncio.shield(self._checking), self.timeout)
+            async with asyncio.timeout(self.timeout):
+                await asyncio.shield(self._checking)

@@ -185,7 +185,8 @@ class AliyunSandbox(Sandbox):
         elif loop.is_running():
             future = asyncio.run_coroutine_threadsafe(self._cancel(), loop)
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(asyncio.wrap_future(future), 5.0)
+                async with asyncio.timeout(5.0):
+                    await asyncio.wrap_future(future)
 
     async def _cancel(self) -> None:
         tasks = list(self._tasks)
