@@ -531,7 +531,10 @@ def _keys_at(model: type[BaseModel] | None, loc: tuple[int | str, ...]) -> list[
     for part in loc:
         annotation = _unwrap_optional(annotation)
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            field = annotation.model_fields.get(str(part))
+            fields = annotation.model_fields
+            field = fields.get(str(part)) or next(
+                (f for f in fields.values() if f.alias == str(part)), None
+            )
             if field is None:
                 return []
             annotation = field.annotation
@@ -541,7 +544,13 @@ def _keys_at(model: type[BaseModel] | None, loc: tuple[int | str, ...]) -> list[
             return []
     annotation = _unwrap_optional(annotation)
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return [name for name, field in annotation.model_fields.items() if not field.exclude]
+        # a key as the file spells it: the alias where there is one (``schema``, not the
+        # attribute ``schema_name``)
+        return [
+            field.alias or name
+            for name, field in annotation.model_fields.items()
+            if not field.exclude
+        ]
     return []
 
 

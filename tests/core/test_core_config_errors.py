@@ -65,6 +65,12 @@ def test_every_missing_environment_variable_is_named_at_once(
             '[providers.p]\ntype = "veesing"\napp_id = "1"\napp_key = "k"\ntimout = 3\n',
             "providers.p.timout: unknown key (did you mean 'timeout'?)",
         ),
+        # a key with an alias is named as the file spells it (``schema``, not ``schema_name``)
+        (MEMORY + '[store]\nshcema = "x"\n', "store.shcema: unknown key (did you mean 'schema'?)"),
+        (
+            MEMORY + '[store]\nzzz = "x"\n',
+            "store.zzz: unknown key (known: url, fsync, timeout, recovery_interval, schema,",
+        ),
         (
             MEMORY + "zzz = 1\n",
             "providers.p.zzz: unknown key (known: fail, balance, delay, countries)",
