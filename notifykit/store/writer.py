@@ -46,6 +46,10 @@ class _Job(Generic[T]):
     deadline: float
     """``time.monotonic()`` after which the caller has given up: the job is skipped."""
     future: Future[T] = field(default_factory=Future)
+    loop: asyncio.AbstractEventLoop | None = None
+    waiter: asyncio.Future[T] | None = None
+    """What the caller awaits on its loop: settled from ``future`` once the job's batch is
+    done, with one wake-up of that loop for the whole batch (see ``_notify``)."""
 
 
 _STOP = object()
@@ -108,7 +112,9 @@ class SQLiteWriter:
         """Run ``fn(connection)`` in the thread; writes commit before this returns."""
         if not self.running:
             raise StoreError("the store is not open")
-        job: _Job[T] = _Job(fn, write, time.monotonic() + self.timeout)
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[T] = loop.create_future()
+        job: _Job[T] = _Job(fn, write, time.monotonic() + self.timeout, loop=loop, waiter=waiter)
         self._queue.put(job)
         try:
             # A job whose caller gave up is cancelled, and skipped unless already running.
@@ -116,9 +122,13 @@ class SQLiteWriter:
             # job that finished as the caller was cancelled, swallowing the cancellation
             # (Ctrl-C on the demo, a send's task being cancelled).
             async with asyncio.timeout(self.timeout):
-                return await asyncio.wrap_future(job.future)
+                return await waiter
         except TimeoutError:
+            job.future.cancel()
             raise self._late() from None
+        except asyncio.CancelledError:
+            job.future.cancel()
+            raise
 
     # -- in the thread ------------------------------------------------------------------------
 
@@ -163,11 +173,25 @@ class SQLiteWriter:
                         with contextlib.suppress(sqlite3.Error):
                             current.close()
                         current = None
+                self._notify(batch)
                 if stop:
                     return
         finally:
             if current is not None:
                 current.close()
+
+    @staticmethod
+    def _notify(batch: list[_Job[Any]]) -> None:
+        """Hand the batch's outcomes to their callers: one ``call_soon_threadsafe`` per
+        event loop for the whole batch (each wakes that loop through a socket write), not
+        one per job as ``asyncio.wrap_future`` would make."""
+        by_loop: dict[asyncio.AbstractEventLoop, list[_Job[Any]]] = {}
+        for job in batch:
+            if job.loop is not None and job.future.done():
+                by_loop.setdefault(job.loop, []).append(job)
+        for loop, jobs in by_loop.items():
+            with contextlib.suppress(RuntimeError):  # that caller's loop has closed
+                loop.call_soon_threadsafe(_settle, jobs)
 
     def _reopen(self, batch: list[_Job[Any]]) -> sqlite3.Connection | None:
         """A new connection, or None after failing every job of ``batch`` with the reason."""
@@ -246,6 +270,23 @@ class SQLiteWriter:
                 job.future.set_result(value)
             else:
                 job.future.set_exception(value)
+
+
+def _settle(jobs: list[_Job[Any]]) -> None:
+    """On the callers' loop: each waiter takes its job's outcome (a caller that gave up
+    has a waiter already done: skipped)."""
+    for job in jobs:
+        waiter = job.waiter
+        if waiter is None or waiter.done():
+            continue
+        if job.future.cancelled():
+            waiter.cancel()
+            continue
+        error = job.future.exception()
+        if error is not None:
+            waiter.set_exception(error)
+        else:
+            waiter.set_result(job.future.result())
 
 
 def _translate(exc: BaseException, what: str) -> StoreError:

@@ -9,7 +9,12 @@ from typing import Any
 import pytest
 
 from notifykit import AsyncNotifier, Config, load_config
-from notifykit.config import ProviderConfig, find_config_path, parse_duration
+from notifykit.config import (
+    ConsoleFallbackWarning,
+    ProviderConfig,
+    find_config_path,
+    parse_duration,
+)
 from notifykit.errors import ConfigError
 from notifykit.instances import build_providers
 from notifykit.plugins import get_plugin_manager, provider_types
@@ -241,7 +246,8 @@ def test_provider_config_repr_shows_option_names_only() -> None:
 
 
 def test_no_file_means_the_built_in_console_default() -> None:
-    config = load_config()
+    with pytest.warns(ConsoleFallbackWarning, match="no notifykit configuration found"):
+        config = load_config()
     assert config.source == "built-in default"
     assert {name: p.type for name, p in config.providers.items()} == {"console": "console"}
     assert config.default_route() == ["console"]

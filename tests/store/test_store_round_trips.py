@@ -409,3 +409,29 @@ async def test_postgres_notifies_listeners_only_of_events_they_may_claim(
         assert payloads == [pg_schema, "fence"]  # the unclaimed event's alone
     finally:
         await store.close()
+
+
+def test_the_sqlite_writer_wakes_each_loop_once_per_batch() -> None:
+    """A batch's outcomes reach their callers with one ``call_soon_threadsafe`` per event
+    loop (each is a socket write that wakes the loop), not one per job."""
+    from concurrent.futures import Future
+
+    from notifykit.store.writer import SQLiteWriter, _Job
+
+    class Loop:
+        def __init__(self) -> None:
+            self.calls: list[int] = []
+
+        def call_soon_threadsafe(self, fn: Any, jobs: list[Any]) -> None:
+            self.calls.append(len(jobs))
+
+    first, second = Loop(), Loop()
+    jobs: list[Any] = []
+    for n in range(10):
+        done: Future[int] = Future()
+        done.set_result(n)
+        jobs.append(
+            _Job(lambda conn: None, True, 0.0, future=done, loop=first if n < 7 else second)  # type: ignore[arg-type]
+        )
+    SQLiteWriter._notify(jobs)
+    assert first.calls == [7] and second.calls == [3]
