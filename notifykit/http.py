@@ -24,6 +24,7 @@ have left (read or write timeout, reset, server closed without answering) is
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import contextvars
 import functools
@@ -115,7 +116,7 @@ def take_pool_wait_interrupted() -> bool:
     return False
 
 
-class _LoopLocalTransport(httpx.AsyncBaseTransport):
+class _LoopLocalTransport(httpx.AsyncBaseTransport, abc.ABC):
     """A transport whose connection pool follows the running event loop (one pool per
     loop, released when that loop shuts down, see :mod:`notifykit.loops`), and whose
     requests wait for a free connection without a time limit of their own.
@@ -135,14 +136,17 @@ class _LoopLocalTransport(httpx.AsyncBaseTransport):
         )
         self._last: _Pool | None = None
 
+    @abc.abstractmethod
     def _open_inner(self) -> Any:
-        raise NotImplementedError
+        """The client library's connection pool for the running loop."""
 
+    @abc.abstractmethod
     async def _close_inner(self, inner: Any) -> None:
-        raise NotImplementedError
+        """Close a pool made by :meth:`_open_inner`."""
 
+    @abc.abstractmethod
     async def _send(self, inner: Any, request: httpx.Request) -> httpx.Response:
-        raise NotImplementedError
+        """Send ``request`` through ``inner`` (a connection is free by then)."""
 
     async def _pool(self) -> _Pool:
         loop = asyncio.get_running_loop()
