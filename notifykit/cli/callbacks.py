@@ -189,7 +189,7 @@ def log_command(
                     at = _when(attempt.started_at) if attempt.started_at else "?"
                     click.echo(f"    {at}  attempt      {attempt.provider} {attempt.outcome}")
         for reply in replies:
-            click.echo(f"    {_when(reply.occurred_at)}  reply        {reply.text}")
+            echo_row(f"    {_when(reply.occurred_at)}  reply        {reply.text}", " " * 6)
 
 
 def message_json(record: MessageRecord, replies: list[InboundMessage]) -> dict[str, Any]:
@@ -240,8 +240,8 @@ def events(
             body = _LONG_NUMBER.sub(
                 lambda m: mask_phone(m.group()), entry.body.decode("utf-8", errors="replace")
             )
-            click.echo(f"{_when(entry.received_at)}  {entry.provider}  {entry.reason}")
-            click.echo(f"    {len(entry.body)} bytes: {body[:200]!r}")
+            echo_row(f"{_when(entry.received_at)}  {entry.provider}  {entry.reason}")
+            echo_row(f"    {len(entry.body)} bytes: {body[:200]!r}", " " * 6)
         return
     found = _with_store(config, lambda store: store.list_events(limit=limit))
     if as_json:
@@ -286,7 +286,7 @@ def _show_pending(config: Config, *, as_json: bool, limit: int | None) -> None:
         else:
             held = f"free again (claim by {p.claimed_by} ran out {_when(p.claimed_until)})"
         event = p.event
-        click.echo(
+        echo_row(
             f"{_when(event.received_at)}  {event.kind:<7}  {event.provider}  "
             f"{event.provider_message_id or '-'}  {mask_phone(event.phone)}  {held}"
         )

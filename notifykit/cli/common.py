@@ -285,10 +285,11 @@ def load(config_path: str | None) -> Config:
     return config
 
 
-def echo_row(text: str) -> None:
+def echo_row(text: str, indent: str = "  ") -> None:
     """One record's line on stdout: as it is when piped (one line per record, for grep); on
-    a terminal, wrapped at spaces to the terminal's width with indented continuation lines,
-    so that a long row never runs over into the next one."""
+    a terminal, wrapped at spaces to the terminal's width with continuation lines starting
+    with ``indent`` (2 columns: between a record, at 0, and its details, at 4; a detail line
+    passes a deeper one), so that a long row never runs over into the next one."""
     stream = sys.stdout
     try:
         live = stream.isatty()
@@ -299,8 +300,7 @@ def echo_row(text: str) -> None:
         return
     from notifykit.demo_render import wrap
 
-    # Continuation lines at 2 columns: between a record (0) and its details (4).
-    for line in wrap(text, shutil.get_terminal_size((80, 24)).columns - 1, indent="  "):
+    for line in wrap(text, shutil.get_terminal_size((80, 24)).columns - 1, indent=indent):
         click.echo(line)
 
 

@@ -25,6 +25,7 @@ from notifykit.cli.common import (
     config_option,
     describe_error,
     echo_json,
+    echo_row,
     exit_code_for,
     fail,
     load,
@@ -299,7 +300,7 @@ def providers(as_json: bool, config_path: str | None) -> None:
         return
     click.echo("Provider types:")
     for line in columns((t.name, t.distribution, f"({t.cls})") for t in report.types):
-        click.echo(line)
+        echo_row(line, " " * 4)
     click.echo(f"Instances ({report.config or 'built-in default'}):")
     rows = []
     for inst in report.instances:
@@ -307,7 +308,7 @@ def providers(as_json: bool, config_path: str | None) -> None:
         extra = f" ({inst.health['reason']})" if inst.health.get("reason") else ""
         rows.append((inst.name, f"type={inst.type}", f"breaker={state}{extra}"))
     for line in columns(rows):
-        click.echo(redact(line))
+        echo_row(redact(line), " " * 4)
 
 
 @click.group("config", cls=HelpGroup)
@@ -341,7 +342,7 @@ def config_check(config_path: str | None) -> None:
     for name, type_name in report.instances.items():
         click.echo(f"  {name} ({type_name})")
         for warning in report.warnings[name]:
-            click.echo(redact(f"    warning: {warning}"))
+            echo_row(redact(f"    warning: {warning}"), " " * 6)
 
 
 class Duration(click.ParamType[float]):
