@@ -653,13 +653,17 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
     if found is None:
         warnings.warn(fallback_notice(), ConsoleFallbackWarning, stacklevel=2)
         return Config.default()
+    # A path the user did not type here is named with where it came from.
+    origin = f" (from ${CONFIG_ENV})" if path is None and os.environ.get(CONFIG_ENV) else ""
     try:
         text = found.read_text(encoding="utf-8")
     except OSError as exc:
-        raise ConfigError(f"cannot read configuration file {found}: {exc.strerror}") from None
+        raise ConfigError(
+            f"cannot read configuration file {found}{origin}: {exc.strerror}"
+        ) from None
     except UnicodeDecodeError as exc:
         raise ConfigError(
-            f"cannot read configuration file {found}: not UTF-8 (byte {exc.start})"
+            f"cannot read configuration file {found}{origin}: not UTF-8 (byte {exc.start})"
         ) from None
     try:
         data = tomllib.loads(text)

@@ -103,6 +103,21 @@ def test_config_from_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert result.exit_code == 0 and "via primary" in result.stdout
 
 
+def test_a_missing_file_named_by_the_environment_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stale $NOTIFYKIT_CONFIG is the usual cause when no --config was typed: say so."""
+    monkeypatch.setenv("NOTIFYKIT_CONFIG", str(tmp_path / "gone.toml"))
+    result = run("send", NUMBER, "-t", "t")
+    assert result.exit_code == 2
+    assert one_error_line(result) == (
+        f"Error: cannot read configuration file {tmp_path / 'gone.toml'} "
+        "(from $NOTIFYKIT_CONFIG): No such file or directory"
+    )
+    result = run("send", NUMBER, "-t", "t", "--config", str(tmp_path / "typed.toml"))
+    assert "$NOTIFYKIT_CONFIG" not in one_error_line(result)
+
+
 def test_a_failed_send_exits_1_with_the_attempts(tmp_path: Path) -> None:
     path = config_file(tmp_path, 'fail = "InsufficientBalance"', 'fail = "QuotaExceeded"')
     result = run("send", NUMBER, "-t", "t", "--config", path)
