@@ -149,11 +149,17 @@ def _parse_params(
 
 
 def _exit_with(exc: NotifyKitError, attempts: list[Attempt]) -> None:
-    click.echo(f"Error: {redact(describe_error(exc))}", err=True)
+    said = describe_error(exc)
+    click.echo(f"Error: {redact(said)}", err=True)
     if isinstance(exc, InvalidMessage) and all(a.outcome == "skipped" for a in attempts):
         # "no provider can take this message: a: ...; b: ..." already gave each reason.
         attempts = []
     for attempt in attempts:
+        if attempt.error_type and f"{attempt.error_type}: {attempt.error_message}" == said:
+            # The error routing stopped on is the line above: said once, not twice.
+            line = f"{attempt.provider}: {attempt.outcome} (the error above)"
+            click.echo(f"  {line} in {attempt.duration_ms:.0f} ms", err=True)
+            continue
         click.echo(f"  {redact(attempt.summary())}", err=True)
     sys.exit(exit_code_for(exc))
 

@@ -127,6 +127,17 @@ def test_a_failed_send_exits_1_with_the_attempts(tmp_path: Path) -> None:
     assert "  backup: failed (QuotaExceeded" in result.stderr
 
 
+def test_the_error_a_send_stopped_on_is_said_once(tmp_path: Path) -> None:
+    """docs/cli.md: the attempts follow the error line, each said once: the attempt that
+    raised the error routing stopped on does not repeat its message."""
+    path = config_file(tmp_path, 'fail = "InvalidRecipient"')
+    result = run("send", NUMBER, "-t", "t", "--config", path)
+    assert result.exit_code == 1
+    error = one_error_line(result).removeprefix("Error: InvalidRecipient: ")
+    assert result.stderr.count(error) == 1, result.stderr
+    assert "  primary: failed (the error above) in " in result.stderr
+
+
 def test_a_failed_send_in_json_gives_the_attempts(tmp_path: Path) -> None:
     path = config_file(tmp_path, 'fail = "InvalidRecipient"')
     result = run("send", NUMBER, "-t", "t", "--config", path, "--json")
