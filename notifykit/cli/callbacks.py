@@ -13,6 +13,7 @@ import re
 import socket
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -71,12 +72,12 @@ def serve(host: str, port: int, config_path: str | None) -> None:
     # Imported here, not at the top: only this command needs Starlette.
     from notifykit.asgi import create_app
 
-    config = load(config_path)
+    config = load(config_path, fallback_warning=False)
     if config.source == Config.default().source:
         fail(
             "serve needs a configuration file naming the vendor instances whose receipts it "
-            "receives and a store they are kept in (--config FILE, $NOTIFYKIT_CONFIG or "
-            "./notifykit.toml)",
+            "receives and a store they are kept in: none found (no --config FILE; "
+            f"$NOTIFYKIT_CONFIG is not set; no notifykit.toml in {Path.cwd()})",
             EXIT_USAGE,
         )
     if config.store.url == "memory://":

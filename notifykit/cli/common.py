@@ -266,8 +266,10 @@ def fail(message: str, code: int = EXIT_FAILED) -> NoReturn:
     sys.exit(code)
 
 
-def load(config_path: str | None) -> Config:
-    """The configuration, or exit 2 with the problem on one line."""
+def load(config_path: str | None, *, fallback_warning: bool = True) -> Config:
+    """The configuration, or exit 2 with the problem on one line. ``fallback_warning=False``
+    leaves out the console fallback's warning, for a command that refuses the fallback with
+    its own error (its "messages are only printed" would contradict the refusal)."""
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", ConsoleFallbackWarning)
@@ -276,7 +278,8 @@ def load(config_path: str | None) -> Config:
         fail(exc.message, EXIT_USAGE)
     for warning in caught:
         if issubclass(warning.category, ConsoleFallbackWarning):
-            click.echo(f"Warning: {warning.message}", err=True)
+            if fallback_warning:
+                click.echo(f"Warning: {warning.message}", err=True)
         else:
             warnings.warn_explicit(
                 warning.message, warning.category, warning.filename, warning.lineno

@@ -64,9 +64,15 @@ def test_the_cli_prints_the_fallback_as_one_warning_line() -> None:
 
 
 def test_serve_refuses_the_console_default() -> None:
+    """One line, the refusal, naming where it looked; not also the fallback's warning that
+    messages will be printed (serve runs no fallback at all)."""
     result = CliRunner().invoke(cli, ["serve", "--port", "0"])
     assert result.exit_code == 2
-    assert "Error: serve needs a configuration file" in result.stderr
+    assert result.stderr.splitlines() == [
+        "Error: serve needs a configuration file naming the vendor instances whose receipts "
+        "it receives and a store they are kept in: none found (no --config FILE; "
+        f"$NOTIFYKIT_CONFIG is not set; no notifykit.toml in {Path.cwd()})"
+    ], result.stderr
 
 
 def test_a_store_given_without_configuration_is_refused(tmp_path: Path) -> None:
