@@ -24,6 +24,15 @@ def run(source: str) -> None:
     exec(compile(source, str(DOC), "exec"), {"__name__": "__main__"})
 
 
+def test_the_install_line_installs_every_plugin() -> None:
+    """The quick start installs what the README's does: the core and every plugin under
+    plugins/ (the demo's Alibaba Cloud backup needs notifykit-aliyun)."""
+    root = DOC.parents[1]
+    (line,) = [ln for ln in DOC.read_text(encoding="utf-8").splitlines() if "pip install" in ln]
+    plugins = sorted(p.parent.name for p in (root / "plugins").glob("*/pyproject.toml"))
+    assert plugins and all(f"-e plugins/{name}" in line for name in plugins), (line, plugins)
+
+
 def test_there_are_three_examples() -> None:
     assert len(BLOCKS) == 3
 
