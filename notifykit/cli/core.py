@@ -203,6 +203,14 @@ def send(
     try:
         with _stdout_to_stderr(as_json):
             result = _run(go, config, open_store=True)
+    except KeyboardInterrupt:
+        # Ctrl-C: the send was cancelled, and its record says how far it got (an attempt
+        # that had started is `unknown`: the vendor may have the message). Never retried.
+        fail(
+            "interrupted: the message may already have reached a provider, so do not send it "
+            "again blindly; `notifykit log --status unknown` lists what needs checking",
+            EXIT_FAILED,
+        )
     except NotifyKitError as exc:
         if as_json:
             failure = SendFailure(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import re
 import socket
 import types
 import typing
@@ -116,9 +117,22 @@ def _reachable(shown: str, family: socket.AddressFamily) -> str:
     return shown
 
 
+_RECEIVER_INSTANCE = re.compile(r"/callbacks/([A-Za-z0-9_-]+)(?:[/?#]|$)")
+
+
+def _instance_of(sandbox: Sandbox) -> str | None:
+    """The provider instance a ``--callback-url`` of the receiver's form
+    (``.../callbacks/<instance>[/<token>]``) pushes to: the snippet must name that one, or
+    ``serve`` answers its pushes 404 (no such instance)."""
+    url = getattr(sandbox.settings, "callback_url", None)
+    found = _RECEIVER_INSTANCE.search(url) if isinstance(url, str) else None
+    return found.group(1) if found else None
+
+
 def _print_provider_config(sandbox: Sandbox, base_url: str) -> None:
-    """How to point a provider at the sandbox: the plugin's ``notifykit.toml`` snippet."""
-    snippet = sandbox.provider_config(base_url)
+    """How to point a provider at the sandbox: the plugin's ``notifykit.toml`` snippet, for
+    the instance its pushes go to."""
+    snippet = sandbox.provider_config(base_url, _instance_of(sandbox))
     if not snippet:
         return
     click.echo("Point a provider at it (in notifykit.toml):", err=True)

@@ -98,6 +98,27 @@ def test_the_snippet_says_where_pushes_go_without_the_token(name: str) -> None:
                 proc.wait()
 
 
+@pytest.mark.parametrize("name", ["veesing", "aliyun"])
+def test_the_snippet_names_the_instance_the_pushes_go_to(name: str) -> None:
+    """Pushes to ``.../callbacks/primary/<token>`` reach instance ``primary`` only: the snippet
+    pasted as printed must define that instance, not one named after the sandbox (``serve``
+    would answer its pushes 404)."""
+    proc, lines = _banner(name, "--callback-url", f"http://127.0.0.1:9/callbacks/primary/{TOKEN}")
+    try:
+        text = "\n".join(lines)
+        assert "    [providers.primary]" in text, text
+        assert "    [templates.verify_code.primary]" in text, text
+        assert f"[providers.{name}]" not in text, text
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=20)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
 @pytest.mark.parametrize(
     ("url", "shown"),
     [

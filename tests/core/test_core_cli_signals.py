@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import httpx
@@ -86,3 +87,55 @@ def test_a_sandbox_on_a_busy_port_is_one_clean_line() -> None:
     assert result.stderr.startswith(f"Error: cannot listen on 127.0.0.1:{port}: ")
     assert result.stderr.count("\n") == 1
     assert "sandbox on" not in result.stderr
+
+
+def test_ctrl_c_during_a_send_says_what_may_have_happened(tmp_path: Path) -> None:
+    # A vendor that takes the request and never answers: the send is interrupted mid-call.
+    listener = socket.create_server(("127.0.0.1", 0))
+    accepted: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                accepted.append(listener.accept()[0])
+            except TimeoutError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    db = tmp_path / "nk.sqlite3"
+    port = listener.getsockname()[1]
+    (tmp_path / "notifykit.toml").write_text(
+        f'[providers.primary]\ntype = "veesing"\nbase_url = "http://127.0.0.1:{port}"\n'
+        'app_id = "a"\napp_key = "veesing-app-key"\ntimeout = 60\n'
+        '[templates.verify_code.primary]\ntemplate_id = "540"\n'
+        f'[store]\nurl = "sqlite:///{db}"\n',
+        encoding="utf-8",
+    )
+    try:
+        process = start(
+            ["send", "+8615612341090", "-t", "verify_code", "-p", "code=4321"], tmp_path
+        )
+        for _ in range(600):  # until the vendor holds the request (bounded: 60 s)
+            if accepted:
+                break
+            stop.wait(0.1)
+        assert accepted, "the send never reached the vendor"
+        code, err = interrupt(process)
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+        for conn in accepted:
+            conn.close()
+        listener.close()
+    assert code == 1, err
+    assert "Aborted!" not in err and "Traceback" not in err, err
+    assert "Error: interrupted: the message may already have reached a provider" in err, err
+    assert "4321" not in err and "15612341090" not in err
+    log = CliRunner().invoke(
+        cli, ["log", "--status", "unknown", "--config", str(tmp_path / "notifykit.toml")]
+    )
+    assert log.exit_code == 0, log.output
+    assert "+86156****1090" in log.output, log.output
