@@ -64,11 +64,12 @@ def serve(config: Path) -> Child:
     )
 
 
-def receipt(task: int) -> bytes:
+def receipt(task: int, prefix: str = "bench") -> bytes:
+    """A Veesing receipt (form body) for vendor task ``<prefix><task>``."""
     return urlencode(
         {
             "mobile": f"156{task % 10**8:08d}",
-            "taskid": f"bench{task}",
+            "taskid": f"{prefix}{task}",
             "status": "1",
             "receivetime": "2024-05-01 17:00:00",
         }

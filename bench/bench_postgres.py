@@ -25,12 +25,11 @@ import time
 import uuid
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
 
 import aiohttp
 
+from bench.bench_callbacks import receipt, serve
 from bench.common import (
-    Child,
     bare_endpoint,
     code,
     emit,
@@ -65,30 +64,6 @@ def write_config(directory: Path, schema: str) -> Path:
     return path
 
 
-def serve(config: Path) -> Child:
-    return Child(
-        "-c",
-        "from notifykit.cli import main; main()",
-        "serve",
-        "--config",
-        str(config),
-        "--port",
-        "0",
-        env={"NOTIFYKIT_LOAD_PLUGINS": "veesing"},
-    )
-
-
-def receipt(task: int) -> bytes:
-    return urlencode(
-        {
-            "mobile": f"156{task % 10**8:08d}",
-            "taskid": f"pgbench{task}",
-            "status": "1",
-            "receivetime": "2024-05-01 17:00:00",
-        }
-    ).encode()
-
-
 async def push_round(
     session: aiohttp.ClientSession, urls: list[str], pushes: int
 ) -> tuple[float, int]:
@@ -103,7 +78,7 @@ async def push_round(
                 try:
                     async with session.post(
                         url,
-                        data=receipt(task),
+                        data=receipt(task, "pgbench"),
                         headers={"content-type": "application/x-www-form-urlencoded"},
                     ) as answer:
                         await answer.read()
@@ -124,7 +99,7 @@ async def sequential_p50_ms(url: str, count: int = 200) -> float:
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1)) as session:
         for n in range(count + 20):  # the first 20 warm the connection up, untimed
             start = time.perf_counter()
-            async with session.post(url, data=receipt(n)) as answer:
+            async with session.post(url, data=receipt(n, "pgbench")) as answer:
                 await answer.read()
             if n >= 20:
                 took.append((time.perf_counter() - start) * 1000)

@@ -21,11 +21,12 @@ in everything a record holds except its timestamps (whose microseconds are digit
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import re
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -232,3 +233,32 @@ def pytest_configure(config: pytest.Config) -> None:
     scanner = SecretsScan()
     scanner.install()
     config.pluginmanager.register(scanner, PLUGIN_NAME)
+
+
+@pytest.fixture
+async def veesing_sandboxes() -> AsyncIterator[Callable[..., tuple[Any, Any]]]:
+    """``start(app_id=..., app_key=..., **settings)``: a Veesing sandbox served on 127.0.0.1
+    with no per-number limits and credits enough, as ``(VeesingSandbox, ServerThread)``;
+    every one started is released and stopped after the test. The plugin is imported here,
+    not when the suite starts."""
+    from notifykit_veesing import VeesingSandbox, VeesingSandboxSettings
+
+    from notifykit.server import ServerThread
+
+    started: list[tuple[VeesingSandbox, ServerThread]] = []
+
+    def start(**settings: Any) -> tuple[VeesingSandbox, ServerThread]:
+        defaults: dict[str, Any] = {
+            "balance": 1_000_000,
+            "per_number_interval": 0.0,
+            "per_number_daily_cap": 1_000_000,
+        }
+        sandbox = VeesingSandbox(VeesingSandboxSettings(port=0, **{**defaults, **settings}))
+        server = ServerThread(sandbox.app()).start()
+        started.append((sandbox, server))
+        return sandbox, server
+
+    yield start
+    for sandbox, server in started:
+        await sandbox.aclose()
+        await asyncio.to_thread(server.stop, 5.0)

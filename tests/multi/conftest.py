@@ -3,17 +3,16 @@ config file per test, helpers to run senders and ``notifykit serve`` as subproce
 
 from __future__ import annotations
 
-import asyncio
+import functools
 import os
 import socket
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from notifykit_veesing import VeesingSandbox, VeesingSandboxSettings
+from notifykit_veesing import VeesingSandbox
 
 from notifykit.server import ServerThread
 
@@ -26,27 +25,9 @@ StartSandbox = Callable[..., tuple[VeesingSandbox, ServerThread]]
 
 
 @pytest.fixture
-async def sandbox() -> AsyncIterator[StartSandbox]:
+def sandbox(veesing_sandboxes: StartSandbox) -> StartSandbox:
     """``start(**settings)``: a Veesing sandbox on 127.0.0.1 (no per-number limits)."""
-    started: list[tuple[VeesingSandbox, ServerThread]] = []
-
-    def start(**settings: Any) -> tuple[VeesingSandbox, ServerThread]:
-        defaults: dict[str, Any] = {
-            "app_id": APP_ID,
-            "app_key": APP_KEY,
-            "balance": 1_000_000,
-            "per_number_interval": 0.0,
-            "per_number_daily_cap": 1_000_000,
-        }
-        box = VeesingSandbox(VeesingSandboxSettings(port=0, **{**defaults, **settings}))
-        server = ServerThread(box.app()).start()
-        started.append((box, server))
-        return box, server
-
-    yield start
-    for box, server in started:
-        await box.aclose()
-        await asyncio.to_thread(server.stop, 5.0)
+    return functools.partial(veesing_sandboxes, app_id=APP_ID, app_key=APP_KEY)
 
 
 def write_config(

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Callable
-from typing import Any
+import functools
+from collections.abc import Callable
 
 import pytest
-from notifykit_veesing import VeesingSandbox, VeesingSandboxSettings
+from notifykit_veesing import VeesingSandbox
 
 from notifykit.server import ServerThread
 
@@ -19,26 +18,9 @@ StartSandbox = Callable[..., tuple[VeesingSandbox, ServerThread]]
 
 
 @pytest.fixture
-async def sandboxes() -> AsyncIterator[StartSandbox]:
+def sandboxes(veesing_sandboxes: StartSandbox) -> StartSandbox:
     """``start(**settings)``: a Veesing sandbox (this suite's credentials, no per-number
     limits, credits enough) on 127.0.0.1; released and stopped after the test."""
-    started: list[tuple[VeesingSandbox, ServerThread]] = []
-
-    def start(**settings: Any) -> tuple[VeesingSandbox, ServerThread]:
-        defaults: dict[str, Any] = {
-            "app_id": APP_ID,
-            "app_key": APP_KEY,
-            "balance": 1_000_000,
-            "per_number_interval": 0.0,
-            "per_number_daily_cap": 1_000_000,
-            "account_daily_cap": 1_000_000,
-        }
-        sandbox = VeesingSandbox(VeesingSandboxSettings(port=0, **{**defaults, **settings}))
-        server = ServerThread(sandbox.app()).start()
-        started.append((sandbox, server))
-        return sandbox, server
-
-    yield start
-    for sandbox, server in started:
-        await sandbox.aclose()
-        await asyncio.to_thread(server.stop, 5.0)
+    return functools.partial(
+        veesing_sandboxes, app_id=APP_ID, app_key=APP_KEY, account_daily_cap=1_000_000
+    )
