@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import tempfile
 import time
 from urllib.parse import urlencode
@@ -90,7 +91,7 @@ async def _measure(url: str, kind: str, rounds: int, profile: bool, cprofile: bo
             profiler_c.enable()
             await run_round(sender)
             profiler_c.disable()
-            pstats.Stats(profiler_c).sort_stats("tottime").print_stats(45)
+            pstats.Stats(profiler_c).sort_stats(os.environ.get("PSORT", "tottime")).print_stats(int(os.environ.get("PN", "45")))
     finally:
         for close in closers:
             await close()
