@@ -250,7 +250,7 @@ async def _take_locks(conn: Conn, jobs: list[_Job[Any]]) -> None:
     keys = sorted({key for job in jobs for key in job.locks})
     if keys:
         await conn.execute(
-            "SELECT pg_advisory_xact_lock(k) FROM unnest(%s::bigint[]) AS k", (keys,)
+            "SELECT pg_advisory_xact_lock(k) FROM unnest(%b::bigint[]) AS k", (keys,)
         )
 
 

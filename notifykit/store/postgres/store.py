@@ -273,8 +273,8 @@ class PostgresStore(Store):
         cur = await conn.execute(
             "INSERT INTO messages (message_id, phone, status, provider, provider_message_id,"
             " lease_until, created_at, record)"
-            " SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[],"
-            " %s::timestamptz[], %s::timestamptz[], %s::text[])"
+            " SELECT * FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[], %b::text[],"
+            " %b::timestamptz[], %b::timestamptz[], %b::text[])"
             " ON CONFLICT (message_id) DO NOTHING RETURNING message_id",
             (
                 [r.message_id for r in records],
@@ -366,7 +366,7 @@ class PostgresStore(Store):
         locks were taken by the batch first, so the look for orphans sees every event
         stored so far for each vendor id."""
         cur = await conn.execute(
-            "SELECT message_id, record FROM messages WHERE message_id = ANY(%s)"
+            "SELECT message_id, record FROM messages WHERE message_id = ANY(%b)"
             " ORDER BY message_id FOR UPDATE",
             (sorted({item.message_id for item in items}),),
         )
@@ -398,10 +398,10 @@ class PostgresStore(Store):
         cur = await conn.execute(
             "WITH saved AS (UPDATE messages AS m SET status = u.status, provider = u.provider,"
             " provider_message_id = u.vendor_id, record = u.record"
-            " FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[])"
+            " FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[], %b::text[])"
             " AS u(message_id, status, provider, vendor_id, record)"
             " WHERE m.message_id = u.message_id)"
-            " SELECT u.message_id FROM unnest(%s::text[], %s::text[], %s::text[])"
+            " SELECT u.message_id FROM unnest(%b::text[], %b::text[], %b::text[])"
             " AS u(message_id, provider, vendor_id)"
             " WHERE EXISTS (SELECT 1 FROM events AS e WHERE e.provider = u.provider"
             " AND e.provider_message_id = u.vendor_id AND e.message_id IS NULL)",
@@ -467,7 +467,7 @@ class PostgresStore(Store):
         async def read(conn: Conn) -> list[MessageRecord]:
             cur = await conn.execute(
                 "SELECT record FROM messages WHERE provider_message_id IS NOT NULL"
-                " AND status = ANY(%(statuses)s) AND created_at <= %(before)s"
+                " AND status = ANY(%(statuses)b) AND created_at <= %(before)s"
                 " AND (%(after)s::timestamptz IS NULL OR created_at > %(after)s)"
                 " ORDER BY created_at, id LIMIT %(limit)s",
                 {
@@ -707,7 +707,7 @@ class PostgresStore(Store):
         async def write(conn: Conn) -> int:
             cur = await conn.execute(
                 "UPDATE events SET dispatched = true, claimed_by = NULL, claimed_until = NULL"
-                " WHERE event_id = ANY(%s) AND claimed_by = %s AND NOT dispatched",
+                " WHERE event_id = ANY(%b) AND claimed_by = %s AND NOT dispatched",
                 (ids, owner),
             )
             return cur.rowcount
@@ -987,9 +987,9 @@ async def _insert_requests(
         "WITH inbox_rows AS ("
         " INSERT INTO inbox (provider, method, path, headers, body, received_at, event_ids)"
         " SELECT r.provider, r.method, r.path, r.headers, r.body, r.received_at, r.event_ids"
-        " FROM unnest(%(providers)s::text[], %(methods)s::text[], %(paths)s::text[],"
-        " %(headers)s::text[], %(bodies)s::bytea[], %(received)s::timestamptz[],"
-        " %(event_ids)s::text[]) WITH ORDINALITY"
+        " FROM unnest(%(providers)b::text[], %(methods)b::text[], %(paths)b::text[],"
+        " %(headers)b::text[], %(bodies)b::bytea[], %(received)b::timestamptz[],"
+        " %(event_ids)b::text[]) WITH ORDINALITY"
         " AS r(provider, method, path, headers, body, received_at, event_ids, n)"
         " ORDER BY r.n RETURNING id),"
         # inbox ids are drawn in insertion order: the n-th smallest is the n-th request's
@@ -1001,10 +1001,10 @@ async def _insert_requests(
         " e.message_id, e.received_at, e.payload, e.owner,"
         " CASE WHEN e.owner IS NULL THEN NULL"
         " ELSE clock_timestamp() + make_interval(secs => e.lease) END"
-        " FROM unnest(%(e_ids)s::text[], %(kinds)s::text[], %(e_providers)s::text[],"
-        " %(vendor_ids)s::text[], %(phones)s::text[], %(message_ids)s::text[],"
-        " %(e_received)s::timestamptz[], %(payloads)s::text[], %(owners)s::text[],"
-        " %(leases)s::float8[], %(requests)s::bigint[]) WITH ORDINALITY"
+        " FROM unnest(%(e_ids)b::text[], %(kinds)b::text[], %(e_providers)b::text[],"
+        " %(vendor_ids)b::text[], %(phones)b::text[], %(message_ids)b::text[],"
+        " %(e_received)b::timestamptz[], %(payloads)b::text[], %(owners)b::text[],"
+        " %(leases)b::float8[], %(requests)b::bigint[]) WITH ORDINALITY"
         " AS e(event_id, kind, provider, provider_message_id, phone, message_id,"
         " received_at, payload, owner, lease, request, n)"
         " JOIN numbered ON numbered.n = e.request"
@@ -1057,9 +1057,9 @@ class _Lookup:
         cur = await conn.execute(
             "SELECT message_id, phone, provider, provider_message_id, status, record,"
             " xmin::text FROM messages"
-            " WHERE (provider = ANY(%(providers)s) AND provider_message_id = ANY(%(vendor_ids)s))"
-            " OR message_id = ANY(%(ids)s)"
-            " OR (phone = ANY(%(phones)s) AND status IN ('unknown', 'pending')"
+            " WHERE (provider = ANY(%(providers)b) AND provider_message_id = ANY(%(vendor_ids)b))"
+            " OR message_id = ANY(%(ids)b)"
+            " OR (phone = ANY(%(phones)b) AND status IN ('unknown', 'pending')"
             "     AND provider_message_id IS NULL)"
             " ORDER BY id",
             {"providers": providers, "vendor_ids": vendor_ids, "ids": ids, "phones": phones},
@@ -1180,7 +1180,7 @@ async def _link_orphans(conn: Conn, record: MessageRecord) -> list[AnyEvent]:
         linked.append(event.model_copy(update={"message_id": record.message_id}))
     if linked:
         await conn.execute(
-            "UPDATE events SET message_id = %s WHERE event_id = ANY(%s)",
+            "UPDATE events SET message_id = %s WHERE event_id = ANY(%b)",
             (record.message_id, [e.event_id for e in linked]),
         )
         for event in linked:
