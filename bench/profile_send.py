@@ -91,7 +91,9 @@ async def _measure(url: str, kind: str, rounds: int, profile: bool, cprofile: bo
             profiler_c.enable()
             await run_round(sender)
             profiler_c.disable()
-            pstats.Stats(profiler_c).sort_stats(os.environ.get("PSORT", "tottime")).print_stats(int(os.environ.get("PN", "45")))
+            pstats.Stats(profiler_c).sort_stats(os.environ.get("PSORT", "tottime")).print_stats(
+                int(os.environ.get("PN", "45"))
+            )
     finally:
         for close in closers:
             await close()
