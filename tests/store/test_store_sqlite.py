@@ -301,7 +301,7 @@ async def test_records_changed_in_place_read_back_as_memory_keeps_them(
             provider="vs",
             outcome="failed",
             error_type="InsufficientBalance",
-            error_message="余额不足 \"quoted\" \\ back",
+            error_message='余额不足 "quoted" \\ back',
             duration_ms=12.5,
             started_at=started,
         ),
