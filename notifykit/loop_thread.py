@@ -63,7 +63,6 @@ class LoopThread:
         self._woken = False  # a _start_queued is due on the loop
         self._running: set[asyncio.Task[None]] = set()  # touched on the loop only
         self.thread.start()
-        self.thread_id = self.thread.ident
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
         """Run ``coro`` on the loop and return its result, or raise its exception, here.
@@ -149,7 +148,7 @@ class LoopThread:
         Calls waiting or made from now on raise :class:`UsageError`. Call it from any
         thread but the loop's (there it raises :class:`UsageError`).
         """
-        if threading.get_ident() == self.thread_id:
+        if threading.current_thread() is self.thread:
             raise UsageError(
                 "the event loop cannot stop itself from inside (it would wait forever)"
             )

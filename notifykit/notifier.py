@@ -434,13 +434,13 @@ class Notifier:
         return self._async
 
     def _call(self, coro: Coroutine[Any, Any, T]) -> T:
-        if threading.get_ident() == self._runner.thread_id:
+        if threading.current_thread() is self._thread:
             coro.close()
             self._check_thread()  # raises
         return self._runner.run(coro)  # UsageError once closed
 
     def _check_thread(self) -> None:
-        if threading.get_ident() == self._runner.thread_id:
+        if threading.current_thread() is self._thread:
             # Waiting on our own loop from inside it (e.g. a subscriber calling send) would
             # hang forever; the async notifier is the way in from there.
             raise UsageError(

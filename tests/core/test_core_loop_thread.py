@@ -79,7 +79,7 @@ def test_results_come_back_to_each_caller_from_one_loop_thread(runner: LoopThrea
     assert [[value for value, _ in results] for results in outcomes] == [
         [i * 100 + j for j in range(50)] for i in range(8)
     ]
-    assert {thread for results in outcomes for _, thread in results} == {runner.thread_id}
+    assert {thread for results in outcomes for _, thread in results} == {runner.thread.ident}
 
 
 def test_exceptions_reach_the_caller_with_their_own_type(runner: LoopThread) -> None:
@@ -242,3 +242,18 @@ def test_a_notifier_closed_from_its_own_loop_refuses_and_stays_open() -> None:
         assert notifier.send("+8615612341090", template="t").provider == "primary"
     with pytest.raises(UsageError, match="closed"):
         notifier.send("+8615612341090", template="t")
+
+
+def test_a_thread_made_after_close_is_not_taken_for_the_loops_own() -> None:
+    """A new thread may get the ended loop thread's identifier: close() there is a no-op
+    and a call there says closed, not 'its own event loop'."""
+    config = Config.from_dict({"providers": {"primary": {"type": "memory"}}})
+    notifier = Notifier(config, plugin_manager=get_plugin_manager())
+    notifier.close()
+    outcomes = [
+        in_threads(1, lambda _: notifier.close())[0]
+        for _ in range(10)  # one thread at a time: each may reuse the last one's identifier
+    ]
+    assert outcomes == [None] * 10
+    errors = [in_threads(1, lambda _: notifier.health())[0] for _ in range(3)]
+    assert all(isinstance(e, UsageError) and "closed" in str(e) for e in errors), errors
