@@ -531,6 +531,12 @@ async def _send_directly(
     response = await client.direct_transport.handle_async_request(built)
     response.request = built
     response.default_encoding = client.direct_encoding
+    if type(response.stream) is httpx.ByteStream:
+        # The body is in memory already (notifykit's transports read it whole): read
+        # (decoded) without the async iteration, which would do the same work in more
+        # steps; reading closes the response, and a ByteStream holds nothing to release.
+        response.read()
+        return response
     try:
         await response.aread()
     finally:

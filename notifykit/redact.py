@@ -10,8 +10,10 @@ Basic-auth ``user:secret`` with every plain option of the instance as the user. 
 replaced by ``***``; then every run of 7 or more digits (a phone number, E.164 or
 national) is masked by :func:`notifykit.phone.mask_phone`.
 
-The core applies it to everything a provider hands back (errors from ``send``,
-``balance`` and ``fetch_status``, a receipt's ``raw``, a push the plugin could not parse),
+The core applies it to everything a provider hands back that is kept, logged or shown
+(errors from ``send``, ``balance`` and ``fetch_status``, a polled receipt's ``raw``, a push
+the plugin could not parse; a send's :class:`~notifykit.models.SendReceipt` is none of
+these: only its id, credits and status are kept),
 through each instance's :attr:`SmsProvider.redactor <notifykit.provider.SmsProvider>`, so
 a plugin cannot forget it; a plugin may also call it itself.
 """

@@ -21,9 +21,16 @@ given, :class:`LimitedProtocol`, is a plain :class:`asyncio.Protocol` that sits 
 uvicorn's own h11 protocol and uses nothing of it but the :class:`asyncio.Protocol`
 interface: it creates uvicorn's protocol with the arguments uvicorn passed, hands it every
 connection it accepts, forwards every protocol call, and gives it a transport that
-forwards to the real one (counting what it writes). It reads the client's bytes a second
-time with its own ``h11.Connection`` (h11's public API), to know when a request's headers
-and body are complete. It never reads or writes an attribute of uvicorn's objects.
+forwards to the real one (counting what it writes). It follows the client's bytes itself
+to know when a request's headers and body are complete, without parsing them a second
+time: the headers end at the first blank line (where h11 ends them) and the body is
+``Content-Length`` bytes (none without one). A request framed any other way
+(``Transfer-Encoding``, a repeated or unusual ``Content-Length``) is followed with an
+``h11.Connection`` (h11's public API) from then on. It never reads or writes an attribute
+of uvicorn's objects.
+
+A request that arrives whole in one read is never timed; one that does not is timed by one
+timer per connection, moved only when it would fire too early.
 
 asyncio accepts up to the listen backlog's number of connections at once, before any of
 them reaches the protocol (and so the cap): ``notifykit serve`` listens with a backlog of
@@ -38,6 +45,7 @@ server sets its own (``docs/callbacks.md``).
 from __future__ import annotations
 
 import asyncio
+import re
 import resource
 from collections.abc import Callable, Iterable
 from typing import Any, ClassVar, Literal
@@ -160,6 +168,33 @@ class _CountingTransport(asyncio.Transport):
 
 _Owed = Literal["headers", "body"]
 
+_BLANK_LINE = re.compile(b"\n\r?\n")
+"""The end of a request's headers, as h11 finds it (its ``blank_line_regex``)."""
+
+_FRAMING = re.compile(
+    rb"^(content-length|transfer-encoding):[ \t]*([^\r\n]*?)[ \t]*\r?$",
+    re.IGNORECASE | re.MULTILINE,
+)
+"""A header line that frames the body. Every such line h11 reads matches (its field names
+start a line, its values hold neither CR nor LF); a line h11 refuses may match too, and
+then uvicorn answers 400 and closes the connection whatever the reader concludes."""
+
+_FAST, _H11, _STOPPED = 0, 1, 2
+"""How the client's requests are followed: by :func:`_body_length`, by h11, not at all."""
+
+
+def _body_length(head: bytes) -> int | None:
+    """The body length of the request whose headers are ``head``: its single plain
+    ``Content-Length`` (0 without one); None when it is framed any other way."""
+    found = _FRAMING.findall(head)
+    if not found:
+        return 0
+    if len(found) == 1:
+        name, value = found[0]
+        if len(name) == len(b"content-length") and value.isdigit():
+            return int(value)
+    return None
+
 
 class LimitedProtocol(asyncio.Protocol):
     """uvicorn's h11 protocol behind header and body timeouts and a connection cap (the
@@ -176,10 +211,22 @@ class LimitedProtocol(asyncio.Protocol):
         self._inner: asyncio.Protocol | None = None
         self._transport: asyncio.Transport | None = None
         self._counting: _CountingTransport | None = None
-        self._reader: h11.Connection | None = None  # None: not reading (stopped or broken)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._mode = _FAST
+        self._head = b""  # the current request's bytes while its headers are incomplete
+        self._body_left = 0  # what the current request's body still owes, in bytes
+        self._reader: h11.Connection | None = None  # in the _H11 mode
         self._owed: _Owed | None = None  # what the client owes now, while timed
+        self._deadline: float | None = None  # when it is due (None: from now, not yet set)
         self._timer: asyncio.TimerHandle | None = None
         self._written_at_start = 0  # the inner protocol's bytes when the request began
+
+    @property
+    def owed(self) -> _Owed | None:
+        """What the client owes now: a request's ``"headers"`` (from its first byte, or
+        from the connection for the first one), its ``"body"``, or None (between requests,
+        or not followed any more: a request h11 refuses, which uvicorn answers itself)."""
+        return self._owed
 
     # -- the asyncio.Protocol interface ----------------------------------------------------
 
@@ -199,16 +246,22 @@ class LimitedProtocol(asyncio.Protocol):
         cap.open += 1
         self._transport = transport
         self._counting = _CountingTransport(transport)
+        self._loop = asyncio.get_running_loop()
         args, kwargs = self._inner_args
         self._inner = self.inner_protocol(*args, **kwargs)
-        self._reader = self._new_reader()
-        self._start("headers")  # the first request is owed from the connection on
+        self._begin("headers")  # the first request is owed from the connection on
+        self._arm()
         self._inner.connection_made(self._counting)
 
     def data_received(self, data: bytes) -> None:
         if self._inner is None:
             return  # refused: closing
-        self._read(data)
+        if self._mode == _FAST:
+            self._read(data)
+        elif self._mode == _H11:
+            self._read_h11(data)
+        if self._owed is not None:
+            self._arm()
         self._inner.data_received(data)
 
     def eof_received(self) -> bool | None:
@@ -229,69 +282,141 @@ class LimitedProtocol(asyncio.Protocol):
         if inner is None:
             return  # refused in connection_made: uvicorn never saw it
         self.cap.open -= 1
-        self._stop()
+        self._complete()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._mode = _STOPPED
         self._reader = None
         inner.connection_lost(exc)
 
     # -- what the client owes ----------------------------------------------------------------
 
+    def _read(self, data: bytes) -> None:
+        """Follow the client's requests by their framing: the headers owed from a
+        request's first byte, the body from the end of its headers."""
+        while data:
+            if self._owed is None:
+                self._begin("headers")  # the first byte of the next request
+            if self._owed == "body":
+                left = self._body_left
+                if len(data) < left:
+                    self._body_left = left - len(data)
+                    return
+                data = data[left:]
+                self._complete()  # the answer is uvicorn's business now
+                continue
+            head = self._head + data if self._head else data
+            if head[:1] == b"\n" or head[:2] == b"\r\n":
+                # h11 refuses a request that starts with a blank line (uvicorn answers
+                # 400); the header timer still runs.
+                self._stop_reading()
+                return
+            end = _BLANK_LINE.search(head, max(0, len(self._head) - 2))
+            if end is None:
+                if len(head) > _MAX_HEADER_BYTES:
+                    self._stop_reading()  # the header timer still runs
+                else:
+                    self._head = head
+                return
+            self._head = b""
+            cut = end.end()
+            length = _body_length(head[:cut])
+            if length is None:  # framed otherwise: h11 follows from this request on
+                self._mode = _H11
+                self._reader = self._new_reader()
+                self._read_h11(head)
+                return
+            data = head[cut:]
+            if length:
+                self._begin("body")
+                self._body_left = length
+            else:
+                self._complete()
+
     @staticmethod
     def _new_reader() -> h11.Connection:
         return h11.Connection(h11.SERVER, max_incomplete_event_size=_MAX_HEADER_BYTES)
 
-    def _read(self, data: bytes) -> None:
-        """Follow the client's requests: time the headers from a request's first byte, the
-        body from the end of its headers; stop when it is complete."""
+    def _read_h11(self, data: bytes) -> None:
+        """Follow the client's requests with h11, for requests framed other than by a
+        plain ``Content-Length``: the same timing as :meth:`_read`."""
         reader = self._reader
         if reader is None:
             return
         if self._owed is None and data:
-            self._start("headers")  # the first byte of the next request
+            self._begin("headers")  # the first byte of the next request
         reader.receive_data(data)
         while True:
             try:
                 event = reader.next_event()
             except h11.RemoteProtocolError:
                 # uvicorn answers a malformed request itself (400); the timer still runs.
-                self._reader = None
+                self._stop_reading()
                 return
             if event is h11.NEED_DATA or event is h11.PAUSED:
                 return
             if isinstance(event, h11.Request):
                 if reader.their_state is h11.SEND_BODY:
-                    self._start("body")
+                    self._begin("body")
             elif isinstance(event, h11.EndOfMessage):
-                self._stop()  # complete: the answer is uvicorn's business now
+                self._complete()  # the answer is uvicorn's business now
                 leftover, closed = reader.trailing_data
                 if closed:
-                    self._reader = None
+                    self._stop_reading()
                     return
                 self._reader = reader = self._new_reader()
                 if not leftover:
                     return
-                self._start("headers")  # a pipelined request
+                self._begin("headers")  # a pipelined request
                 reader.receive_data(leftover)
             elif isinstance(event, h11.ConnectionClosed):
-                self._reader = None
+                self._stop_reading()
                 return
 
-    def _start(self, owed: _Owed) -> None:
-        self._stop()
-        assert self._counting is not None
+    def _stop_reading(self) -> None:
+        self._mode = _STOPPED
+        self._reader = None
+        self._head = b""
+
+    def _begin(self, owed: _Owed) -> None:
+        """The client owes ``owed`` from now on (the deadline is set by :meth:`_arm`)."""
         if owed == "headers":
+            assert self._counting is not None
             self._written_at_start = self._counting.written
         self._owed = owed
-        seconds = self.header_timeout if owed == "headers" else self.body_timeout
-        self._timer = asyncio.get_running_loop().call_later(seconds, self._too_slow)
+        self._deadline = None
 
-    def _stop(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-        self._timer = None
+    def _complete(self) -> None:
+        """Nothing is owed (a timer still pending finds so when it fires)."""
         self._owed = None
+        self._deadline = None
+
+    def _arm(self) -> None:
+        """Make sure a timer fires by the deadline of what is owed."""
+        assert self._loop is not None
+        if self._deadline is None:
+            seconds = self.header_timeout if self._owed == "headers" else self.body_timeout
+            self._deadline = self._loop.time() + seconds
+        timer = self._timer
+        if timer is not None:
+            if timer.when() <= self._deadline:
+                return  # it fires first, and moves itself on to the deadline
+            timer.cancel()
+        self._timer = self._loop.call_at(self._deadline, self._check, self._deadline)
+
+    def _check(self, scheduled: float) -> None:
+        self._timer = None
+        if self._owed is None or self._deadline is None:
+            return
+        if self._deadline > scheduled:
+            self._arm()  # owed since the timer was set: due later
+            return
+        self._too_slow()
 
     def _too_slow(self) -> None:
-        owed, self._owed, self._timer = self._owed, None, None
+        owed = self._owed
+        self._complete()
         transport, counting = self._transport, self._counting
         if transport is None or counting is None or transport.is_closing():
             return

@@ -435,8 +435,8 @@ class Router:
         else:
             await self.shared.record(name, admission, breaker_effect(None), "accepted")
         run.accepted(name, started, started_at)
-        if receipt.raw:
-            receipt.raw = provider.redactor.value(receipt.raw)
+        # The receipt's ``raw`` is not redacted here: nothing of it is kept, logged or
+        # returned (the record and the SendResult take its id, credits and status only).
         return receipt
 
     def _release(self, name: str, breaker: Breaker, admission: Admission) -> None:

@@ -1,10 +1,12 @@
 """One thread owns one SQLite connection; coroutines hand it work and await the result.
 
 Group commit: jobs queue up while the thread is busy; the thread takes every queued job,
-runs the writes in one ``BEGIN IMMEDIATE`` transaction (each in its own savepoint, so a
-failing job does not undo its neighbours) and commits once. A caller's future is resolved
-only after the transaction holding its work has committed, so "it returned" means "it is
-on disk" (as far as ``synchronous`` promises). The event loop never waits on SQLite.
+runs the writes in one ``BEGIN IMMEDIATE`` transaction and commits once. Should a write
+fail, the batch is undone and run again with each write in its own savepoint, so a failing
+write does not undo its neighbours: a write's function may run twice (its first run rolled
+back), so it acts on the database alone. A caller's future is resolved only after the
+transaction holding its work has committed, so "it returned" means "it is on disk" (as far
+as ``synchronous`` promises). The event loop never waits on SQLite.
 
 Faults that can pass (the file read-only, the disk full, an I/O error, the file gone): a
 connection that hit one can stay broken after the cause is gone (SQLite opens a file it
@@ -21,10 +23,10 @@ import queue
 import sqlite3
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar, cast
 
 from notifykit.errors import StoreError
 
@@ -39,17 +41,92 @@ PASSING_FAULTS = ("SQLITE_READONLY", "SQLITE_IOERR", "SQLITE_FULL", "SQLITE_CANT
 """SQLite error names (and their extended forms) after which the connection is reopened."""
 
 
-@dataclass
-class _Job(Generic[T]):
-    fn: Callable[[sqlite3.Connection], T]
-    write: bool
-    deadline: float
-    """``time.monotonic()`` after which the caller has given up: the job is skipped."""
-    future: Future[T] = field(default_factory=Future)
-    loop: asyncio.AbstractEventLoop | None = None
-    waiter: asyncio.Future[T] | None = None
-    """What the caller awaits on its loop: settled from ``future`` once the job's batch is
-    done, with one wake-up of that loop for the whole batch (see ``_notify``)."""
+class _Job:
+    """One call of :meth:`SQLiteWriter.run`: what to run, and its outcome once run.
+
+    The outcome is two plain attributes, not a ``concurrent.futures.Future`` (a lock and a
+    condition per job): the thread sets them before handing the batch to the caller's loop
+    with ``call_soon_threadsafe``, which orders the writes before the loop reads them."""
+
+    __slots__ = ("abandoned", "deadline", "fn", "ok", "value", "waiter", "watch", "write")
+
+    def __init__(
+        self,
+        fn: Callable[[sqlite3.Connection], Any],
+        write: bool,
+        deadline: float,
+        waiter: asyncio.Future[Any] | None = None,
+        watch: _Watch | None = None,
+    ) -> None:
+        self.fn = fn
+        self.write = write
+        self.deadline = deadline
+        """``time.monotonic()`` after which the caller has given up: the job is skipped."""
+        self.waiter = waiter
+        """What the caller awaits on its loop, settled once the job's batch is done."""
+        self.watch = watch
+        self.abandoned = False
+        """Set on the caller's loop when it gave up (timed out, cancelled): the thread skips
+        the job unless it has already started it."""
+        self.ok: bool | None = None
+        """None until run; then whether ``value`` is the result or the exception."""
+        self.value: Any = None
+
+
+class _Watch:
+    """The jobs one event loop awaits, and ONE timer for the earliest deadline among them,
+    not a timer per job (``asyncio.timeout`` costs a timer handle, a heap push and the
+    task's cancel bookkeeping on every call). When the timer fires, the jobs past their
+    deadline are answered "timed out" and abandoned, and it is set for the next deadline.
+    Touched only on its loop."""
+
+    __slots__ = ("jobs", "late", "loop", "timer")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, late: Callable[[], StoreError]) -> None:
+        self.loop = loop
+        self.late = late
+        self.jobs: deque[_Job] = deque()
+        self.timer: asyncio.TimerHandle | None = None
+
+    def add(self, job: _Job) -> None:
+        self.jobs.append(job)
+        if self.timer is None:
+            self.timer = self.loop.call_later(job.deadline - time.monotonic(), self._expire)
+
+    def settle(self, jobs: list[_Job]) -> None:
+        """Each waiter takes its job's outcome (one whose caller gave up is already done:
+        skipped); answered jobs leave the front of the watch list."""
+        for job in jobs:
+            waiter = job.waiter
+            if waiter is None or waiter.done():
+                continue
+            if job.ok:
+                waiter.set_result(job.value)
+            else:
+                waiter.set_exception(job.value)
+        pending = self.jobs
+        while pending and pending[0].waiter.done():  # type: ignore[union-attr]
+            pending.popleft()
+
+    def _expire(self) -> None:
+        self.timer = None
+        now = time.monotonic()
+        waiting: deque[_Job] = deque()
+        for job in self.jobs:
+            waiter = job.waiter
+            assert waiter is not None
+            if waiter.done():
+                continue
+            if job.deadline > now:
+                waiting.append(job)
+                continue
+            job.abandoned = True
+            waiter.set_exception(self.late())
+        self.jobs = waiting
+        if waiting:
+            # Jobs are watched in submission order with one timeout: the first is due first.
+            soonest = min(job.deadline for job in waiting)
+            self.timer = self.loop.call_later(soonest - now, self._expire)
 
 
 _STOP = object()
@@ -70,7 +147,7 @@ class SQLiteWriter:
         self._connect = connect
         self.timeout = timeout
         self._name = name
-        self._queue: queue.SimpleQueue[_Job[Any] | object] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[_Job | object] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self.transactions = 0
         """Write transactions committed so far (fewer than write jobs when batching works)."""
@@ -78,6 +155,10 @@ class SQLiteWriter:
         self.reconnects = 0
         """Connections reopened after a fault that can pass."""
         self._stale = False
+        self._serving = False
+        """True from the connection's opening until the thread ends (cheaper to read per
+        job than ``Thread.is_alive``)."""
+        self._watches: dict[asyncio.AbstractEventLoop, _Watch] = {}
 
     @property
     def running(self) -> bool:
@@ -89,6 +170,7 @@ class SQLiteWriter:
             return
         ready: Future[None] = Future()
         self._queue = queue.SimpleQueue()
+        self._watches = {}
         self._thread = threading.Thread(
             target=self._run, args=(ready,), name=self._name, daemon=True
         )
@@ -109,25 +191,30 @@ class SQLiteWriter:
         self._thread = None
 
     async def run(self, fn: Callable[[sqlite3.Connection], T], *, write: bool) -> T:
-        """Run ``fn(connection)`` in the thread; writes commit before this returns."""
-        if not self.running:
+        """Run ``fn(connection)`` in the thread; writes commit before this returns. A
+        write's ``fn`` may run twice, its first run rolled back (see the module docstring):
+        it must change nothing but the database.
+
+        StoreError when the store is not open, when ``fn`` or the commit fails, and when the
+        job is not done within ``timeout`` seconds (it is then skipped unless running)."""
+        if not self._serving:
             raise StoreError("the store is not open")
         loop = asyncio.get_running_loop()
+        watch = self._watches.get(loop)
+        if watch is None:
+            watch = self._watches[loop] = _Watch(loop, self._late)
         waiter: asyncio.Future[T] = loop.create_future()
-        job: _Job[T] = _Job(fn, write, time.monotonic() + self.timeout, loop=loop, waiter=waiter)
+        job = _Job(fn, write, time.monotonic() + self.timeout, waiter, watch)
+        watch.add(job)
         self._queue.put(job)
         try:
-            # A job whose caller gave up is cancelled, and skipped unless already running.
-            # asyncio.timeout, not wait_for: on Python 3.11 wait_for returns the result of a
-            # job that finished as the caller was cancelled, swallowing the cancellation
-            # (Ctrl-C on the demo, a send's task being cancelled).
-            async with asyncio.timeout(self.timeout):
-                return await waiter
-        except TimeoutError:
-            job.future.cancel()
-            raise self._late() from None
+            # The watch answers a job past its deadline with StoreError (and abandons it).
+            # A bare future awaited, not asyncio.wait_for: on Python 3.11 wait_for returns
+            # the result of a job that finished as the caller was cancelled, swallowing the
+            # cancellation (Ctrl-C on the demo, a send's task being cancelled).
+            return await waiter
         except asyncio.CancelledError:
-            job.future.cancel()
+            job.abandoned = True
             raise
 
     # -- in the thread ------------------------------------------------------------------------
@@ -145,6 +232,7 @@ class SQLiteWriter:
         except BaseException as exc:
             ready.set_exception(_translate(exc, "opening the store failed"))
             return
+        self._serving = True
         ready.set_result(None)
         current: sqlite3.Connection | None = conn
         try:
@@ -152,7 +240,7 @@ class SQLiteWriter:
                 first = self._queue.get()
                 if first is _STOP:
                     return
-                batch: list[_Job[Any]] = [first]  # type: ignore[list-item]
+                batch: list[_Job] = [cast(_Job, first)]
                 stop = False
                 while len(batch) < MAX_BATCH:
                     try:
@@ -162,7 +250,7 @@ class SQLiteWriter:
                     if more is _STOP:
                         stop = True
                         break
-                    batch.append(more)  # type: ignore[arg-type]
+                    batch.append(cast(_Job, more))
                 if current is None:
                     current = self._reopen(batch)
                 if current is not None:
@@ -177,31 +265,32 @@ class SQLiteWriter:
                 if stop:
                     return
         finally:
+            self._serving = False
             if current is not None:
                 current.close()
 
     @staticmethod
-    def _notify(batch: list[_Job[Any]]) -> None:
+    def _notify(batch: list[_Job]) -> None:
         """Hand the batch's outcomes to their callers: one ``call_soon_threadsafe`` per
         event loop for the whole batch (each wakes that loop through a socket write), not
         one per job as ``asyncio.wrap_future`` would make."""
-        by_loop: dict[asyncio.AbstractEventLoop, list[_Job[Any]]] = {}
+        by_loop: dict[_Watch, list[_Job]] = {}
         for job in batch:
-            if job.loop is not None and job.future.done():
-                by_loop.setdefault(job.loop, []).append(job)
-        for loop, jobs in by_loop.items():
+            if job.watch is not None and job.ok is not None:
+                by_loop.setdefault(job.watch, []).append(job)
+        for watch, jobs in by_loop.items():
             with contextlib.suppress(RuntimeError):  # that caller's loop has closed
-                loop.call_soon_threadsafe(_settle, jobs)
+                watch.loop.call_soon_threadsafe(watch.settle, jobs)
 
-    def _reopen(self, batch: list[_Job[Any]]) -> sqlite3.Connection | None:
+    def _reopen(self, batch: list[_Job]) -> sqlite3.Connection | None:
         """A new connection, or None after failing every job of ``batch`` with the reason."""
         try:
             conn = self._connect()
         except BaseException as exc:
             error = _translate(exc, "reopening the store failed")
             for job in batch:
-                if job.future.set_running_or_notify_cancel():
-                    job.future.set_exception(error)
+                if not job.abandoned:
+                    job.ok, job.value = False, error
             return None
         self.reconnects += 1
         return conn
@@ -213,47 +302,46 @@ class SQLiteWriter:
             self._stale = True
         return _translate(exc, what)
 
-    def _execute(self, conn: sqlite3.Connection, batch: list[_Job[Any]]) -> None:
-        live = [job for job in batch if job.future.set_running_or_notify_cancel()]
-        reads = [job for job in live if not job.write]
-        writes = [job for job in live if job.write]
-        for job in reads:
+    def _execute(self, conn: sqlite3.Connection, batch: list[_Job]) -> None:
+        writes: list[_Job] = []
+        for job in batch:
+            if job.abandoned:  # its caller gave up before it started: skipped
+                continue
+            if job.write:
+                writes.append(job)
+                continue
             if time.monotonic() > job.deadline:
-                job.future.set_exception(self._late())
+                job.ok, job.value = False, self._late()
                 continue
             try:
-                job.future.set_result(job.fn(conn))
+                job.value = job.fn(conn)
+                job.ok = True
             except BaseException as exc:
-                job.future.set_exception(self._fault(exc, "store read failed"))
+                job.ok, job.value = False, self._fault(exc, "store read failed")
         if writes:
             self._commit(conn, writes)
 
-    def _commit(self, conn: sqlite3.Connection, jobs: list[_Job[Any]]) -> None:
-        outcomes: list[tuple[bool, Any]] = []
+    def _commit(self, conn: sqlite3.Connection, jobs: list[_Job]) -> None:
         try:
             conn.execute("BEGIN IMMEDIATE")
         except BaseException as exc:
             error = self._fault(exc, "store write failed")
             for job in jobs:
-                job.future.set_exception(error)
+                job.ok, job.value = False, error
             return
         try:
-            for job in jobs:
-                # Waiting for another process's lock may have outlasted the caller: a write
-                # it was told failed must not land behind its back.
-                if time.monotonic() > job.deadline:
-                    outcomes.append((False, self._late()))
-                    continue
-                conn.execute("SAVEPOINT job")
-                try:
-                    result = job.fn(conn)
-                except BaseException as exc:
-                    conn.execute("ROLLBACK TO job")
-                    conn.execute("RELEASE job")
-                    outcomes.append((False, self._fault(exc, "store write failed")))
-                else:
-                    conn.execute("RELEASE job")
-                    outcomes.append((True, result))
+            outcomes, complete = self._writes(conn, jobs, isolated=False)
+            if not complete:
+                # A write failed: undo the batch, and (unless it was alone) run it again
+                # with each write in its own savepoint, so that the failure undoes nothing
+                # of its neighbours'. Savepoints only then: two statements per write saved
+                # on every batch that does not fail.
+                conn.execute("ROLLBACK")
+                if len(outcomes) == 1 == len(jobs):
+                    jobs[0].ok, jobs[0].value = outcomes[0]
+                    return
+                conn.execute("BEGIN IMMEDIATE")
+                outcomes, _ = self._writes(conn, jobs, isolated=True)
             conn.execute("COMMIT")
         except BaseException as exc:
             error = self._fault(exc, "store commit failed")
@@ -261,32 +349,41 @@ class SQLiteWriter:
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
             for job in jobs:
-                job.future.set_exception(error)
+                job.ok, job.value = False, error
             return
         self.transactions += 1
         self.write_jobs += len(jobs)
         for job, (ok, value) in zip(jobs, outcomes, strict=True):
-            if ok:
-                job.future.set_result(value)
+            job.ok, job.value = ok, value
+
+    def _writes(
+        self, conn: sqlite3.Connection, jobs: list[_Job], *, isolated: bool
+    ) -> tuple[list[tuple[bool, Any]], bool]:
+        """Run ``jobs`` in the open transaction: their outcomes, and whether every job ran.
+        Not ``isolated``: stops at the first failure (the caller undoes the batch);
+        ``isolated``: each job in a savepoint, a failure rolled back alone."""
+        outcomes: list[tuple[bool, Any]] = []
+        for job in jobs:
+            # Waiting for another process's lock may have outlasted the caller: a write
+            # it was told failed must not land behind its back.
+            if job.abandoned or time.monotonic() > job.deadline:
+                outcomes.append((False, self._late()))
+                continue
+            if isolated:
+                conn.execute("SAVEPOINT job")
+            try:
+                result = job.fn(conn)
+            except BaseException as exc:
+                outcomes.append((False, self._fault(exc, "store write failed")))
+                if not isolated:
+                    return outcomes, False
+                conn.execute("ROLLBACK TO job")
+                conn.execute("RELEASE job")
             else:
-                job.future.set_exception(value)
-
-
-def _settle(jobs: list[_Job[Any]]) -> None:
-    """On the callers' loop: each waiter takes its job's outcome (a caller that gave up
-    has a waiter already done: skipped)."""
-    for job in jobs:
-        waiter = job.waiter
-        if waiter is None or waiter.done():
-            continue
-        if job.future.cancelled():
-            waiter.cancel()
-            continue
-        error = job.future.exception()
-        if error is not None:
-            waiter.set_exception(error)
-        else:
-            waiter.set_result(job.future.result())
+                if isolated:
+                    conn.execute("RELEASE job")
+                outcomes.append((True, result))
+        return outcomes, True
 
 
 def _translate(exc: BaseException, what: str) -> StoreError:

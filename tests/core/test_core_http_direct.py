@@ -6,6 +6,7 @@ header, an encoding rule), this fails, and ``http._DIRECT_PATH = False`` is the 
 from __future__ import annotations
 
 import asyncio
+import gzip
 from typing import Any
 
 import httpx
@@ -40,6 +41,21 @@ _TARGET = st.sampled_from(
 )
 _AUTH = st.sampled_from([None, ("user", "pass"), ("AC123", "tok:en")])
 _DEFAULTS = st.dictionaries(_NAMES, _VALUES, max_size=2)
+# How the transport hands the answer back: read already (``content=``), or as an unread
+# in-memory stream (as notifykit's own transports do), plain or gzip-encoded.
+_ANSWERS = st.sampled_from(["content", "stream", "gzip"])
+_ANSWER_BODY = "完成 ok".encode()
+
+
+def _answer(kind: str) -> httpx.Response:
+    headers = {"content-type": "text/plain", "x-v": "1"}
+    if kind == "content":
+        return httpx.Response(200, content=_ANSWER_BODY, headers=headers)
+    body = _ANSWER_BODY
+    if kind == "gzip":
+        body = gzip.compress(body)
+        headers["content-encoding"] = "gzip"
+    return httpx.Response(200, stream=httpx.ByteStream(body), headers=headers)
 
 
 def _wire(req: httpx.Request) -> tuple[Any, ...]:
@@ -59,15 +75,14 @@ async def _send(
     defaults: dict[str, str],
     method: str,
     kwargs: dict[str, Any],
+    answer_kind: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
     seen: list[httpx.Request] = []
 
     def answer(req: httpx.Request) -> httpx.Response:
         seen.append(req)
-        return httpx.Response(
-            200, content="完成 ok".encode(), headers={"content-type": "text/plain", "x-v": "1"}
-        )
+        return _answer(answer_kind)
 
     monkeypatch.setattr(http, "_DIRECT_PATH", direct)
     context = ProviderContext(instance="vs", transport=httpx.MockTransport(answer))
@@ -84,9 +99,12 @@ async def _send(
     answered = (
         response.status_code,
         sorted(response.headers.multi_items()),
+        response.content,
         response.text,
         response.encoding,
         response.request is sent,
+        response.is_closed,
+        response.is_stream_consumed,
     )
     return _wire(sent), answered
 
@@ -99,6 +117,7 @@ async def _send(
     defaults=_DEFAULTS,
     headers=_HEADERS,
     body=_BODY,
+    answer=_ANSWERS,
 )
 def test_the_direct_path_sends_and_answers_what_asyncclient_request_does(
     method: str,
@@ -107,14 +126,20 @@ def test_the_direct_path_sends_and_answers_what_asyncclient_request_does(
     defaults: dict[str, str],
     headers: dict[str, str] | None,
     body: dict[str, Any],
+    answer: str,
 ) -> None:
     kwargs = dict(body)
     if headers is not None:
         kwargs["headers"] = headers
     with pytest.MonkeyPatch.context() as monkeypatch:
-        direct = asyncio.run(_send(True, target, auth, defaults, method, kwargs, monkeypatch))
-        public = asyncio.run(_send(False, target, auth, defaults, method, kwargs, monkeypatch))
+        direct = asyncio.run(
+            _send(True, target, auth, defaults, method, kwargs, answer, monkeypatch)
+        )
+        public = asyncio.run(
+            _send(False, target, auth, defaults, method, kwargs, answer, monkeypatch)
+        )
     assert direct == public
+    assert direct[1][2] == _ANSWER_BODY  # decoded, whichever way it came
 
 
 def test_the_switch_sends_through_asyncclient_request(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -160,3 +160,26 @@ async def test_veesing_declines_what_it_cannot_carry(vendor) -> None:
     assert "Chinese mobile" in info.value.message
     assert [a.outcome for a in info.value.attempts] == ["skipped", "skipped"]
     assert vendor.calls.call_count == 0
+
+
+async def test_an_accepted_answer_echoing_secrets_leaves_them_nowhere(vendor, caplog) -> None:
+    """The receipt's ``raw`` is not redacted on the send path because nothing of it is
+    kept, logged or returned: the result and the record take its id and credits only."""
+    echoed = {
+        "returnStatus": "1",
+        "message": f"ok appKey={SECRET} phone={PHONE[3:]}",
+        "remainPoint": "77",
+        "taskId": "T-1",
+        "successCounts": "1",
+    }
+    vendor.post(PRIMARY).mock(return_value=httpx.Response(200, json=echoed))
+    caplog.set_level("DEBUG", logger="notifykit")
+    async with notifier(vendor) as sms:
+        result = await sms.send(PHONE, template="verify_code", params={"code": "1234"})
+        record = await sms.get_message(result.message_id)
+    assert (result.provider_message_id, result.remaining_credits) == ("T-1", 77)
+    assert record is not None
+    for text in (result.model_dump_json(), record.model_dump_json(), caplog.text):
+        assert SECRET not in text
+        assert "appKey=" not in text
+        assert PHONE[3:] not in text.replace(PHONE, "")

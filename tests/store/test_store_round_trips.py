@@ -414,9 +414,7 @@ async def test_postgres_notifies_listeners_only_of_events_they_may_claim(
 def test_the_sqlite_writer_wakes_each_loop_once_per_batch() -> None:
     """A batch's outcomes reach their callers with one ``call_soon_threadsafe`` per event
     loop (each is a socket write that wakes the loop), not one per job."""
-    from concurrent.futures import Future
-
-    from notifykit.store.writer import SQLiteWriter, _Job
+    from notifykit.store.writer import SQLiteWriter, _Job, _Watch
 
     class Loop:
         def __init__(self) -> None:
@@ -426,12 +424,68 @@ def test_the_sqlite_writer_wakes_each_loop_once_per_batch() -> None:
             self.calls.append(len(jobs))
 
     first, second = Loop(), Loop()
-    jobs: list[Any] = []
+    watches = [_Watch(loop, lambda: StoreError("late")) for loop in (first, second)]  # type: ignore[arg-type]
+    jobs: list[_Job] = []
     for n in range(10):
-        done: Future[int] = Future()
-        done.set_result(n)
-        jobs.append(
-            _Job(lambda conn: None, True, 0.0, future=done, loop=first if n < 7 else second)  # type: ignore[arg-type]
-        )
+        job = _Job(lambda conn: None, True, 0.0, watch=watches[0] if n < 7 else watches[1])
+        job.ok, job.value = True, n
+        jobs.append(job)
+    jobs.append(_Job(lambda conn: None, True, 0.0, watch=watches[0]))  # skipped: no outcome
     SQLiteWriter._notify(jobs)
     assert first.calls == [7] and second.calls == [3]
+
+
+async def test_one_timer_answers_every_sqlite_job_past_its_deadline(tmp_path: Path) -> None:
+    """The writer's jobs on one loop share one timer (not one ``asyncio.timeout`` each):
+    a stuck writer's callers are all told they timed out, each after its own timeout, and
+    their writes are abandoned (skipped when the writer goes on)."""
+    import sqlite3
+    import threading
+
+    from notifykit.store.writer import SQLiteWriter
+
+    release = threading.Event()
+    path = tmp_path / "w.db"
+    writer = SQLiteWriter(
+        lambda: sqlite3.connect(path, isolation_level=None, check_same_thread=False),
+        timeout=0.2,
+        name="test-writer-timer",
+    )
+    await writer.start()
+    try:
+        await writer.run(lambda conn: conn.execute("CREATE TABLE t (n INTEGER)"), write=True)
+        stuck = asyncio.ensure_future(writer.run(lambda conn: release.wait(30), write=False))
+        await asyncio.sleep(0)
+        loop = asyncio.get_running_loop()
+        timers: list[float] = []
+        call_at = loop.call_at  # call_later and asyncio.timeout both go through it
+
+        def counted(when: float, *args: Any, **kwargs: Any) -> asyncio.TimerHandle:
+            timers.append(when)
+            return call_at(when, *args, **kwargs)
+
+        loop.call_at = counted  # type: ignore[method-assign]
+        try:
+            writes = [
+                asyncio.ensure_future(
+                    writer.run(
+                        lambda conn, n=n: conn.execute("INSERT INTO t VALUES (?)", (n,)),
+                        write=True,
+                    )
+                )
+                for n in range(20)
+            ]
+            await asyncio.sleep(0)
+            assert timers == []  # the stuck job's timer watches these too: none per job
+        finally:
+            del loop.call_at
+        for answer in await asyncio.gather(stuck, *writes, return_exceptions=True):
+            assert isinstance(answer, StoreError) and "timed out" in str(answer)
+        release.set()
+        rows = await writer.run(
+            lambda conn: conn.execute("SELECT count(*) FROM t").fetchone()[0], write=False
+        )
+        assert rows == 0  # every write given up on was skipped
+    finally:
+        release.set()
+        await writer.stop()

@@ -6,34 +6,26 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
-from concurrent.futures import Future
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from notifykit.store import writer as writer_module
 from notifykit.store.writer import SQLiteWriter
 
 result_set = threading.Event()
 
 
-class _SignallingFuture(Future[Any]):
-    def set_result(self, result: Any) -> None:
-        super().set_result(result)  # queues the result's delivery on the caller's loop
-        result_set.set()
-
-
-@dataclass
-class _SignallingJob(writer_module._Job[Any]):
-    future: Future[Any] = field(default_factory=_SignallingFuture)
-
-
 def test_a_cancellation_that_meets_a_finished_job_is_not_swallowed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(writer_module, "_Job", _SignallingJob)
+    notify = SQLiteWriter._notify
+
+    def signalling_notify(batch: list[Any]) -> None:
+        notify(batch)  # queues the results' delivery on the caller's loop
+        result_set.set()
+
+    monkeypatch.setattr(SQLiteWriter, "_notify", staticmethod(signalling_notify))
     result_set.clear()
     release = threading.Event()
 
@@ -89,3 +81,62 @@ def test_an_opener_cancelled_while_connecting_leaves_no_thread_error(
     asyncio.run(main())
     assert failures == []
     assert not writer.running
+
+
+def test_a_failing_write_is_undone_alone_and_its_neighbours_land_once(tmp_path: Path) -> None:
+    """A batch runs without savepoints; a write that fails undoes the batch, which runs
+    again with a savepoint per write: the failure is undone alone, each neighbour's write
+    lands once, and every caller gets its own outcome."""
+    from notifykit.errors import StoreError
+
+    release = threading.Event()
+    holding = threading.Event()
+
+    def hold(_conn: sqlite3.Connection) -> None:
+        holding.set()
+        release.wait(30)
+
+    def insert(n: int) -> Any:
+        def write(conn: sqlite3.Connection) -> int:
+            conn.execute("INSERT INTO t VALUES (?)", (n,))
+            if n == 2:
+                raise ValueError("no 2")
+            return n
+
+        return write
+
+    async def main() -> None:
+        writer = SQLiteWriter(
+            lambda: sqlite3.connect(
+                tmp_path / "w.db", isolation_level=None, check_same_thread=False
+            ),
+            timeout=30,
+            name="test-writer-batch",
+        )
+        await writer.start()
+        try:
+            await writer.run(lambda conn: conn.execute("CREATE TABLE t (n INTEGER)"), write=True)
+            alone = asyncio.gather(writer.run(insert(2), write=True), return_exceptions=True)
+            assert isinstance((await alone)[0], StoreError)  # a write alone: undone, reported
+            committed = writer.transactions
+            held = asyncio.ensure_future(writer.run(hold, write=False))
+            assert await asyncio.to_thread(holding.wait, 30)  # the rest queue up behind it
+            answers = asyncio.gather(
+                *(writer.run(insert(n), write=True) for n in (1, 2, 3)), return_exceptions=True
+            )
+            await asyncio.sleep(0)
+            release.set()
+            await held
+            one, two, three = await answers
+            assert (one, three) == (1, 3)
+            assert isinstance(two, StoreError) and "no 2" in str(two)
+            assert writer.transactions == committed + 1  # one batch, one commit
+            rows = await writer.run(
+                lambda conn: conn.execute("SELECT n FROM t ORDER BY n").fetchall(), write=False
+            )
+            assert rows == [(1,), (3,)]
+        finally:
+            release.set()
+            await writer.stop()
+
+    asyncio.run(main())
