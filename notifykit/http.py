@@ -30,7 +30,7 @@ import contextvars
 import functools
 import ssl
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import aiohttp
@@ -45,11 +45,13 @@ from notifykit.transport_errors import describe_transport_error
 __all__ = [
     "RETRYABLE_STATUS",
     "AiohttpTransport",
+    "Answer",
     "HttpxPoolTransport",
     "classify_transport_error",
     "create_client",
     "default_transport",
     "request",
+    "send_body",
     "status_error",
     "take_pool_wait_interrupted",
 ]
@@ -83,6 +85,27 @@ def _ssl_context() -> ssl.SSLContext:
     """httpx's verifying context (certifi's CAs), made once per process: loading the CA
     bundle takes about 17 ms, which would stall every send in flight on the loop."""
     return httpx.create_ssl_context(trust_env=False)
+
+
+class Answer:
+    """A vendor's answer, read whole (:func:`send_body`): ``status_code``, ``headers`` (a
+    case-insensitive mapping of text) and ``content`` (bytes, any content-encoding
+    decoded)."""
+
+    __slots__ = ("content", "headers", "status_code")
+
+    def __init__(self, status_code: int, headers: Mapping[str, str], content: bytes) -> None:
+        self.status_code = status_code
+        self.headers = headers
+        self.content = content
+
+    def __repr__(self) -> str:
+        return f"<Answer [{self.status_code}]>"
+
+    @property
+    def is_success(self) -> bool:
+        """A 2xx status."""
+        return 200 <= self.status_code < 300
 
 
 class _Pool:
@@ -174,7 +197,9 @@ class _LoopLocalTransport(httpx.AsyncBaseTransport, abc.ABC):
             pool.hook.disarm()
         await self._close_inner(pool.inner)
 
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+    async def _slot(self) -> _Pool:
+        """The running loop's pool, with one of its slots taken: the caller gives it back
+        (``pool.slots.release()``) once its request has ended."""
         pool = self._last
         if pool is None or pool.loop is not asyncio.get_running_loop():
             pool = await self._pool()
@@ -187,10 +212,14 @@ class _LoopLocalTransport(httpx.AsyncBaseTransport, abc.ABC):
                 raise
         else:
             await slots.acquire()  # free: returns at once
+        return pool
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        pool = await self._slot()
         try:
             return await self._send(pool.inner, request)
         finally:
-            slots.release()
+            pool.slots.release()
 
     async def aclose(self) -> None:
         """Close the pool of the running loop, and drop those of closed loops. A pool on
@@ -265,7 +294,6 @@ class AiohttpTransport(_LoopLocalTransport):
         return found
 
     async def _send(self, inner: Any, request: httpx.Request) -> httpx.Response:
-        session: aiohttp.ClientSession = inner
         body: bytes | None
         if type(request.stream) is httpx.ByteStream:  # a bytes body: in memory already
             body = b"".join(request.stream)
@@ -275,24 +303,17 @@ class AiohttpTransport(_LoopLocalTransport):
             except httpx.RequestNotRead:
                 body = await request.aread()
         try:
-            answer = await session.request(
+            answer, content = await _exchange(
+                inner,
                 request.method,
                 self._url(request.url),
-                headers=_headers(request.headers),
-                data=body or None,
-                allow_redirects=False,
-                timeout=self._timeout(request.extensions.get("timeout")),
-                server_hostname=request.extensions.get("sni_hostname"),
+                _headers(request.headers),
+                body,
+                self._timeout(request.extensions.get("timeout")),
+                request.extensions.get("sni_hostname"),
             )
-            try:
-                content = await answer.read()
-            finally:
-                answer.release()
         except aiohttp.ClientError as exc:
-            for aiohttp_error, httpx_error in _AIOHTTP_ERRORS:
-                if isinstance(exc, aiohttp_error):
-                    raise httpx_error(str(exc), request=request) from exc
-            raise  # pragma: no cover - the last entry catches every ClientError
+            raise _as_httpx_error(exc, request) from exc
         extensions: dict[str, Any] = {"http_version": b"HTTP/1.1"}
         if answer.reason:
             extensions["reason_phrase"] = answer.reason.encode("latin-1", "replace")
@@ -304,6 +325,69 @@ class AiohttpTransport(_LoopLocalTransport):
             request=request,
             extensions=extensions,
         )
+
+    async def exchange(
+        self,
+        method: str,
+        url: yarl.URL,
+        headers: list[tuple[str, str]],
+        body: bytes,
+        timeout: Any,
+    ) -> Answer:
+        """Send one request straight through aiohttp, without httpx's request and response
+        objects (:func:`send_body`'s bare path): the same pool, slots and timeouts as
+        :meth:`handle_async_request`, the same errors (aiohttp's raised as httpx's, the
+        original as ``__cause__``), the answer read whole and decoded as httpx would."""
+        pool = await self._slot()
+        try:
+            answer, content = await _exchange(
+                pool.inner, method, url, headers, body, self._timeout(timeout), None
+            )
+        except aiohttp.ClientError as exc:
+            raise _as_httpx_error(exc, None) from exc
+        finally:
+            pool.slots.release()
+        if "Content-Encoding" in answer.headers:
+            # Decoded by httpx's own decoders, exactly as on the httpx path (raises
+            # httpx.DecodingError for a body that does not decode).
+            decoded = httpx.Response(
+                answer.status, headers=answer.raw_headers, stream=httpx.ByteStream(content)
+            )
+            content = decoded.read()
+        return Answer(answer.status, answer.headers, content)
+
+
+async def _exchange(
+    session: aiohttp.ClientSession,
+    method: str,
+    url: yarl.URL,
+    headers: list[tuple[str, str]],
+    body: bytes | None,
+    timeout: aiohttp.ClientTimeout,
+    server_hostname: str | None,
+) -> tuple[aiohttp.ClientResponse, bytes]:
+    """One aiohttp request, its answer read whole and its connection given back."""
+    answer = await session.request(
+        method,
+        url,
+        headers=headers,
+        data=body or None,
+        allow_redirects=False,
+        timeout=timeout,
+        server_hostname=server_hostname,
+    )
+    try:
+        content = await answer.read()
+    finally:
+        answer.release()
+    return answer, content
+
+
+def _as_httpx_error(exc: aiohttp.ClientError, request: httpx.Request | None) -> Exception:
+    """aiohttp's error as its httpx equivalent (raised ``from`` the original)."""
+    # The first that matches (the last entry matches every ClientError).
+    httpx_error = next(h for a, h in _AIOHTTP_ERRORS if isinstance(exc, a))
+    return httpx_error(str(exc), request=request)
 
 
 class HttpxPoolTransport(_LoopLocalTransport):
@@ -371,6 +455,7 @@ class _Client(httpx.AsyncClient):
         self.direct_transport = transport
         self.direct_encoding = default_encoding
         self._prototypes: dict[tuple[Any, ...], tuple[httpx.URL, httpx.Headers] | None] = {}
+        self._bare: dict[tuple[Any, ...], tuple[yarl.URL, list[tuple[str, str]]] | None] = {}
 
     def can_send_directly(self, kwargs: dict[str, Any]) -> bool:
         """True when ``AsyncClient.request`` would do nothing more than :func:`request`'s
@@ -401,17 +486,7 @@ class _Client(httpx.AsyncClient):
             and content
             and (extra is None or type(extra) is dict)
         ):
-            key = (
-                method,
-                url,
-                tuple(extra.items()) if extra else (),
-                tuple(self.headers.raw),
-                self.auth,
-            )
-            try:
-                prototype = self._prototypes[key]
-            except KeyError:
-                prototype = self._prototype(key, method, url, extra)
+            prototype = self.prototype(method, url, extra)
             if prototype is not None:
                 target, headers = prototype
                 # The body as a stream with its length set here: httpx's own encoding of
@@ -430,12 +505,29 @@ class _Client(httpx.AsyncClient):
             built = next(self.auth.auth_flow(built))  # basic auth: sets the header, no more
         return built
 
-    def _prototype(
-        self, key: tuple[Any, ...], method: str, url: str, extra: dict[str, Any] | None
+    def _key(self, method: str, url: str, extra: dict[str, Any] | None) -> tuple[Any, ...]:
+        """What a prototype depends on: the call's method, URL and headers, and the
+        client's headers and auth as they are now."""
+        return (
+            method,
+            url,
+            tuple(extra.items()) if extra else (),
+            tuple(self.headers.raw),
+            self.auth,
+        )
+
+    def prototype(
+        self, method: str, url: str, extra: dict[str, Any] | None
     ) -> tuple[httpx.URL, httpx.Headers] | None:
-        """The URL and headers of httpx's own request for this call, without the body's
-        length (httpx sets it per body); None when the caller set the length or encoding
-        itself (then every call takes ``build_request``)."""
+        """The URL and headers of httpx's own request for a bytes body sent with these
+        arguments, without the body's length (set per body); None when the caller set the
+        length or encoding itself (then every call takes ``build_request``). Built once
+        per (method, URL, headers, the client's headers and auth)."""
+        key = self._key(method, url, extra)
+        try:
+            return self._prototypes[key]
+        except KeyError:
+            pass
         found: tuple[httpx.URL, httpx.Headers] | None = None
         if not (extra and any(k.lower() in ("content-length", "transfer-encoding") for k in extra)):
             sample = self.build_request(method, url, headers=extra, content=b"-")
@@ -447,6 +539,28 @@ class _Client(httpx.AsyncClient):
         if len(self._prototypes) >= _URL_CACHE_SIZE:
             self._prototypes.clear()
         self._prototypes[key] = found
+        return found
+
+    def bare(
+        self, method: str, url: str, extra: dict[str, Any] | None
+    ) -> tuple[yarl.URL, list[tuple[str, str]]] | None:
+        """The prototype (:meth:`prototype`) as aiohttp takes it: the URL and the header
+        list :class:`AiohttpTransport` makes of it, the body's length not included (the
+        transport is handed the same list, the length appended, for a request built by
+        :meth:`build_direct`). None where there is no prototype."""
+        key = self._key(method, url, extra)
+        try:
+            return self._bare[key]
+        except KeyError:
+            pass
+        found: tuple[yarl.URL, list[tuple[str, str]]] | None = None
+        prototype = self.prototype(method, url, extra)
+        if prototype is not None:
+            target, headers = prototype
+            found = (yarl.URL(str(target)), _headers(headers))
+        if len(self._bare) >= _URL_CACHE_SIZE:
+            self._bare.clear()
+        self._bare[key] = found
         return found
 
 
@@ -511,7 +625,7 @@ def classify_transport_error(exc: httpx.HTTPError, provider: str) -> ProviderErr
     )
 
 
-def status_error(response: httpx.Response, provider: str) -> ProviderUnavailable:
+def status_error(response: httpx.Response | Answer, provider: str) -> ProviderUnavailable:
     """The error for an HTTP answer that is not a usable one (5xx, 429, an HTML page)."""
     status = response.status_code
     return ProviderUnavailable(
@@ -558,13 +672,77 @@ async def request(
         if _DIRECT_PATH and isinstance(client, _Client) and client.can_send_directly(kwargs):
             return await _send_directly(client, method, url, kwargs)
         return await client.request(method, url, **kwargs)
-    except httpx.HTTPError as exc:
-        raise classify_transport_error(exc, provider) from exc
-    except httpx.InvalidURL as exc:
-        raise ProviderUnavailable(f"{provider}: invalid request URL", provider=provider) from exc
-    except _UNMAPPED as exc:
-        raise UnknownOutcome(
-            f"{provider}: transport failed: {describe_transport_error(exc)}; the vendor may have "
-            "accepted it",
-            provider=provider,
-        ) from exc
+    except _FOREIGN as exc:
+        raise _translated(exc, provider) from exc
+
+
+async def send_body(
+    client: httpx.AsyncClient,
+    method: str,
+    url: str,
+    *,
+    provider: str,
+    content: bytes,
+    headers: dict[str, str] | None = None,
+) -> Answer:
+    """Send ``content`` (bytes the caller encoded: a form, JSON) and return the
+    :class:`Answer`, read whole; every transport fault translated as by :func:`request`.
+
+    What :func:`request` sends and answers, for less: on a :func:`create_client` client
+    whose transport is notifykit's :class:`AiohttpTransport` (the default), a plain
+    request goes straight to aiohttp, built from the prototype :func:`request` would use,
+    and the answer is aiohttp's, without httpx's request and response objects (half the
+    cost of the HTTP edge). Anything else (another transport, such as a test's
+    ``httpx.MockTransport``, or a client with cookies or hooks) takes :func:`request`.
+    """
+    if (
+        _BARE_PATH
+        and _DIRECT_PATH
+        and content
+        and isinstance(client, _Client)
+        and type(client.direct_transport) is AiohttpTransport
+        and (headers is None or type(headers) is dict)
+        and client.can_send_directly({"content": content})
+    ):
+        bare = client.bare(method, url, headers)
+        if bare is not None:
+            target, listed = bare
+            try:
+                return await client.direct_transport.exchange(
+                    method,
+                    target,
+                    [*listed, ("Content-Length", str(len(content)))],
+                    content,
+                    client.timeout.as_dict(),
+                )
+            except _FOREIGN as exc:
+                raise _translated(exc, provider) from exc
+    kwargs: dict[str, Any] = {"content": content}
+    if headers is not None:
+        kwargs["headers"] = headers
+    response = await request(client, method, url, provider=provider, **kwargs)
+    return Answer(response.status_code, response.headers, response.content)
+
+
+_BARE_PATH = True
+"""Whether :func:`send_body` sends plain requests straight to aiohttp (when the client's
+transport is :class:`AiohttpTransport`); set False (or ``_DIRECT_PATH``) to send them all
+through :func:`request` (the path the bare one must equal: a differential test compares the two
+on generated requests and answers over loopback, tests/core/test_core_http_bare.py;
+ledger: docs/benchmarks.md)."""
+
+# What request() and send_body() translate into notifykit errors.
+_FOREIGN: tuple[type[Exception], ...] = (httpx.HTTPError, httpx.InvalidURL, *_UNMAPPED)
+
+
+def _translated(exc: Exception, provider: str) -> ProviderError:
+    """The notifykit error for a foreign exception of :data:`_FOREIGN`."""
+    if isinstance(exc, httpx.HTTPError):
+        return classify_transport_error(exc, provider)
+    if isinstance(exc, httpx.InvalidURL):
+        return ProviderUnavailable(f"{provider}: invalid request URL", provider=provider)
+    return UnknownOutcome(
+        f"{provider}: transport failed: {describe_transport_error(exc)}; the vendor may have "
+        "accepted it",
+        provider=provider,
+    )

@@ -14,7 +14,7 @@ import httpx
 import phonenumbers
 
 from notifykit.errors import InvalidMessage, ProviderError, ProviderUnavailable
-from notifykit.http import create_client, request, status_error
+from notifykit.http import Answer, create_client, send_body, status_error
 from notifykit.log import get_logger
 from notifykit.models import Balance, SendReceipt, SmsMessage
 from notifykit.phone import mask_phone, number_type_of, parsed_number
@@ -146,7 +146,7 @@ class VeesingProvider(SmsProvider[VeesingOptions]):
         """POST ``form`` (form-encoded, ASCII) as the body; the documented JSON of a
         success, or raise."""
         client = self._get_client()
-        response = await request(
+        response = await send_body(
             client,
             "POST",
             self.options.base_url + path,
@@ -177,7 +177,7 @@ class VeesingProvider(SmsProvider[VeesingOptions]):
         the vendor echo the request back (the key in any encoding, the number masked)."""
         return self.redactor.optional(_text(body.get("message")))
 
-    def _json(self, response: httpx.Response) -> dict[str, Any]:
+    def _json(self, response: Answer) -> dict[str, Any]:
         """The answer as a JSON object, or ProviderUnavailable (an HTML page, garbage)."""
         content_type = response.headers.get("content-type", "<none>")
         try:
@@ -234,7 +234,7 @@ class VeesingProvider(SmsProvider[VeesingOptions]):
             await client.aclose()
 
 
-def _decode(response: httpx.Response, content_type: str) -> str:
+def _decode(response: Answer, content_type: str) -> str:
     """The body as text: the declared charset, else UTF-8, else GB18030 (a Chinese vendor's
     other usual encoding)."""
     # The charset parameter of content-type, read directly (httpx's charset_encoding goes
