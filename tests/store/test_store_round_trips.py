@@ -86,13 +86,13 @@ async def test_a_postgres_send_is_two_writes(
             PostgresStore(pg_url, schema=pg_schema), count=10, routing=routing
         )
     assert counts.jobs == 2
-    # Statements per send (BEGIN/COMMIT not counted): the record with its started attempt
-    # (1; the guard adds 1), the outcome (its transaction's advisory locks, taken first
-    # for every write of the batch; the row and the look for orphans, sent together; the
-    # save, sent with the COMMIT: 4). Was 8 (create 1, started 2, outcome 5) and 9, then
-    # 4 and 5 in eight round trips (each statement, BEGIN and COMMIT its own); pipelined,
-    # the record is one round trip with its BEGIN and COMMIT, the outcome two.
-    assert counts.statements == (6 if routing else 5)
+    # Statements per send: the record with its started attempt (1; the guard adds 1), the
+    # outcome (its transaction's advisory locks, taken first for every write of the
+    # batch; the row with the look for orphans; the save: 3). Was 8 (create 1, started 2,
+    # outcome 5) and 9, then 4 and 5 in eight round trips (each statement, BEGIN and
+    # COMMIT its own). Pipelined, in the transaction the pipeline's sync commits (no
+    # BEGIN, no COMMIT): the record is one round trip, the outcome two.
+    assert counts.statements == (5 if routing else 4)
 
 
 @pytest.mark.postgres
@@ -114,8 +114,8 @@ async def test_postgres_ingest_is_three_statements_and_an_accepted_update_three(
             await store.create_message(MessageRecord(message_id="m2", to=PHONE, template="t"))
             start = statements[0]
             # A send accepted with vendor id vid-2: the vendor lock (the batch's one lock
-            # statement), the row, the look for orphans, the save. Was 5, then 3 (the save
-            # and the look in one statement) in five round trips; now two.
+            # statement), the row with the look for orphans, the save: 3 statements in two
+            # round trips (were 5, then 3 in five round trips with BEGIN and COMMIT).
             await store.update_message(
                 "m2",
                 attempts=[],
@@ -123,7 +123,7 @@ async def test_postgres_ingest_is_three_statements_and_an_accepted_update_three(
                 provider="fake",
                 provider_message_id="vid-2",
             )
-            assert statements[0] - start == 4
+            assert statements[0] - start == 3
             start = statements[0]
             # Its receipt: the three, and the save of the message (read by the look-up,
             # saved if unchanged since: no second read under a row lock).
@@ -316,8 +316,8 @@ async def test_postgres_sends_queued_together_share_their_statements(
     pg_url: str, pg_schema: str
 ) -> None:
     """Ten sends' first writes arriving together are one statement; their ten outcomes
-    four (the batch's locks, one read of every row, one look for orphans, one save of
-    all). Was one and five statements a send."""
+    three (the batch's locks, one read of every row with the look for orphans, one save
+    of all). Was one and five statements a send."""
     from notifykit.models import Attempt
     from notifykit.store.postgres import PostgresStore
 
@@ -352,7 +352,7 @@ async def test_postgres_sends_queued_together_share_their_statements(
                 )
             )
             # The orphan found adds its linking (a read, two writes) for s4 alone.
-            assert statements[0] - start <= 4 + 4
+            assert statements[0] - start <= 3 + 4
         assert [len(found) for found in linked] == [0, 0, 0, 0, 1, 0, 0, 0, 0, 0]
         for n in range(10):
             record = await store.get_message(f"s{n}")

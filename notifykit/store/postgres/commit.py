@@ -13,11 +13,12 @@ or a serialization failure (two batches locking the same rows in another order) 
 in a fresh savepoint, at most :data:`RETRIES` times.
 
 A batch whose writes are all *pipelined* (:meth:`GroupCommit.run_batched` writes, and
-:meth:`GroupCommit.run` writes that say so) runs in psycopg's pipeline mode: ``BEGIN``,
-the advisory locks and the statements up to the first whose rows a write reads travel in
-one round trip, and the last statements travel with the ``COMMIT`` (a write that returns
-:class:`AfterCommit` reads its rows once the commit is back). A push costs two round
-trips instead of five. A pipelined write reads a cursor's results (rows, ``rowcount``)
+:meth:`GroupCommit.run` writes that say so) runs in psycopg's pipeline mode, in the
+implicit transaction the database opens for a pipeline and commits at its sync: the
+advisory locks and the statements up to the first whose rows a write reads travel in one
+round trip, and the last statements travel with the sync, which commits (a write that
+returns :class:`AfterCommit` reads its rows once the commit is back). A push costs two
+round trips instead of five, and no ``BEGIN`` or ``COMMIT`` statement. A pipelined write reads a cursor's results (rows, ``rowcount``)
 only through a fetch, or in :class:`AfterCommit`; it must also run unchanged outside a
 pipeline (the savepoint retry above runs writes one by one, not pipelined).
 """
@@ -262,23 +263,27 @@ class GroupCommit:
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _pipelined(self, conn: Conn, jobs: list[_Job[Any]]) -> list[Any]:
-        """The batch in one transaction in pipeline mode: ``BEGIN`` and the locks go with
-        the first statement whose rows a write reads, ``COMMIT`` with the last ones. The
-        ``COMMIT`` is queued only once every write has returned: a write that raises (or
-        any statement that fails) leaves the transaction open or aborted, and it is rolled
-        back here."""
+        """The batch in pipeline mode, in the implicit transaction that the database keeps
+        open until the pipeline's sync and commits there (no ``BEGIN`` or ``COMMIT`` to
+        send): the locks travel with the first statement whose rows a write reads, the last
+        statements with the sync. A statement that fails aborts the transaction (the sync
+        rolls it back); a write that raises, or a cancellation, sends ``ROLLBACK`` first,
+        so that nothing of the batch commits."""
         try:
             async with conn.pipeline():
-                await conn.execute("BEGIN")
-                await _take_locks(conn, jobs)
-                results = await self._all(conn, jobs)
-                await conn.execute("COMMIT")
+                try:
+                    await _take_locks(conn, jobs)
+                    results = await self._all(conn, jobs)
+                except psycopg.Error:
+                    raise  # the database failed a statement: the sync rolls back
+                except BaseException:
+                    with contextlib.suppress(psycopg.Error):  # a lost connection commits nothing
+                        await conn.execute("ROLLBACK")
+                    raise
         except BaseException:
-            if not conn.closed and conn.info.transaction_status in _OPEN:
+            if not conn.closed and conn.info.transaction_status in _OPEN:  # pragma: no cover
                 await conn.rollback()
             raise
-        if conn.info.transaction_status != pq.TransactionStatus.IDLE:  # pragma: no cover
-            raise StoreError("a pipelined batch did not end its transaction")
         return results
 
     @staticmethod

@@ -370,36 +370,32 @@ class PostgresStore(Store):
 
     async def _update_batch(self, conn: Conn, items: list[_Update]) -> list[list[AnyEvent]]:
         """The updates the group commit holds at once, together: one statement reads every
-        row (locked, in message-id order) and a second, sent with it, says which of the
-        vendor ids being set have orphan events waiting; one more saves every row (it
-        travels with the ``COMMIT``). Orphans are then linked one message at a time
-        (rare). The vendor locks were taken by the batch first, so the look for orphans
-        sees every event stored so far for each vendor id."""
-        rows = await conn.execute(
-            "SELECT message_id, record FROM messages WHERE message_id = ANY(%b)"
-            " ORDER BY message_id FOR UPDATE",
-            (sorted({item.message_id for item in items}),),
-        )
+        row (locked, in message-id order) and says of each whether orphan events wait for
+        the vendor id being set; one more saves every row (it travels with the commit).
+        Orphans are then linked one message at a time (rare). The vendor locks were taken
+        by the batch's statement before, so the look for orphans sees every event stored
+        so far for each vendor id."""
         # In this batched path a vendor id always comes with its instance (update_message).
         probed = [item for item in items if item.provider_message_id is not None]
-        orphans = None
-        if probed:
-            orphans = await conn.execute(
-                "SELECT u.message_id FROM unnest(%b::text[], %b::text[], %b::text[])"
-                " AS u(message_id, provider, vendor_id)"
-                " WHERE EXISTS (SELECT 1 FROM events AS e WHERE e.provider = u.provider"
-                " AND e.provider_message_id = u.vendor_id AND e.message_id IS NULL)",
-                (
-                    [item.message_id for item in probed],
-                    [item.provider for item in probed],
-                    [item.provider_message_id for item in probed],
-                ),
-            )
-        records = {
-            str(mid): MessageRecord.model_validate_json(payload)
-            for mid, payload in await rows.fetchall()
-        }
-        orphaned = set() if orphans is None else {str(row[0]) for row in await orphans.fetchall()}
+        cur = await conn.execute(
+            "SELECT m.message_id, m.record, EXISTS (SELECT 1 FROM unnest(%b::text[],"
+            " %b::text[], %b::text[]) AS u(message_id, provider, vendor_id)"
+            " JOIN events AS e ON e.provider = u.provider AND e.provider_message_id = u.vendor_id"
+            " AND e.message_id IS NULL WHERE u.message_id = m.message_id)"
+            " FROM messages AS m WHERE m.message_id = ANY(%b) ORDER BY m.message_id FOR UPDATE OF m",
+            (
+                [item.message_id for item in probed],
+                [item.provider for item in probed],
+                [item.provider_message_id for item in probed],
+                sorted({item.message_id for item in items}),
+            ),
+        )
+        records: dict[str, MessageRecord] = {}
+        orphaned: set[str] = set()
+        for mid, payload, waiting in await cur.fetchall():
+            records[str(mid)] = MessageRecord.model_validate_json(payload)
+            if waiting:
+                orphaned.add(str(mid))
         for item in items:
             record = records.get(item.message_id)
             if record is None:
