@@ -23,6 +23,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
+from pydantic import TypeAdapter
+
+from notifykit import models
 from notifykit.compare import constant_time_equal
 from notifykit.config import StoreConfig
 from notifykit.errors import ConfigError, StoreError
@@ -198,27 +201,55 @@ class SQLiteStore(Store):
         remaining_credits: int | None = None,
         source: str = "send",
     ) -> list[AnyEvent]:
-        attempts = list(attempts)
+        # The record's JSON is changed in place by SQLite (json_set), not read, validated,
+        # changed and written back whole: the writer thread holds the GIL for less.
+        # One statement: SQLite changes the record's JSON in place (json_set), not read,
+        # validated, changed and written back whole, and moves the status only from the
+        # statuses the one rule lets it leave (the rule asked here, for each status).
+        params: dict[str, Any] = {
+            "id": message_id,
+            "attempts": _ATTEMPTS.dump_json(list(attempts)).decode(),
+        }
+        paths = "'$.attempts', json(:attempts), '$.updated_at', :now"
+        columns = ""
+        for name, value in (
+            ("provider", provider),
+            ("provider_message_id", provider_message_id),
+            ("remaining_credits", remaining_credits),
+        ):
+            if value is not None:
+                paths += f", '$.{name}', :{name}"
+                params[name] = value
+                if name != "remaining_credits":
+                    columns += f", {name} = :{name}"
+        record = f"json_set(record, {paths})"
+        if status is not None:
+            moves = _moving_to(status)
+            params["status"] = status.value
+            record = (
+                f"CASE WHEN status IN ({moves}) THEN json_set({record}, '$.status', :status,"
+                f" {_APPEND_HISTORY}) ELSE {record} END"
+            )
+            columns += f", status = CASE WHEN status IN ({moves}) THEN :status ELSE status END"
+        # Names, paths and statuses are constants; every value is a parameter.
+        sql = f"UPDATE messages SET record = {record}{columns} WHERE message_id = :id"
 
         def write(conn: sqlite3.Connection) -> list[AnyEvent]:
-            record = _load_message(conn, message_id)
-            if record is None:
-                raise StoreError(f"unknown message {message_id!r}")
-            record.attempts = attempts
-            if provider is not None:
-                record.provider = provider
-            if remaining_credits is not None:
-                record.remaining_credits = remaining_credits
+            now = params["now"] = _ts(utcnow())
             if status is not None:
-                apply_status(record, status, utcnow(), source)
-            linked: list[AnyEvent] = []
-            if provider_message_id is not None:
-                record.provider_message_id = provider_message_id
-            record.updated_at = utcnow()
-            _save_message(conn, record)
-            if provider_message_id is not None and record.provider is not None:
-                linked = _link_orphans(conn, record)
-            return linked
+                params["change"] = _change(status, now, source)
+            if not conn.execute(sql, params).rowcount:
+                raise StoreError(f"unknown message {message_id!r}")
+            if provider_message_id is None:
+                return []
+            owner = provider
+            if owner is None:  # a vendor id set without the instance: rare
+                owner = conn.execute(
+                    "SELECT provider FROM messages WHERE message_id = ?", (message_id,)
+                ).fetchone()[0]
+                if owner is None:
+                    return []
+            return _link_orphans_of(conn, message_id, owner, provider_message_id)
 
         return await self._writer.run(write, write=True)
 
@@ -303,16 +334,27 @@ class SQLiteStore(Store):
             )
             new: list[AnyEvent] = []
             for event in events:
-                seen = conn.execute(
-                    "SELECT 1 FROM events WHERE event_id = ?", (event.event_id,)
-                ).fetchone()
-                if seen is not None:
-                    continue
-                if event.message_id is None and event.provider_message_id is not None:
-                    candidates = _sharing(conn, event.provider, event.provider_message_id)
+                vendor_id = event.provider_message_id
+                if event.message_id is not None or vendor_id is None:
+                    seen = conn.execute(
+                        "SELECT 1 FROM events WHERE event_id = ?", (event.event_id,)
+                    ).fetchone()
+                    if seen is not None:
+                        continue
+                else:
+                    # One look-up: whether the event is stored already, the messages with
+                    # its vendor id, and whether a message it might be tied to exists.
+                    tie = isinstance(event, DeliveryReceipt) and event.phone is not None
+                    found = conn.execute(
+                        _LOOK_UP,
+                        (event.event_id, event.provider, vendor_id, tie, event.phone),
+                    ).fetchall()
+                    if found and found[0][0] == 0:
+                        continue
+                    candidates = [(str(m), str(p)) for kind, _, m, p in found if kind == 1]
                     message_id = correlate(event, candidates) if candidates else None
-                    if message_id is None and not candidates:
-                        message_id = _tie(conn, event, event.provider_message_id)
+                    if message_id is None and not candidates and found:
+                        message_id = _tie(conn, event, vendor_id)
                     if message_id is not None:
                         event = event.model_copy(update={"message_id": message_id})
                 conn.execute(
@@ -324,7 +366,7 @@ class SQLiteStore(Store):
                         inbox_id,
                         event.kind,
                         event.provider,
-                        event.provider_message_id,
+                        vendor_id,
                         event.phone,
                         event.message_id,
                         _ts(event.received_at),
@@ -333,10 +375,14 @@ class SQLiteStore(Store):
                         claimed_until,
                     ),
                 )
-                if event.message_id is not None:
-                    record = _load_message(conn, event.message_id)
-                    if record is not None and _apply(record, event):
-                        _save_message(conn, record)
+                if event.message_id is not None and isinstance(event, DeliveryReceipt):
+                    _advance(
+                        conn,
+                        event.message_id,
+                        event.status,
+                        _ts(event.occurred_at),
+                        f"{event.kind}:{event.event_id}",
+                    )
                 new.append(event)
             return new
 
@@ -484,18 +530,21 @@ class SQLiteStore(Store):
     ) -> IdempotencyHolder | None:
         def write(conn: sqlite3.Connection) -> IdempotencyHolder | None:
             now = time.time()
+            # Taken unless a claim that has not expired stands: one statement; the holder
+            # read only when refused.
+            taken = conn.execute(
+                "INSERT INTO idempotency_keys (key, message_id, expires_at, fingerprint)"
+                " VALUES (?, ?, ?, ?) ON CONFLICT (key) DO UPDATE SET"
+                " message_id = excluded.message_id, expires_at = excluded.expires_at,"
+                " fingerprint = excluded.fingerprint WHERE NOT expires_at > ?",
+                (key, message_id, now + ttl, fingerprint, now),
+            ).rowcount
+            if taken:
+                return None
             row = conn.execute(
-                "SELECT message_id, expires_at, fingerprint FROM idempotency_keys WHERE key = ?",
-                (key,),
+                "SELECT message_id, fingerprint FROM idempotency_keys WHERE key = ?", (key,)
             ).fetchone()
-            if row is not None and row[1] > now:
-                return IdempotencyHolder(str(row[0]), row[2])
-            conn.execute(
-                "INSERT OR REPLACE INTO idempotency_keys (key, message_id, expires_at, fingerprint)"
-                " VALUES (?, ?, ?, ?)",
-                (key, message_id, now + ttl, fingerprint),
-            )
-            return None
+            return IdempotencyHolder(str(row[0]), row[1])
 
         return await self._writer.run(write, write=True)
 
@@ -675,16 +724,40 @@ def _save_message(conn: sqlite3.Connection, record: MessageRecord) -> None:
     )
 
 
-def _link_orphans(conn: sqlite3.Connection, record: MessageRecord) -> list[AnyEvent]:
-    """Tie the orphan events with ``record``'s provider instance and vendor id that belong
-    to it, apply them to it and save it; the linked events."""
-    assert record.provider is not None and record.provider_message_id is not None
-    candidates = _sharing(conn, record.provider, record.provider_message_id)
-    rows = conn.execute(
+def _orphans(conn: sqlite3.Connection, provider: str, provider_message_id: str) -> list[Any]:
+    """The payloads of the stored events with this instance and vendor id and no message."""
+    return conn.execute(
         "SELECT payload FROM events WHERE provider = ? AND provider_message_id = ?"
         " AND message_id IS NULL ORDER BY id",
-        (record.provider, record.provider_message_id),
+        (provider, provider_message_id),
     ).fetchall()
+
+
+def _link_orphans_of(
+    conn: sqlite3.Connection, message_id: str, provider: str, provider_message_id: str
+) -> list[AnyEvent]:
+    """:func:`_link_orphans` for a message just given this vendor id: one look for orphans,
+    the record read only when there are some (rare)."""
+    rows = _orphans(conn, provider, provider_message_id)
+    if not rows:
+        return []
+    record = _load_message(conn, message_id)
+    assert record is not None
+    return _link_orphans(conn, record, rows)
+
+
+def _link_orphans(
+    conn: sqlite3.Connection, record: MessageRecord, rows: list[Any] | None = None
+) -> list[AnyEvent]:
+    """Tie the orphan events with ``record``'s provider instance and vendor id that belong
+    to it, apply them to it and save it; the linked events. ``rows``: those orphans'
+    payloads when already read."""
+    assert record.provider is not None and record.provider_message_id is not None
+    if rows is None:
+        rows = _orphans(conn, record.provider, record.provider_message_id)
+    if not rows:
+        return []
+    candidates = _sharing(conn, record.provider, record.provider_message_id)
     linked: list[AnyEvent] = []
     for (payload,) in rows:
         event = EventAdapter.validate_json(payload)
@@ -701,6 +774,58 @@ def _link_orphans(conn: sqlite3.Connection, record: MessageRecord) -> list[AnyEv
             _apply(record, event)
         _save_message(conn, record)
     return linked
+
+
+_ATTEMPTS = TypeAdapter(list[Attempt])
+_STATUSES = {status.value: status for status in DeliveryStatus}
+_APPEND_HISTORY = "'$.history[' || json_array_length(record, '$.history') || ']', json(:change)"
+"""A ``json_set`` path and value appending a status change to the record's history."""
+
+
+_LOOK_UP = (
+    "SELECT 0, 0, NULL, NULL FROM events WHERE event_id = ?"
+    " UNION ALL SELECT 1, id, message_id, phone FROM messages"
+    " WHERE provider = ? AND provider_message_id = ?"
+    " UNION ALL SELECT 2, 0, NULL, NULL WHERE ? AND EXISTS (SELECT 1 FROM messages"
+    " WHERE phone = ? AND status IN ('unknown', 'pending') AND provider_message_id IS NULL)"
+    " ORDER BY 1, 2"
+)
+"""What storing an event with a vendor id needs to know, in one statement: a ``0`` row
+when the event is stored already; a ``1`` row ``(id, message_id, phone)`` per message with
+its instance and vendor id, oldest first; a ``2`` row when (asked to look, for a receipt with a
+number) a message without a vendor id is ``unknown`` or ``pending`` to its number, one
+:func:`_tie` may tie it to."""
+
+
+def _moving_to(status: DeliveryStatus) -> str:
+    """The stored statuses a message moves to ``status`` from, by the one rule
+    (:func:`notifykit.models.status_advances`, asked now for each status), as a list of
+    SQL literals (the values are the enum's constants)."""
+    return ", ".join(f"'{s.value}'" for s in DeliveryStatus if models.status_advances(s, status))
+
+
+def _advance(
+    conn: sqlite3.Connection, message_id: str, status: DeliveryStatus, at: str, source: str
+) -> None:
+    """:func:`notifykit.models.apply_status` on a stored record, by the same rule, in one
+    statement: SQLite changes its JSON in place (not read, validated and written back)."""
+    conn.execute(
+        "UPDATE messages SET record = json_set(record, '$.status', :status, "
+        + _APPEND_HISTORY
+        + f", '$.updated_at', :now), status = :status WHERE message_id = :id"
+        f" AND status IN ({_moving_to(status)})",
+        {
+            "status": status.value,
+            "change": _change(status, at, source),
+            "now": _ts(utcnow()),
+            "id": message_id,
+        },
+    )
+
+
+def _change(status: DeliveryStatus, at: str, source: str) -> str:
+    """A :class:`~notifykit.models.StatusChange` as the JSON its model reads back."""
+    return json.dumps({"status": status.value, "at": at, "source": source}, separators=(",", ":"))
 
 
 def _undecided(conn: sqlite3.Connection, phone: str) -> list[MessageRecord]:
@@ -925,15 +1050,19 @@ def _insert_message(conn: sqlite3.Connection, record: MessageRecord) -> None:
 def _claim_recipient(
     conn: sqlite3.Connection, phone: str, interval: float, message_id: str | None
 ) -> float | None:
-    """Claim ``phone`` now, or the seconds left on a claim younger than ``interval``."""
+    """Claim ``phone`` now, or the seconds left on a claim younger than ``interval``: one
+    statement when the claim is taken (the claim made unless a young one stands), a read
+    of the standing claim when refused."""
     now = time.time()
+    taken = conn.execute(
+        "INSERT INTO recipient_guards (phone, claimed_at, message_id) VALUES (?, ?, ?)"
+        " ON CONFLICT (phone) DO UPDATE SET claimed_at = excluded.claimed_at,"
+        " message_id = excluded.message_id WHERE NOT ? - claimed_at < ?",
+        (phone, now, message_id, now, interval),
+    ).rowcount
+    if taken:
+        return None
     row = conn.execute(
         "SELECT claimed_at FROM recipient_guards WHERE phone = ?", (phone,)
     ).fetchone()
-    if row is not None and now - row[0] < interval:
-        return float(interval - (now - row[0]))
-    conn.execute(
-        "INSERT OR REPLACE INTO recipient_guards (phone, claimed_at, message_id) VALUES (?, ?, ?)",
-        (phone, now, message_id),
-    )
-    return None
+    return float(interval - (now - row[0]))

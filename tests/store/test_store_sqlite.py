@@ -280,3 +280,85 @@ def test_memory_and_sqlite_agree_on_any_receipt_order(
     everything = [*before, send_status, *after]
     if everything:
         assert status.rank == max(s.rank for s in everything)
+
+
+@pytest.mark.parametrize("credits", [None, 0, 42])
+@pytest.mark.parametrize("vendor_id", [None, "t1"])
+@pytest.mark.parametrize("status", [None, DeliveryStatus.ACCEPTED, DeliveryStatus.FAILED])
+async def test_records_changed_in_place_read_back_as_memory_keeps_them(
+    tmp_path: Path,
+    status: DeliveryStatus | None,
+    vendor_id: str | None,
+    credits: int | None,
+) -> None:
+    """SQLite changes a stored record's JSON in place (update_message, a receipt): what it
+    reads back is what the memory store keeps, field by field (times set from the clock
+    aside), whichever of the optional fields a write sets."""
+    started = T0 + timedelta(seconds=1)
+    attempts = [
+        Attempt(provider="vs", outcome="started", started_at=started),
+        Attempt(
+            provider="vs",
+            outcome="failed",
+            error_type="InsufficientBalance",
+            error_message='余额不足 "quoted" \\ back',
+            duration_ms=12.5,
+            started_at=started,
+        ),
+    ]
+
+    async def play(store: Store) -> list[MessageRecord]:
+        await store.open()
+        try:
+            await store.create_message(
+                MessageRecord(message_id="m", to=PHONE, template="t", tags=("a", "b"))
+            )
+            await store.update_message("m", attempts=attempts[:1])
+            await store.update_message(
+                "m",
+                attempts=attempts,
+                status=status,
+                provider="vs",
+                provider_message_id=vendor_id,
+                remaining_credits=credits,
+            )
+            after_send = await store.get_message("m")
+            await store.ingest(entry(), [receipt("r1", DeliveryStatus.DELIVERED, minute=3)])
+            after_receipt = await store.get_message("m")
+            assert after_send is not None and after_receipt is not None
+            return [after_send, after_receipt]
+        finally:
+            await store.close()
+
+    def comparable(record: MessageRecord) -> dict[str, object]:
+        fields = record.model_dump(exclude={"created_at", "updated_at", "history"})
+        fields["history"] = [
+            (c.status, c.source, c.at if c.source.startswith("receipt") else None)
+            for c in record.history
+        ]
+        return fields
+
+    memory = await play(MemoryStore())
+    sqlite = await play(SQLiteStore(tmp_path / "nk.db"))
+    assert [comparable(r) for r in sqlite] == [comparable(r) for r in memory]
+    for before, after in zip(memory, sqlite, strict=True):
+        assert after.updated_at >= after.created_at
+        assert len(after.history) == len(before.history)
+
+
+async def test_a_vendor_id_set_without_the_instance_links_the_stored_instances_orphans(
+    store: SQLiteStore,
+) -> None:
+    await store.ingest(entry(), [receipt("r9", DeliveryStatus.DELIVERED, vendor_id="t9")])
+    await store.create_message(MessageRecord(message_id="m", to=PHONE, template="t"))
+    await store.create_message(MessageRecord(message_id="bare", to=PHONE, template="t"))
+    # No instance anywhere: nothing to link to.
+    assert await store.update_message("bare", attempts=[], provider_message_id="t9") == []
+    await store.update_message("m", attempts=[], status=DeliveryStatus.ACCEPTED, provider="vs")
+    linked = await store.update_message("m", attempts=[], provider_message_id="t9")
+    assert [(e.event_id, e.message_id) for e in linked] == [("r9", "m")]
+    record = await store.get_message("m")
+    assert record is not None and record.status is DeliveryStatus.DELIVERED
+    assert (record.provider, record.provider_message_id) == ("vs", "t9")
+    with pytest.raises(StoreError, match="unknown message"):
+        await store.update_message("ghost", attempts=[], status=DeliveryStatus.SENT)
