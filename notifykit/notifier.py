@@ -7,7 +7,6 @@ import functools
 import os
 import threading
 from collections.abc import Coroutine, Mapping, Sequence
-from concurrent.futures import Future
 from datetime import timedelta
 from types import TracebackType
 from typing import Any, TypeVar
@@ -20,6 +19,7 @@ from notifykit.errors import ConfigError, InvalidMessage, NotifyKitError, Provid
 from notifykit.inbox import CallbackProcessor, Subscriber
 from notifykit.instances import TransportFactory, build_providers
 from notifykit.log import get_logger
+from notifykit.loop_thread import LoopThread
 from notifykit.loops import ShutdownHook
 from notifykit.models import Balance, MessageRecord, SendResult, SmsMessage
 from notifykit.phone import parse_phone
@@ -392,18 +392,17 @@ class Notifier:
 
     One background thread runs one event loop for the notifier's whole life, so that
     connection pools are reused and no call starts a loop of its own. Safe to call from
-    several threads at once.
+    several threads at once; a call that ``close()`` (from another thread) finds still
+    running is cancelled and raises :class:`UsageError`.
     """
 
     def __init__(
         self, config: Config | str | os.PathLike[str] | None = None, **kwargs: Any
     ) -> None:
         self._close_lock = threading.Lock()
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(
-            target=self._loop.run_forever, name="notifykit-loop", daemon=True
-        )
-        self._thread.start()
+        self._runner = LoopThread("notifykit-loop")
+        self._loop = self._runner.loop
+        self._thread = self._runner.thread
         try:
             self._async = self._call(self._make(config, kwargs))
         except BaseException:
@@ -437,18 +436,18 @@ class Notifier:
 
     def _call(self, coro: Coroutine[Any, Any, T]) -> T:
         if threading.current_thread() is self._thread:
+            coro.close()
+            self._check_thread()  # raises
+        return self._runner.run(coro)  # UsageError once closed
+
+    def _check_thread(self) -> None:
+        if threading.current_thread() is self._thread:
             # Waiting on our own loop from inside it (e.g. a subscriber calling send) would
             # hang forever; the async notifier is the way in from there.
-            coro.close()
             raise UsageError(
                 "Notifier methods cannot be called from its own event loop "
                 "(in a subscriber, use notifier.async_notifier)"
             )
-        if self._loop.is_closed():
-            coro.close()
-            raise UsageError("the notifier is closed")
-        future: Future[T] = asyncio.run_coroutine_threadsafe(coro, self._loop)
-        return future.result()
 
     def send(
         self,
@@ -492,8 +491,9 @@ class Notifier:
 
     def close(self) -> None:
         """Wait for every stored event to be dispatched, release everything, stop the loop."""
+        self._check_thread()
         with self._close_lock:
-            if self._loop.is_closed():
+            if self._runner.closed:
                 return
             try:
                 self._call(self._async.close())
@@ -501,9 +501,8 @@ class Notifier:
                 self._stop_loop()
 
     def _stop_loop(self) -> None:
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join()
-        self._loop.close()
+        # Calls from other threads still running are cancelled (each raises UsageError).
+        self._runner.stop()
 
     def __enter__(self) -> Notifier:
         self._call(self._async.open())

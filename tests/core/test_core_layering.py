@@ -41,6 +41,8 @@ FOUNDATION = {
     f"{N}.sandbox": set(),
     f"{N}.transport_errors": set(),
     f"{N}.loops": {f"{N}.log"},
+    # The synchronous Notifier's event-loop thread.
+    f"{N}.loop_thread": {f"{N}.errors"},
     f"{N}.provider": {f"{N}.errors", f"{N}.events", f"{N}.models", f"{N}.redact"},
     # The HTTP edge of providers.
     f"{N}.http": {

@@ -1,0 +1,259 @@
+"""LoopThread: the synchronous Notifier's event loop, running coroutines for other threads.
+
+Thread joins and event waits carry a generous bound only so that a regression fails the
+test instead of hanging the suite; nothing here asserts how long anything took.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import gc
+import threading
+import warnings
+from collections.abc import Iterator
+from concurrent.futures import CancelledError
+from typing import Any
+
+import pytest
+
+from notifykit import Config, Notifier
+from notifykit.errors import InvalidMessage, UsageError
+from notifykit.loop_thread import LoopThread
+from notifykit.plugins import get_plugin_manager
+
+HANG = 10  # seconds: only a guard against a hang
+
+
+@pytest.fixture
+def runner() -> Iterator[LoopThread]:
+    runner = LoopThread("test-loop")
+    yield runner
+    if not runner.closed:
+        runner.stop()
+
+
+class Blocked:
+    """Holds the loop's thread inside a callback until ``release()``."""
+
+    def __init__(self, runner: LoopThread) -> None:
+        self.inside = threading.Event()
+        self._go = threading.Event()
+        runner.loop.call_soon_threadsafe(self._hold)
+        assert self.inside.wait(HANG)
+
+    def _hold(self) -> None:
+        self.inside.set()
+        self._go.wait(HANG)
+
+    def release(self) -> None:
+        self._go.set()
+
+
+def in_threads(count: int, fn: Any) -> list[Any]:
+    """``fn(i)`` in ``count`` threads at once: each one's result or exception."""
+    outcomes: list[Any] = [None] * count
+
+    def work(i: int) -> None:
+        try:
+            outcomes[i] = fn(i)
+        except BaseException as exc:
+            outcomes[i] = exc
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(HANG)
+        assert not thread.is_alive()
+    return outcomes
+
+
+async def on_loop_thread(value: int) -> tuple[int, int]:
+    await asyncio.sleep(0)
+    return value, threading.get_ident()
+
+
+def test_results_come_back_to_each_caller_from_one_loop_thread(runner: LoopThread) -> None:
+    outcomes = in_threads(8, lambda i: [runner.run(on_loop_thread(i * 100 + j)) for j in range(50)])
+    assert [[value for value, _ in results] for results in outcomes] == [
+        [i * 100 + j for j in range(50)] for i in range(8)
+    ]
+    assert {thread for results in outcomes for _, thread in results} == {runner.thread.ident}
+
+
+def test_exceptions_reach_the_caller_with_their_own_type(runner: LoopThread) -> None:
+    async def refuse() -> None:
+        await asyncio.sleep(0)
+        raise InvalidMessage("no such number")
+
+    with pytest.raises(InvalidMessage, match="no such number"):
+        runner.run(refuse())
+    assert runner.run(on_loop_thread(1))[0] == 1
+
+
+def test_keyboard_interrupt_on_the_loop_reaches_the_caller_and_the_loop_goes_on(
+    runner: LoopThread,
+) -> None:
+    async def interrupted() -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        runner.run(interrupted())
+    assert runner.thread.is_alive()
+    assert runner.run(on_loop_thread(2))[0] == 2
+
+
+def test_a_coroutine_cancelling_itself_is_a_cancelled_future_for_the_caller(
+    runner: LoopThread,
+) -> None:
+    async def cancelled() -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        task.cancel()
+        await asyncio.sleep(0)
+
+    with pytest.raises(CancelledError):
+        runner.run(cancelled())
+
+
+def test_the_callers_context_variables_are_seen_on_the_loop(runner: LoopThread) -> None:
+    request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
+
+    async def read() -> str:
+        value = request_id.get()
+        request_id.set("changed on the loop")
+        return value
+
+    def call(i: int) -> tuple[str, str]:
+        request_id.set(f"request-{i}")
+        return runner.run(read()), request_id.get()
+
+    assert in_threads(4, call) == [(f"request-{i}", f"request-{i}") for i in range(4)]
+
+
+def test_calls_queued_while_the_loop_is_busy_wake_it_once(runner: LoopThread) -> None:
+    wakes: list[Any] = []
+    original = runner.loop.call_soon_threadsafe
+
+    def counted(callback: Any, *args: Any, **kwargs: Any) -> Any:
+        wakes.append(callback)
+        return original(callback, *args, **kwargs)
+
+    blocked = Blocked(runner)
+    runner.loop.call_soon_threadsafe = counted  # type: ignore[method-assign]
+    try:
+        results: list[Any] = []
+        threads = [
+            threading.Thread(target=lambda i=i: results.append(runner.run(on_loop_thread(i))))
+            for i in range(6)
+        ]
+        for thread in threads:
+            thread.start()
+        # The loop is held, so all six calls wait in the queue behind one wake-up.
+        while len(runner._queue) < 6:
+            assert all(thread.is_alive() for thread in threads)
+            threading.Event().wait(0.001)
+        blocked.release()
+        for thread in threads:
+            thread.join(HANG)
+    finally:
+        runner.loop.call_soon_threadsafe = original  # type: ignore[method-assign]
+    assert sorted(value for value, _ in results) == list(range(6))
+    assert len(wakes) == 1
+
+
+def test_stop_cancels_running_calls_and_they_raise_usage_error(runner: LoopThread) -> None:
+    started = threading.Event()
+    cancelled = threading.Event()
+
+    async def forever() -> None:
+        started.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    outcome: list[BaseException] = []
+    caller = threading.Thread(
+        target=lambda: outcome.extend(in_threads(1, lambda _: runner.run(forever())))
+    )
+    caller.start()
+    assert started.wait(HANG)
+    runner.stop()
+    caller.join(HANG)
+    assert cancelled.is_set()
+    assert len(outcome) == 1 and isinstance(outcome[0], UsageError)
+    assert "closed" in str(outcome[0])
+    assert not runner.thread.is_alive() and runner.loop.is_closed()
+
+
+def test_calls_queued_when_the_loop_stops_raise_usage_error(runner: LoopThread) -> None:
+    blocked = Blocked(runner)
+    outcomes: list[Any] = []
+    waiting = threading.Thread(
+        target=lambda: outcomes.extend(in_threads(3, lambda i: runner.run(on_loop_thread(i))))
+    )
+    waiting.start()
+    while len(runner._queue) < 3:
+        threading.Event().wait(0.001)
+    stopper = threading.Thread(target=runner.stop)
+    stopper.start()
+    while not runner.closed:
+        threading.Event().wait(0.001)
+    blocked.release()
+    stopper.join(HANG)
+    waiting.join(HANG)
+    assert len(outcomes) == 3 and all(isinstance(o, UsageError) for o in outcomes), outcomes
+
+
+def test_after_stop_a_call_is_a_usage_error_and_its_coroutine_is_closed(
+    runner: LoopThread,
+) -> None:
+    runner.stop()
+    coro = on_loop_thread(1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # "coroutine ... was never awaited" would be one
+        with pytest.raises(UsageError, match="closed"):
+            runner.run(coro)
+        del coro
+        gc.collect()
+
+
+def test_the_loop_cannot_stop_itself(runner: LoopThread) -> None:
+    async def stop_from_inside() -> None:
+        runner.stop()
+
+    with pytest.raises(UsageError, match="from inside"):
+        runner.run(stop_from_inside())
+    assert not runner.closed and runner.run(on_loop_thread(3))[0] == 3
+
+
+def test_a_notifier_closed_from_its_own_loop_refuses_and_stays_open() -> None:
+    config = Config.from_dict({"providers": {"primary": {"type": "memory"}}})
+    with Notifier(config, plugin_manager=get_plugin_manager()) as notifier:
+
+        async def close_from_inside() -> None:
+            notifier.close()
+
+        with pytest.raises(UsageError, match="own event loop"):
+            notifier._runner.run(close_from_inside())
+        assert notifier.send("+8615612341090", template="t").provider == "primary"
+    with pytest.raises(UsageError, match="closed"):
+        notifier.send("+8615612341090", template="t")
+
+
+def test_a_thread_made_after_close_is_not_taken_for_the_loops_own() -> None:
+    """A new thread may get the ended loop thread's identifier: close() there is a no-op
+    and a call there says closed, not 'its own event loop'."""
+    config = Config.from_dict({"providers": {"primary": {"type": "memory"}}})
+    notifier = Notifier(config, plugin_manager=get_plugin_manager())
+    notifier.close()
+    outcomes = [
+        in_threads(1, lambda _: notifier.close())[0]
+        for _ in range(10)  # one thread at a time: each may reuse the last one's identifier
+    ]
+    assert outcomes == [None] * 10
+    errors = [in_threads(1, lambda _: notifier.health())[0] for _ in range(3)]
+    assert all(isinstance(e, UsageError) and "closed" in str(e) for e in errors), errors
