@@ -12,10 +12,14 @@ Across instances:
   timed by the database's clock (one clock for every machine);
 * an event and the send that gives its vendor id meet under a transaction-level advisory
   lock on (provider instance, vendor id), so an orphan is linked whichever commits first;
-* a pushed request costs three statements in the usual case (the advisory locks, one
-  look-up of the messages its events may belong to, one insert of the request and its
-  events), a send two writes (``start_send``: one statement, the recipient guard a second;
-  the outcome: two); ``tests/store/test_store_round_trips.py`` pins these counts;
+* the group commit runs a batch pipelined, in the transaction the pipeline's sync commits
+  (no ``BEGIN`` or ``COMMIT`` sent; :mod:`.commit`): a pushed request costs three
+  statements in two round trips in the usual case (the advisory locks with one look-up of
+  the messages its events may belong to; one insert of the request and its events, sent
+  with the sync), a send two writes (``start_send``: one statement in one round trip, the
+  recipient guard a second; the outcome: three statements in two round trips); an
+  idempotency key or a recipient-guard claim alone is one round trip;
+  ``tests/store/test_store_round_trips.py`` pins the statement counts;
 * pending events are handed out by claim (``FOR UPDATE SKIP LOCKED`` with a lease), and a
   trigger's ``NOTIFY`` wakes every instance's dispatcher (:mod:`.listen`).
 """
@@ -649,7 +653,7 @@ class PostgresStore(Store):
         async def write(conn: Conn) -> None:
             await _insert_raw_request(conn, "quarantine", entry, "reason", entry.reason)
 
-        await self._write(write)
+        await self._write(write, pipelined=True)
 
     async def list_events(
         self, *, limit: int | None = None, message_id: str | None = None
@@ -865,7 +869,7 @@ class PostgresStore(Store):
                 raise StoreError("idempotency key vanished while held")
             return IdempotencyHolder(str(row[0]), row[1])
 
-        return await self._write(write)
+        return await self._write(write, pipelined=True)
 
     async def release_idempotency_key(self, key: str, message_id: str) -> None:
         async def write(conn: Conn) -> None:
@@ -874,12 +878,14 @@ class PostgresStore(Store):
                 (key, message_id),
             )
 
-        await self._write(write)
+        await self._write(write, pipelined=True)
 
     async def check_recipient(
         self, phone: str, interval: float, *, message_id: str | None = None
     ) -> float | None:
-        return await self._write(lambda conn: _claim_recipient(conn, phone, interval, message_id))
+        return await self._write(
+            lambda conn: _claim_recipient(conn, phone, interval, message_id), pipelined=True
+        )
 
     # -- verifications --------------------------------------------------------------------------
     # Each step is one write (one transaction) under an advisory lock on (number, purpose):
