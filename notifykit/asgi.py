@@ -29,14 +29,16 @@ import contextlib
 import logging
 import os
 from collections.abc import AsyncIterator, Mapping
+from typing import Any
 from urllib.parse import quote
 
 from pydantic import SecretStr
 from starlette.applications import Starlette
-from starlette.requests import ClientDisconnect, Request
+from starlette.datastructures import URL
+from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
-from starlette.routing import Route
-from starlette.types import Receive, Scope, Send
+from starlette.routing import Route, compile_path
+from starlette.types import Message, Receive, Scope, Send
 
 from notifykit.compare import constant_time_equal
 from notifykit.config import Config
@@ -115,46 +117,59 @@ class _CallbackEndpoint:
         self.receiver = receiver
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response = await self._respond(Request(scope, receive))
+        await self.answer(scope, receive, send, scope["path_params"])
+
+    async def answer(
+        self, scope: Scope, receive: Receive, send: Send, params: Mapping[str, str]
+    ) -> None:
+        """Answer one request for the route, whose path parameters are ``params``."""
+        response = await self._respond(scope, receive, params)
         if response is not None:
             await response(scope, receive, send)
 
-    async def _respond(self, request: Request) -> Response | None:
+    async def _respond(
+        self, scope: Scope, receive: Receive, params: Mapping[str, str]
+    ) -> Response | None:
         receiver = self.receiver
-        params = request.path_params
-        provider: str = params["provider"]
+        provider = params["provider"]
         if not receiver.token_ok(params.get("token", "")):
             return _text(404, "Not Found")
         instance = receiver.notifier.providers.get(provider)
         if instance is None or not receives_callbacks(instance):
             return _text(404, "Not Found")
-        if request.method != "POST" and not answers_checks(instance, request.method):
+        method: str = scope["method"]
+        if method != "POST" and not answers_checks(instance, method):
             allow = ", ".join(allowed_methods(instance))
             return _text(405, "Method Not Allowed", {"allow": allow})
+        # As Starlette's Headers: names as sent (lower-case from ASGI servers), Latin-1.
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
         limit = receiver.max_body_bytes
-        declared = request.headers.get("content-length", "")
+        declared = _first_header(scope, b"content-length")
         if declared.isdigit() and int(declared) > drain_bound(limit):
             return _too_large(cut_off=True)
-        body = bytearray()
-        chunks = request.stream()
+        body = b""
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return None  # disconnected: nobody is left to answer; nothing complete
+            chunk = message.get("body", b"")
+            body = body + chunk if body else chunk
+            if len(body) > limit:
+                return await _drain_then_refuse(receive, message, len(body), drain_bound(limit))
+            if not message.get("more_body", False):
+                break
+        url = URL(scope=scope)
         try:
-            async for chunk in chunks:
-                body += chunk
-                if len(body) > limit:
-                    return await _drain_then_refuse(chunks, len(body), drain_bound(limit))
-        except ClientDisconnect:
-            return None  # nobody is left to answer; nothing complete was received
-        try:
-            if request.method == "POST":
+            if method == "POST":
                 # A URL check touches no store: it is answered even while the store is down.
                 await receiver.start()
-            status, headers, content = await receiver.notifier.callbacks.handle(
+            status, response_headers, content = await receiver.notifier.callbacks.handle(
                 provider,
-                request.method,
-                dict(request.headers.items()),
-                bytes(body),
-                url=str(request.url),
-                path=_stored_path(request, receiver.token),
+                method,
+                headers,
+                body,
+                url=str(url),
+                path=_stored_path(url, receiver.token),
             )
         except StoreError as exc:  # the store could not be opened: logged once per fault
             receiver.notifier.callbacks.store_health.failed(exc)
@@ -162,16 +177,57 @@ class _CallbackEndpoint:
         except Exception as exc:  # a bug: let them retry
             log.error("callback_failed", provider=provider, error=type(exc).__name__)
             return _text(503, "try again later")
-        return Response(content, status_code=status, headers=headers)
+        return Response(content, status_code=status, headers=response_headers)
 
 
-def _stored_path(request: Request, token: SecretStr | None) -> str:
+def _first_header(scope: Scope, name: bytes) -> str:
+    """The first value of header ``name`` (lower-case), Latin-1; empty when absent."""
+    for key, value in scope["headers"]:
+        if key == name:
+            return str(value.decode("latin-1"))
+    return ""
+
+
+def _route_path(scope: Scope) -> str:
+    """The path below the application's mount point (``root_path``), as Starlette's
+    router matches it."""
+    path: str = scope["path"]
+    root_path: str = scope.get("root_path", "")
+    if not root_path or not path.startswith(root_path):
+        return path
+    if path == root_path:
+        return ""
+    return path[len(root_path) :] if path[len(root_path)] == "/" else path
+
+
+class _ReceiverApp(Starlette):
+    """The receiver's Starlette application. A request for the callback route goes
+    straight to its endpoint, without the router and the middleware stack (which add
+    nothing to it: the endpoint answers every outcome itself), unless middleware or
+    exception handlers were added to the app; everything else goes through Starlette."""
+
+    def __init__(self, endpoint: _CallbackEndpoint, callback_path: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._endpoint = endpoint
+        self._callback_route = compile_path(callback_path)[0]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and not self.user_middleware and not self.exception_handlers:
+            matched = self._callback_route.match(_route_path(scope))
+            if matched is not None:
+                scope["app"] = self
+                await self._endpoint.answer(scope, receive, send, matched.groupdict())
+                return
+        await super().__call__(scope, receive, send)
+
+
+def _stored_path(url: URL, token: SecretStr | None) -> str:
     """The path and query as called, with the token replaced by ``***``."""
-    path = request.url.path
+    path = url.path
     if token is not None:
         secret = token.get_secret_value()
         path = path[: -len(secret)] + MASK if path.endswith(secret) else path
-    query = request.url.query
+    query = url.query
     return f"{path}?{query}" if query else path
 
 
@@ -194,16 +250,17 @@ def drain_bound(limit: int) -> int:
 
 
 async def _drain_then_refuse(
-    chunks: AsyncIterator[bytes], received: int, bound: int
+    receive: Receive, message: Message, received: int, bound: int
 ) -> Response | None:
-    """Discard the rest of an oversized body, up to ``bound`` bytes in all, then 413."""
-    try:
-        async for chunk in chunks:
-            received += len(chunk)
-            if received > bound:
-                return _too_large(cut_off=True)
-    except ClientDisconnect:
-        return None
+    """Discard the rest of an oversized body, up to ``bound`` bytes in all, then 413
+    (``message`` is the last one read, ``received`` the bytes read so far)."""
+    while message.get("more_body", False):
+        message = await receive()
+        if message["type"] != "http.request":
+            return None
+        received += len(message.get("body", b""))
+        if received > bound:
+            return _too_large(cut_off=True)
     return _too_large(cut_off=False)
 
 
@@ -236,7 +293,9 @@ def create_app(
         if receiver.token is not None
         else "/callbacks/{provider}"
     )
-    app = Starlette(
+    app = _ReceiverApp(
+        endpoint,
+        callback_path,
         routes=[
             Route("/healthz", receiver.healthz, methods=["GET"]),
             Route(callback_path, endpoint, name="callbacks"),

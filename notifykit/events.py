@@ -18,9 +18,15 @@ from notifykit.models import DeliveryStatus, utcnow
 __all__ = ["DeliveryReceipt", "Event", "EventAdapter", "InboundMessage", "make_event_id"]
 
 
+_ID_ENCODER = json.JSONEncoder(ensure_ascii=False, sort_keys=True, default=str)
+"""What ``json.dumps(..., ensure_ascii=False, sort_keys=True, default=str)`` uses, made
+once (``dumps`` makes one per call when given options)."""
+
+
 def make_event_id(provider: str, *parts: object) -> str:
-    """A deterministic de-duplication key: the same vendor push gives the same id."""
-    blob = json.dumps([provider, *parts], ensure_ascii=False, sort_keys=True, default=str)
+    """A deterministic de-duplication key: the same vendor push gives the same id (in every
+    version: stored ids are compared with new ones)."""
+    blob = _ID_ENCODER.encode([provider, *parts])
     return hashlib.sha256(blob.encode()).hexdigest()[:32]
 
 

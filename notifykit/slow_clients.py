@@ -107,12 +107,28 @@ class _Cap:
 
 class _CountingTransport(asyncio.Transport):
     """The transport the inner protocol writes to: the real one, with the bytes it was
-    given counted (so that a timeout knows whether an answer has begun)."""
+    given counted (so that a timeout knows whether an answer has begun), and what it
+    writes in one turn of the event loop sent with one write at the end of the turn.
 
-    def __init__(self, real: asyncio.Transport) -> None:
+    uvicorn writes a response's head and its body separately; gathered, a small answer
+    leaves in one ``send`` (one segment) rather than two. Closing, or ending the writing
+    side, sends what is held first; aborting discards it, as it discards the real
+    transport's buffer."""
+
+    def __init__(self, real: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
         super().__init__()
         self._real = real
+        self._loop = loop
+        self._held: list[bytes] = []  # written in this turn, not yet handed to the real one
         self.written = 0
+
+    def flush(self) -> None:
+        """Hand what is held to the real transport now."""
+        held = self._held
+        if held:
+            self._held = []
+            if not self._real.is_closing():  # else lost with the connection
+                self._real.write(held[0] if len(held) == 1 else b"".join(held))
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         return self._real.get_extra_info(name, default)
@@ -121,9 +137,11 @@ class _CountingTransport(asyncio.Transport):
         return self._real.is_closing()
 
     def close(self) -> None:
+        self.flush()
         self._real.close()
 
     def abort(self) -> None:
+        self._held = []
         self._real.abort()
 
     def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
@@ -146,20 +164,25 @@ class _CountingTransport(asyncio.Transport):
         self._real.set_write_buffer_limits(high, low)
 
     def get_write_buffer_size(self) -> int:
-        return self._real.get_write_buffer_size()
+        return self._real.get_write_buffer_size() + sum(len(data) for data in self._held)
 
     def get_write_buffer_limits(self) -> tuple[int, int]:
         return self._real.get_write_buffer_limits()
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
+        if not data:
+            return  # as the real transport: nothing to send
         self.written += len(data)
-        self._real.write(data)
+        if not self._held:
+            self._loop.call_soon(self.flush)
+        self._held.append(bytes(data))  # a copy, as the real transport keeps one
 
     def writelines(self, list_of_data: Iterable[bytes | bytearray | memoryview]) -> None:
         for data in list_of_data:
             self.write(data)
 
     def write_eof(self) -> None:
+        self.flush()
         self._real.write_eof()
 
     def can_write_eof(self) -> bool:
@@ -245,8 +268,8 @@ class LimitedProtocol(asyncio.Protocol):
             cap.refused = 0
         cap.open += 1
         self._transport = transport
-        self._counting = _CountingTransport(transport)
         self._loop = asyncio.get_running_loop()
+        self._counting = _CountingTransport(transport, self._loop)
         args, kwargs = self._inner_args
         self._inner = self.inner_protocol(*args, **kwargs)
         self._begin("headers")  # the first request is owed from the connection on
@@ -421,6 +444,7 @@ class LimitedProtocol(asyncio.Protocol):
         if transport is None or counting is None or transport.is_closing():
             return
         log.info("request_timed_out", waiting_for=owed)
+        counting.flush()  # what was written before goes first
         if counting.written == self._written_at_start:
             transport.write(_LATE)  # nothing of an answer to this request has gone out
         transport.close()

@@ -236,6 +236,20 @@ def test_events_round_trip_through_the_discriminated_union() -> None:
     assert make_event_id("backup", "t1", "DELIVRD") != receipt.event_id
 
 
+def test_event_ids_stay_what_earlier_versions_stored() -> None:
+    # A stored id is compared with the id of a push received again: it must never change.
+    at = datetime(2024, 5, 1, tzinfo=UTC)
+    assert [
+        make_event_id("vs", "receipt", "T1", "15080921234", "1", "2024-05-01 17:00:00"),
+        make_event_id("vs", "reply", "T1", "15080921234", '收到 "ok"\n', "2024-05-01 17:00:00"),
+        make_event_id("p", 1, None, 2.5, {"b": 1, "a": [True]}, at),
+    ] == [
+        "e60c3786cc5de87a43bcdd83d4ccccbe",
+        "64de1c231b388c1aa1fe99c358b16a3c",
+        "5ee04ddd0469b8cf23b8f861d9b9759c",
+    ]
+
+
 def test_masking_is_idempotent() -> None:
     assert mask_phone(mask_phone(NUMBER)) == "+86156****1090"
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import unquote
 from zoneinfo import ZoneInfo
 
 import phonenumbers
@@ -38,8 +38,7 @@ def decode_form(body: bytes) -> dict[str, str]:
     pairs: list[tuple[str, str]] | None = None
     for encoding in ENCODINGS:
         try:
-            text = body.decode(encoding)
-            pairs = parse_qsl(text, keep_blank_values=True, encoding=encoding, errors="strict")
+            pairs = _form_pairs(body.decode(encoding), encoding)
         except (UnicodeDecodeError, ValueError):
             continue
         break
@@ -51,6 +50,25 @@ def decode_form(body: bytes) -> dict[str, str]:
             raise CallbackError(f"field {_name(key)} appears twice with different values")
         fields[key] = value
     return fields
+
+
+def _form_pairs(text: str, encoding: str) -> list[tuple[str, str]]:
+    """``parse_qsl(text, keep_blank_values=True, encoding=encoding, errors="strict")``:
+    the same pairs, or the same error, with ``unquote`` called only for a part that has
+    an escape (a receipt's numbers and ids have none)."""
+    pairs = []
+    for name_value in text.split("&"):
+        if not name_value:
+            continue
+        name, _, value = name_value.partition("=")
+        name = name.replace("+", " ")
+        if "%" in name:
+            name = unquote(name, encoding=encoding, errors="strict")
+        value = value.replace("+", " ")
+        if "%" in value:
+            value = unquote(value, encoding=encoding, errors="strict")
+        pairs.append((name, value))
+    return pairs
 
 
 _MOBILE = re.compile(r"1[0-9]{10}")
@@ -71,7 +89,9 @@ def phone_from(mobile: str) -> str | None:
     """E.164 for a Chinese number as Veesing writes it (``15080921234``, maybe ``+86``/``86``);
     None for a masked (``1508092****``) or otherwise unreadable one."""
     text = mobile.strip()
-    if not text or not all(ch.isascii() and (ch.isdigit() or ch == "+") for ch in text):
+    digits = text.replace("+", "")
+    # ASCII digits and "+" only (isdigit alone would take other scripts' digits too).
+    if not text or not text.isascii() or (digits and not digits.isdigit()):
         return None
     if _MOBILE.fullmatch(text) and _CARRIER_PREFIX is not None and not _CARRIER_PREFIX.match(text):
         # The usual receipt: an 11-digit national mobile number. ``parse(text, "CN")``

@@ -69,3 +69,39 @@ def test_receivetime_reads_as_strptime_reads_it(text: str) -> None:
         assert got is None
     else:
         assert got is not None and got == expected
+
+
+def _qsl(text: str, encoding: str) -> object:
+    from urllib.parse import parse_qsl
+
+    try:
+        return parse_qsl(text, keep_blank_values=True, encoding=encoding, errors="strict")
+    except (UnicodeDecodeError, ValueError) as exc:
+        return type(exc)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.text(alphabet=st.sampled_from("ab=&+%20%e6%94%b6%ff%GZ 收"), max_size=40) | st.text(),
+    st.sampled_from(["utf-8", "gb18030"]),
+)
+@example("mobile=15612341090&taskid=t1&status=1&receivetime=2024-05-01+17%3A00%3A00", "utf-8")
+@example("a&&b=&=c&d==e&%e6%94%b6=%E6%94%B6+x", "utf-8")
+@example("bad=%ff", "utf-8")
+def test_form_fields_read_as_parse_qsl_reads_them(text: str, encoding: str) -> None:
+    from notifykit_veesing.callbacks import _form_pairs
+
+    try:
+        got: object = _form_pairs(text, encoding)
+    except (UnicodeDecodeError, ValueError) as exc:
+        got = type(exc)
+    assert got == _qsl(text, encoding)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(alphabet=st.sampled_from("0123456789+ -١٢٣²a"), max_size=16))
+@example("+++")
+@example("١٥٠٨٠٩٢١٢٣٤")  # Arabic-Indic digits: isdigit, not ASCII
+def test_only_ascii_digits_and_plus_are_read_as_a_number(text: str) -> None:
+    if text.strip() and not all(ch in "0123456789+" for ch in text.strip()):
+        assert phone_from(text) is None
