@@ -22,7 +22,7 @@ import collections
 import contextvars
 import selectors
 import threading
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from concurrent.futures import CancelledError
 from typing import Any, Generic, TypeVar
 
@@ -57,29 +57,22 @@ class _Call(Generic[T]):
 
 
 class _Selector(selectors.DefaultSelector):
-    """The loop's selector: the owner's batches are handed over before each wait."""
+    """The loop's selector: ``before`` maps the timeout of each wait for I/O (handing
+    batches over first), ``after`` runs once the wait is over."""
 
-    def __init__(self, owner: LoopThread) -> None:
+    def __init__(
+        self, before: Callable[[float | None], float | None], after: Callable[[], None]
+    ) -> None:
         super().__init__()
-        self._owner = owner
+        self._before = before
+        self._after = after
 
     def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
-        owner = self._owner
-        if owner._queue:
-            owner._start_queued()
-            timeout = 0  # the calls just started are ready to run
-        if timeout is None or timeout > 0:
-            owner._asleep = True  # from here on, a call queued wakes the loop
-            if owner._queue:  # a call queued between the look above and now
-                owner._asleep = False
-                owner._start_queued()
-                timeout = 0
-        if owner._ended:
-            owner._wake_ended(sleeping=owner._asleep)
+        timeout = self._before(timeout)
         try:
             return super().select(timeout)
         finally:
-            owner._asleep = False
+            self._after()
 
 
 class LoopThread:
@@ -102,7 +95,7 @@ class LoopThread:
         self._batched = type(loop) is asyncio.SelectorEventLoop  # the standard loop
         if self._batched:
             loop.close()
-            loop = asyncio.SelectorEventLoop(_Selector(self))
+            loop = asyncio.SelectorEventLoop(_Selector(self._before_wait, self._after_wait))
         # True while the loop waits in its selector; always True for a loop without ours,
         # so that each batch of calls wakes it.
         self._asleep = not self._batched
@@ -177,6 +170,25 @@ class LoopThread:
                 self._ended.append(call)  # its caller is woken by the selector
             else:
                 call.done.release()
+
+    def _before_wait(self, timeout: float | None) -> float | None:
+        """On the loop, before it waits for I/O up to ``timeout``: start the calls queued,
+        wake the callers whose calls ended; the timeout to wait with."""
+        if self._queue:
+            self._start_queued()
+            timeout = 0  # the calls just started are ready to run
+        if timeout is None or timeout > 0:
+            self._asleep = True  # from here on, a call queued wakes the loop
+            if self._queue:  # a call queued between the look above and now
+                self._asleep = False
+                self._start_queued()
+                timeout = 0
+        if self._ended:
+            self._wake_ended(sleeping=self._asleep)
+        return timeout
+
+    def _after_wait(self) -> None:
+        self._asleep = False
 
     def _wake_ended(self, sleeping: bool) -> None:
         """Wake the callers of ended calls if the loop is about to sleep, or if it did not
