@@ -277,7 +277,8 @@ class AsyncNotifier:
             raise ConfigError(f"{self.config.source or 'configuration'}: no providers configured")
         if self.config.is_console_fallback and message.template != self.config.verify.template:
             raise console_fallback_refusal(f"template {message.template!r} was asked for")
-        await self.open()
+        if not self._opened or asyncio.get_running_loop() is not self._loop:
+            await self.open()  # otherwise open on this loop already: nothing to await
         return await self.router.send(message)
 
     async def balance(self, provider: str | None = None) -> Balance:

@@ -464,17 +464,18 @@ class Router:
         a cancellation during it) never turns the send into an error: the vendor has the
         message, and an error would invite a second send. The write is retried in the
         background instead (:attr:`record_retry_delays`; :meth:`drain` waits for it)."""
+        attempts = list(run.attempts)  # the result's own copy is made by its model
         result = SendResult(
             message_id=run.message_id,
             provider=name,
             provider_message_id=receipt.provider_message_id,
             remaining_credits=receipt.remaining_credits,
-            attempts=list(run.attempts),
+            attempts=attempts,
         )
         write = functools.partial(
             self.store.update_message,
             run.message_id,
-            attempts=list(run.attempts),
+            attempts=attempts,
             status=receipt.status,
             provider=name,
             provider_message_id=receipt.provider_message_id,

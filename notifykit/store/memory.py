@@ -203,6 +203,9 @@ class MemoryStore(Store):
         self._verify_sends: dict[tuple[str, str], tuple[float, str, float | None]] = {}
 
     async def create_message(self, record: MessageRecord) -> None:
+        self._create(record)
+
+    def _create(self, record: MessageRecord) -> None:
         self._messages[record.message_id] = _row(record)
         if record.lease_until is not None and record.status is DeliveryStatus.PENDING:
             self._leases[record.message_id] = record.lease_until
@@ -219,7 +222,7 @@ class MemoryStore(Store):
             )
             if wait is not None:
                 record = record.model_copy(update={"attempts": []})
-        await self.create_message(record)
+        self._create(record)
         return wait
 
     async def update_message(

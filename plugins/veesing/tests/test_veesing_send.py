@@ -89,6 +89,19 @@ async def test_exact_form_fields_and_no_secret_in_url(router, make_provider) -> 
     ]
 
 
+async def test_a_template_id_is_form_encoded(router, make_provider) -> None:
+    route = router.post(SEND_URL).mock(return_value=httpx.Response(200, json=DOC_SUCCESS))
+    provider = make_provider(transport(router))
+    provider.templates["verify"] = provider.templates["verify"].model_copy(
+        update={"template_id": "a b&c=d+é"}
+    )
+    await provider.send(MESSAGE)
+    await provider.aclose()
+    fields = dict(parse_qsl(route.calls.last.request.content.decode(), strict_parsing=True))
+    assert fields["templateId"] == "a b&c=d+é"
+    assert (fields["phone"], fields["variables"]) == ("15612341090", "1234")
+
+
 async def test_app_key_in_no_log_line(router, make_provider, caplog) -> None:
     router.post(SEND_URL).mock(return_value=httpx.Response(200, json=failure("余额不足")))
     router.post(BALANCE_URL).mock(return_value=httpx.Response(200, json=failure("IP受限")))
