@@ -13,6 +13,7 @@ any moment, not a power cut. docs/store.md has the measured cost.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sqlite3
@@ -152,8 +153,8 @@ class SQLiteStore(Store):
         write that changes nothing needs none, so a full disk would pass it while every
         real write fails. Less than :data:`MIN_FREE_BYTES` free raises StoreError."""
 
-        def write(conn: sqlite3.Connection) -> None:
-            conn.execute("DELETE FROM recipient_guards WHERE 0")
+        def write(cur: sqlite3.Cursor) -> None:
+            cur.execute("DELETE FROM recipient_guards WHERE 0")
 
         await self._writer.run(write, write=True)
         if self.path != ":memory:" and hasattr(os, "statvfs"):
@@ -171,7 +172,7 @@ class SQLiteStore(Store):
     # -- messages ---------------------------------------------------------------------------
 
     async def create_message(self, record: MessageRecord) -> None:
-        await self._writer.run(lambda conn: _insert_message(conn, record), write=True)
+        await self._writer.run(lambda cur: _insert_message(cur, record), write=True)
 
     async def start_send(
         self, record: MessageRecord, *, recipient_interval: float | None = None
@@ -179,16 +180,8 @@ class SQLiteStore(Store):
         """See :meth:`Store.start_send`: one write job (one savepoint in a shared
         ``BEGIN IMMEDIATE`` transaction), so the claim and the record land together."""
 
-        def write(conn: sqlite3.Connection) -> float | None:
-            wait = None
-            if recipient_interval:
-                wait = _claim_recipient(conn, record.to, recipient_interval, record.message_id)
-            _insert_message(
-                conn, record if wait is None else record.model_copy(update={"attempts": []})
-            )
-            return wait
-
-        return await self._writer.run(write, write=True)
+        job = functools.partial(_start_send, record, recipient_interval)
+        return await self._writer.run(job, write=True)
 
     async def update_message(
         self,
@@ -201,16 +194,14 @@ class SQLiteStore(Store):
         remaining_credits: int | None = None,
         source: str = "send",
     ) -> list[AnyEvent]:
-        # The record's JSON is changed in place by SQLite (json_set), not read, validated,
-        # changed and written back whole: the writer thread holds the GIL for less.
-        # One statement: SQLite changes the record's JSON in place (json_set), not read,
+        # One statement: SQLite changes the record's JSON in place (one json_set), not read,
         # validated, changed and written back whole, and moves the status only from the
         # statuses the one rule lets it leave (the rule asked here, for each status).
         params: dict[str, Any] = {
             "id": message_id,
             "attempts": _ATTEMPTS.dump_json(list(attempts)).decode(),
         }
-        paths = "'$.attempts', json(:attempts), '$.updated_at', :now"
+        paths = "'$.attempts', json(:attempts)"
         columns = ""
         for name, value in (
             ("provider", provider),
@@ -222,39 +213,28 @@ class SQLiteStore(Store):
                 params[name] = value
                 if name != "remaining_credits":
                     columns += f", {name} = :{name}"
-        record = f"json_set(record, {paths})"
         if status is not None:
-            moves = _moving_to(status)
+            moves = f"status IN ({_moving_to(status)})"
             params["status"] = status.value
-            record = (
-                f"CASE WHEN status IN ({moves}) THEN json_set({record}, '$.status', :status,"
-                f" {_APPEND_HISTORY}) ELSE {record} END"
+            # Not moving: the history's path is updated_at's, set again just after.
+            paths += (
+                f", '$.status', CASE WHEN {moves} THEN :status ELSE status END,"
+                f" CASE WHEN {moves} THEN {_HISTORY_END} ELSE '$.updated_at' END,"
+                f" CASE WHEN {moves} THEN json(:change) ELSE :now END"
             )
-            columns += f", status = CASE WHEN status IN ({moves}) THEN :status ELSE status END"
+            columns += f", status = CASE WHEN {moves} THEN :status ELSE status END"
         # Names, paths and statuses are constants; every value is a parameter.
-        sql = f"UPDATE messages SET record = {record}{columns} WHERE message_id = :id"
-
-        def write(conn: sqlite3.Connection) -> list[AnyEvent]:
-            now = params["now"] = _ts(utcnow())
-            if status is not None:
-                params["change"] = _change(status, now, source)
-            if not conn.execute(sql, params).rowcount:
-                raise StoreError(f"unknown message {message_id!r}")
-            if provider_message_id is None:
-                return []
-            owner = provider
-            if owner is None:  # a vendor id set without the instance: rare
-                owner = conn.execute(
-                    "SELECT provider FROM messages WHERE message_id = ?", (message_id,)
-                ).fetchone()[0]
-                if owner is None:
-                    return []
-            return _link_orphans_of(conn, message_id, owner, provider_message_id)
-
-        return await self._writer.run(write, write=True)
+        sql = (
+            f"UPDATE messages SET record = json_set(record, {paths}, '$.updated_at', :now)"
+            f"{columns} WHERE message_id = :id"
+        )
+        job = functools.partial(
+            _update, sql, params, status, source, message_id, provider, provider_message_id
+        )
+        return await self._writer.run(job, write=True)
 
     async def get_message(self, message_id: str) -> MessageRecord | None:
-        return await self._writer.run(lambda conn: _load_message(conn, message_id), write=False)
+        return await self._writer.run(lambda cur: _load_message(cur, message_id), write=False)
 
     async def list_messages(
         self,
@@ -276,10 +256,10 @@ class SQLiteStore(Store):
         sql += " ORDER BY id DESC LIMIT ?"
         params = (*args, -1 if limit is None else limit)
 
-        def read(conn: sqlite3.Connection) -> list[MessageRecord]:
+        def read(cur: sqlite3.Cursor) -> list[MessageRecord]:
             return [
                 MessageRecord.model_validate_json(row[0])
-                for row in conn.execute(sql, params).fetchall()
+                for row in cur.execute(sql, params).fetchall()
             ]
 
         return await self._writer.run(read, write=False)
@@ -307,10 +287,10 @@ class SQLiteStore(Store):
         sql += " ORDER BY julianday(json_extract(record, '$.created_at')), id LIMIT ?"
         args.append(limit)
 
-        def read(conn: sqlite3.Connection) -> list[MessageRecord]:
+        def read(cur: sqlite3.Cursor) -> list[MessageRecord]:
             return [
                 MessageRecord.model_validate_json(row[0])
-                for row in conn.execute(sql, args).fetchall()
+                for row in cur.execute(sql, args).fetchall()
             ]
 
         return await self._writer.run(read, write=False)
@@ -325,75 +305,15 @@ class SQLiteStore(Store):
         owner: str | None = None,
         lease: float = DEFAULT_LEASE,
     ) -> list[AnyEvent]:
-        events = list(events)
-
-        def write(conn: sqlite3.Connection) -> list[AnyEvent]:
-            claimed_until = None if owner is None else time.time() + lease
-            inbox_id = _insert_raw_request(
-                conn, "inbox", entry, "event_ids", json.dumps([e.event_id for e in events])
-            )
-            new: list[AnyEvent] = []
-            for event in events:
-                vendor_id = event.provider_message_id
-                if event.message_id is not None or vendor_id is None:
-                    seen = conn.execute(
-                        "SELECT 1 FROM events WHERE event_id = ?", (event.event_id,)
-                    ).fetchone()
-                    if seen is not None:
-                        continue
-                else:
-                    # One look-up: whether the event is stored already, the messages with
-                    # its vendor id, and whether a message it might be tied to exists.
-                    tie = isinstance(event, DeliveryReceipt) and event.phone is not None
-                    found = conn.execute(
-                        _LOOK_UP,
-                        (event.event_id, event.provider, vendor_id, tie, event.phone),
-                    ).fetchall()
-                    if found and found[0][0] == 0:
-                        continue
-                    candidates = [(str(m), str(p)) for kind, _, m, p in found if kind == 1]
-                    message_id = correlate(event, candidates) if candidates else None
-                    if message_id is None and not candidates and found:
-                        message_id = _tie(conn, event, vendor_id)
-                    if message_id is not None:
-                        event = event.model_copy(update={"message_id": message_id})
-                conn.execute(
-                    "INSERT INTO events (event_id, inbox_id, kind, provider,"
-                    " provider_message_id, phone, message_id, received_at, payload,"
-                    " claimed_by, claimed_until) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        event.event_id,
-                        inbox_id,
-                        event.kind,
-                        event.provider,
-                        vendor_id,
-                        event.phone,
-                        event.message_id,
-                        _ts(event.received_at),
-                        event.model_dump_json(exclude={"message_id"}),
-                        owner,
-                        claimed_until,
-                    ),
-                )
-                if event.message_id is not None and isinstance(event, DeliveryReceipt):
-                    _advance(
-                        conn,
-                        event.message_id,
-                        event.status,
-                        _ts(event.occurred_at),
-                        f"{event.kind}:{event.event_id}",
-                    )
-                new.append(event)
-            return new
-
-        new = await self._writer.run(write, write=True)
+        job = functools.partial(_ingest, entry, list(events), owner, lease)
+        new = await self._writer.run(job, write=True)
         if new and owner is None:
             self.events_arrived()
         return new
 
     async def quarantine(self, entry: QuarantineEntry) -> None:
-        def write(conn: sqlite3.Connection) -> None:
-            _insert_raw_request(conn, "quarantine", entry, "reason", entry.reason)
+        def write(cur: sqlite3.Cursor) -> None:
+            _insert_raw_request(cur, "quarantine", entry, "reason", entry.reason)
 
         await self._writer.run(write, write=True)
 
@@ -408,31 +328,31 @@ class SQLiteStore(Store):
         sql += " ORDER BY received_at DESC, id DESC LIMIT ?"
         params = (*args, -1 if limit is None else limit)
 
-        def read(conn: sqlite3.Connection) -> list[AnyEvent]:
-            return [_event(*row) for row in conn.execute(sql, params).fetchall()]
+        def read(cur: sqlite3.Cursor) -> list[AnyEvent]:
+            return [_event(*row) for row in cur.execute(sql, params).fetchall()]
 
         return await self._writer.run(read, write=False)
 
     async def list_quarantine(self, *, limit: int | None = None) -> list[QuarantineEntry]:
-        def read(conn: sqlite3.Connection) -> list[QuarantineEntry]:
+        def read(cur: sqlite3.Cursor) -> list[QuarantineEntry]:
             return [
                 QuarantineEntry(**fields, reason=reason)
-                for fields, reason in _raw_requests(conn, "quarantine", "reason", limit)
+                for fields, reason in _raw_requests(cur, "quarantine", "reason", limit)
             ]
 
         return await self._writer.run(read, write=False)
 
     async def count_inbox(self) -> int:
-        def read(conn: sqlite3.Connection) -> int:
-            return int(conn.execute("SELECT count(*) FROM inbox").fetchone()[0])
+        def read(cur: sqlite3.Cursor) -> int:
+            return int(cur.execute("SELECT count(*) FROM inbox").fetchone()[0])
 
         return await self._writer.run(read, write=False)
 
     async def list_inbox(self, *, limit: int | None = None) -> list[InboxEntry]:
-        def read(conn: sqlite3.Connection) -> list[InboxEntry]:
+        def read(cur: sqlite3.Cursor) -> list[InboxEntry]:
             return [
                 InboxEntry(**fields, event_ids=json.loads(event_ids))
-                for fields, event_ids in _raw_requests(conn, "inbox", "event_ids", limit)
+                for fields, event_ids in _raw_requests(cur, "inbox", "event_ids", limit)
             ]
 
         return await self._writer.run(read, write=False)
@@ -442,14 +362,14 @@ class SQLiteStore(Store):
     ) -> list[AnyEvent]:
         # A write job: BEGIN IMMEDIATE makes the select-then-update one atomic step for
         # every process sharing the file.
-        def write(conn: sqlite3.Connection) -> list[AnyEvent]:
+        def write(cur: sqlite3.Cursor) -> list[AnyEvent]:
             now = time.time()
-            rows = conn.execute(
+            rows = cur.execute(
                 "SELECT id, payload, message_id FROM events WHERE dispatched = 0"
                 " AND (claimed_until IS NULL OR claimed_until <= ?) ORDER BY id LIMIT ?",
                 (now, limit),
             ).fetchall()
-            conn.executemany(
+            cur.executemany(
                 "UPDATE events SET claimed_by = ?, claimed_until = ? WHERE id = ?",
                 [(owner, now + lease, row_id) for row_id, _, _ in rows],
             )
@@ -458,8 +378,8 @@ class SQLiteStore(Store):
         return await self._writer.run(write, write=True)
 
     async def list_undispatched(self, *, limit: int | None = None) -> list[PendingEvent]:
-        def read(conn: sqlite3.Connection) -> list[PendingEvent]:
-            rows = conn.execute(
+        def read(cur: sqlite3.Cursor) -> list[PendingEvent]:
+            rows = cur.execute(
                 "SELECT payload, message_id, claimed_by, claimed_until FROM events"
                 " WHERE dispatched = 0 ORDER BY id LIMIT ?",
                 (-1 if limit is None else limit,),
@@ -478,10 +398,10 @@ class SQLiteStore(Store):
     async def ack_dispatch(self, owner: str, event_ids: Sequence[str]) -> int:
         ids = [(event_id, owner) for event_id in event_ids]
 
-        def write(conn: sqlite3.Connection) -> int:
+        def write(cur: sqlite3.Cursor) -> int:
             done = 0
             for args in ids:
-                done += conn.execute(
+                done += cur.execute(
                     "UPDATE events SET dispatched = 1, claimed_by = NULL, claimed_until = NULL"
                     " WHERE event_id = ? AND claimed_by = ? AND dispatched = 0",
                     args,
@@ -493,8 +413,8 @@ class SQLiteStore(Store):
     # -- recovery ---------------------------------------------------------------------------
 
     async def recover_expired(self, *, now: datetime, limit: int = 100) -> list[MessageRecord]:
-        def write(conn: sqlite3.Connection) -> list[MessageRecord]:
-            rows = conn.execute(
+        def write(cur: sqlite3.Cursor) -> list[MessageRecord]:
+            rows = cur.execute(
                 "SELECT record FROM messages WHERE status = 'pending' AND lease_until < ?"
                 " ORDER BY lease_until LIMIT ?",
                 (_ts(now), limit),
@@ -504,22 +424,22 @@ class SQLiteStore(Store):
                 record = MessageRecord.model_validate_json(payload)
                 status = recovered_status(record)
                 apply_status(record, status, now, "recovery")
-                _save_message(conn, record)
+                _save_message(cur, record)
                 if status is DeliveryStatus.FAILED:
                     if record.idempotency_key is not None:
-                        conn.execute(
+                        cur.execute(
                             "DELETE FROM idempotency_keys WHERE key = ? AND message_id = ?",
                             (record.idempotency_key, record.message_id),
                         )
-                    conn.execute(
+                    cur.execute(
                         "DELETE FROM recipient_guards WHERE phone = ? AND message_id = ?",
                         (record.to, record.message_id),
                     )
                 resolved.append(record)
             for record in resolved:
                 if record.status is DeliveryStatus.UNKNOWN:
-                    _tie_orphans(conn, record)
-            return [_load_message(conn, r.message_id) or r for r in resolved]
+                    _tie_orphans(cur, record)
+            return [_load_message(cur, r.message_id) or r for r in resolved]
 
         return await self._writer.run(write, write=True)
 
@@ -528,11 +448,11 @@ class SQLiteStore(Store):
     async def claim_idempotency_key(
         self, key: str, message_id: str, ttl: float, *, fingerprint: str | None = None
     ) -> IdempotencyHolder | None:
-        def write(conn: sqlite3.Connection) -> IdempotencyHolder | None:
+        def write(cur: sqlite3.Cursor) -> IdempotencyHolder | None:
             now = time.time()
             # Taken unless a claim that has not expired stands: one statement; the holder
             # read only when refused.
-            taken = conn.execute(
+            taken = cur.execute(
                 "INSERT INTO idempotency_keys (key, message_id, expires_at, fingerprint)"
                 " VALUES (?, ?, ?, ?) ON CONFLICT (key) DO UPDATE SET"
                 " message_id = excluded.message_id, expires_at = excluded.expires_at,"
@@ -541,7 +461,7 @@ class SQLiteStore(Store):
             ).rowcount
             if taken:
                 return None
-            row = conn.execute(
+            row = cur.execute(
                 "SELECT message_id, fingerprint FROM idempotency_keys WHERE key = ?", (key,)
             ).fetchone()
             return IdempotencyHolder(str(row[0]), row[1])
@@ -549,8 +469,8 @@ class SQLiteStore(Store):
         return await self._writer.run(write, write=True)
 
     async def release_idempotency_key(self, key: str, message_id: str) -> None:
-        def write(conn: sqlite3.Connection) -> None:
-            conn.execute(
+        def write(cur: sqlite3.Cursor) -> None:
+            cur.execute(
                 "DELETE FROM idempotency_keys WHERE key = ? AND message_id = ?", (key, message_id)
             )
 
@@ -560,7 +480,7 @@ class SQLiteStore(Store):
         self, phone: str, interval: float, *, message_id: str | None = None
     ) -> float | None:
         return await self._writer.run(
-            lambda conn: _claim_recipient(conn, phone, interval, message_id), write=True
+            lambda cur: _claim_recipient(cur, phone, interval, message_id), write=True
         )
 
     # -- verifications ------------------------------------------------------------------------
@@ -575,8 +495,8 @@ class SQLiteStore(Store):
         resend_interval: float,
         max_sends: int,
     ) -> VerificationClaim:
-        def write(conn: sqlite3.Connection) -> VerificationClaim:
-            row = conn.execute(
+        def write(cur: sqlite3.Cursor) -> VerificationClaim:
+            row = cur.execute(
                 "SELECT sent_at FROM verification_sends WHERE phone = ? AND purpose = ?",
                 (new.to, new.purpose),
             ).fetchone()
@@ -585,7 +505,7 @@ class SQLiteStore(Store):
                 return VerificationClaim(
                     "limited", retry_after=resend_wait(now, last, resend_interval)
                 )
-            current = _current_verification(conn, new.to, new.purpose)
+            current = _current_verification(cur, new.to, new.purpose)
             outcome: Literal["new", "resend"] = "new"
             if current is not None and current.status is VerificationStatus.PENDING:
                 if current.expires_at > now:
@@ -593,17 +513,17 @@ class SQLiteStore(Store):
                         return VerificationClaim("limited", retry_after=current.expires_at - now)
                     outcome = "resend"
                 else:
-                    _set_verification(conn, current.verification_id, now, status="expired")
+                    _set_verification(cur, current.verification_id, now, status="expired")
             if outcome == "new":
                 try:
-                    _insert_verification(conn, new)
+                    _insert_verification(cur, new)
                 except sqlite3.IntegrityError:
                     raise StoreError(
                         f"verification {new.verification_id!r} already exists"
                     ) from None
                 current = new
             claim_id = uuid.uuid4().hex
-            conn.execute(
+            cur.execute(
                 "INSERT OR REPLACE INTO verification_sends"
                 " (phone, purpose, sent_at, claim_id, previous_sent_at) VALUES (?, ?, ?, ?, ?)",
                 (new.to, new.purpose, now, claim_id, last),
@@ -615,38 +535,38 @@ class SQLiteStore(Store):
     async def finish_verification_send(
         self, verification_id: str, claim_id: str, *, sent: bool, now: float, expires_at: float
     ) -> VerificationRecord | None:
-        def write(conn: sqlite3.Connection) -> VerificationRecord | None:
-            record = _load_verification(conn, verification_id)
+        def write(cur: sqlite3.Cursor) -> VerificationRecord | None:
+            record = _load_verification(cur, verification_id)
             if record is None:
                 return None
             pending = record.status is VerificationStatus.PENDING
             if sent:
                 if pending:
                     _set_verification(
-                        conn, verification_id, now, sends=record.sends + 1, expires_at=expires_at
+                        cur, verification_id, now, sends=record.sends + 1, expires_at=expires_at
                     )
                 else:
-                    _set_verification(conn, verification_id, now, sends=record.sends + 1)
-                return _load_verification(conn, verification_id)
-            previous = conn.execute(
+                    _set_verification(cur, verification_id, now, sends=record.sends + 1)
+                return _load_verification(cur, verification_id)
+            previous = cur.execute(
                 "SELECT previous_sent_at FROM verification_sends"
                 " WHERE phone = ? AND purpose = ? AND claim_id = ?",
                 (record.to, record.purpose, claim_id),
             ).fetchone()
             if previous is not None and previous[0] is None:
-                conn.execute(
+                cur.execute(
                     "DELETE FROM verification_sends WHERE phone = ? AND purpose = ?",
                     (record.to, record.purpose),
                 )
             elif previous is not None:
-                conn.execute(
+                cur.execute(
                     "UPDATE verification_sends SET sent_at = ?, claim_id = '',"
                     " previous_sent_at = NULL WHERE phone = ? AND purpose = ?",
                     (previous[0], record.to, record.purpose),
                 )
             if pending and record.sends == 0:
-                _set_verification(conn, verification_id, now, status="failed")
-                return _load_verification(conn, verification_id)
+                _set_verification(cur, verification_id, now, status="failed")
+                return _load_verification(cur, verification_id)
             return record
 
         return await self._writer.run(write, write=True)
@@ -654,25 +574,25 @@ class SQLiteStore(Store):
     async def check_verification(
         self, to: str, purpose: str, code_hash: str, *, now: float, max_attempts: int
     ) -> VerificationCheckStep:
-        def write(conn: sqlite3.Connection) -> VerificationCheckStep:
-            record = _current_verification(conn, to, purpose)
+        def write(cur: sqlite3.Cursor) -> VerificationCheckStep:
+            record = _current_verification(cur, to, purpose)
             if record is None or record.status in _GONE:
                 return VerificationCheckStep(VerificationCheckStatus.NOT_FOUND, record)
             vid = record.verification_id
             if record.expires_at <= now or record.status is VerificationStatus.EXPIRED:
                 if record.status is VerificationStatus.PENDING:
-                    record = _set_verification(conn, vid, now, status="expired")
+                    record = _set_verification(cur, vid, now, status="expired")
                 return VerificationCheckStep(VerificationCheckStatus.EXPIRED, record)
             if record.status is VerificationStatus.MAX_ATTEMPTS:
                 return VerificationCheckStep(VerificationCheckStatus.MAX_ATTEMPTS, record)
             if constant_time_equal(code_hash, record.code_hash):
-                record = _set_verification(conn, vid, now, status="approved")
+                record = _set_verification(cur, vid, now, status="approved")
                 return VerificationCheckStep(VerificationCheckStatus.APPROVED, record)
             attempts = record.attempts + 1
             if attempts >= max_attempts:
-                record = _set_verification(conn, vid, now, attempts=attempts, status="max_attempts")
+                record = _set_verification(cur, vid, now, attempts=attempts, status="max_attempts")
                 return VerificationCheckStep(VerificationCheckStatus.MAX_ATTEMPTS, record)
-            record = _set_verification(conn, vid, now, attempts=attempts)
+            record = _set_verification(cur, vid, now, attempts=attempts)
             return VerificationCheckStep(VerificationCheckStatus.INCORRECT, record)
 
         return await self._writer.run(write, write=True)
@@ -680,38 +600,38 @@ class SQLiteStore(Store):
     async def cancel_verification(
         self, to: str, purpose: str, *, now: float
     ) -> VerificationRecord | None:
-        def write(conn: sqlite3.Connection) -> VerificationRecord | None:
-            record = _current_verification(conn, to, purpose)
+        def write(cur: sqlite3.Cursor) -> VerificationRecord | None:
+            record = _current_verification(cur, to, purpose)
             if record is None or record.status is not VerificationStatus.PENDING:
                 return None
             if record.expires_at <= now:
-                _set_verification(conn, record.verification_id, now, status="expired")
+                _set_verification(cur, record.verification_id, now, status="expired")
                 return None
-            return _set_verification(conn, record.verification_id, now, status="canceled")
+            return _set_verification(cur, record.verification_id, now, status="canceled")
 
         return await self._writer.run(write, write=True)
 
     async def get_verification(self, verification_id: str) -> VerificationRecord | None:
         return await self._writer.run(
-            lambda conn: _load_verification(conn, verification_id), write=False
+            lambda cur: _load_verification(cur, verification_id), write=False
         )
 
     async def current_verification(self, to: str, purpose: str) -> VerificationRecord | None:
         return await self._writer.run(
-            lambda conn: _current_verification(conn, to, purpose), write=False
+            lambda cur: _current_verification(cur, to, purpose), write=False
         )
 
 
 # -- helpers run in the writer thread ----------------------------------------------------------
 
 
-def _load_message(conn: sqlite3.Connection, message_id: str) -> MessageRecord | None:
-    row = conn.execute("SELECT record FROM messages WHERE message_id = ?", (message_id,)).fetchone()
+def _load_message(cur: sqlite3.Cursor, message_id: str) -> MessageRecord | None:
+    row = cur.execute("SELECT record FROM messages WHERE message_id = ?", (message_id,)).fetchone()
     return None if row is None else MessageRecord.model_validate_json(row[0])
 
 
-def _save_message(conn: sqlite3.Connection, record: MessageRecord) -> None:
-    conn.execute(
+def _save_message(cur: sqlite3.Cursor, record: MessageRecord) -> None:
+    cur.execute(
         "UPDATE messages SET status = ?, provider = ?, provider_message_id = ?, record = ?"
         " WHERE message_id = ?",
         (
@@ -724,9 +644,117 @@ def _save_message(conn: sqlite3.Connection, record: MessageRecord) -> None:
     )
 
 
-def _orphans(conn: sqlite3.Connection, provider: str, provider_message_id: str) -> list[Any]:
+def _ingest(
+    entry: InboxEntry,
+    events: list[AnyEvent],
+    owner: str | None,
+    lease: float,
+    cur: sqlite3.Cursor,
+) -> list[AnyEvent]:
+    """:meth:`SQLiteStore.ingest`'s write: the request, then each event not stored yet,
+    tied to its message and applied to it."""
+    claimed_until = None if owner is None else time.time() + lease
+    inbox_id = _insert_raw_request(
+        cur, "inbox", entry, "event_ids", json.dumps([e.event_id for e in events])
+    )
+    new: list[AnyEvent] = []
+    for event in events:
+        vendor_id = event.provider_message_id
+        if event.message_id is not None or vendor_id is None:
+            seen = cur.execute(
+                "SELECT 1 FROM events WHERE event_id = ?", (event.event_id,)
+            ).fetchone()
+            if seen is not None:
+                continue
+        else:
+            # One look-up: whether the event is stored already, the messages with
+            # its vendor id, and whether a message it might be tied to exists.
+            tie = isinstance(event, DeliveryReceipt) and event.phone is not None
+            found = cur.execute(
+                _LOOK_UP,
+                (event.event_id, event.provider, vendor_id, tie, event.phone),
+            ).fetchall()
+            if found and found[0][0] == 0:
+                continue
+            candidates = [(str(m), str(p)) for kind, _, m, p in found if kind == 1]
+            message_id = correlate(event, candidates) if candidates else None
+            if message_id is None and not candidates and found:
+                message_id = _tie(cur, event, vendor_id)
+            if message_id is not None:
+                event = event.model_copy(update={"message_id": message_id})
+        cur.execute(
+            "INSERT INTO events (event_id, inbox_id, kind, provider,"
+            " provider_message_id, phone, message_id, received_at, payload,"
+            " claimed_by, claimed_until) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                event.event_id,
+                inbox_id,
+                event.kind,
+                event.provider,
+                vendor_id,
+                event.phone,
+                event.message_id,
+                _ts(event.received_at),
+                event.model_dump_json(exclude={"message_id"}),
+                owner,
+                claimed_until,
+            ),
+        )
+        if event.message_id is not None and isinstance(event, DeliveryReceipt):
+            _advance(
+                cur,
+                event.message_id,
+                event.status,
+                _ts(event.occurred_at),
+                f"{event.kind}:{event.event_id}",
+            )
+        new.append(event)
+    return new
+
+
+def _start_send(
+    record: MessageRecord, recipient_interval: float | None, cur: sqlite3.Cursor
+) -> float | None:
+    """:meth:`SQLiteStore.start_send`'s write."""
+    wait = None
+    if recipient_interval:
+        wait = _claim_recipient(cur, record.to, recipient_interval, record.message_id)
+    _insert_message(cur, record if wait is None else record.model_copy(update={"attempts": []}))
+    return wait
+
+
+def _update(
+    sql: str,
+    params: dict[str, Any],
+    status: DeliveryStatus | None,
+    source: str,
+    message_id: str,
+    provider: str | None,
+    provider_message_id: str | None,
+    cur: sqlite3.Cursor,
+) -> list[AnyEvent]:
+    """:meth:`SQLiteStore.update_message`'s write (a function and its arguments, not a
+    closure: fewer objects for the collector per write)."""
+    now = params["now"] = _ts(utcnow())
+    if status is not None:
+        params["change"] = _change(status, now, source)
+    if not cur.execute(sql, params).rowcount:
+        raise StoreError(f"unknown message {message_id!r}")
+    if provider_message_id is None:
+        return []
+    owner = provider
+    if owner is None:  # a vendor id set without the instance: rare
+        owner = cur.execute(
+            "SELECT provider FROM messages WHERE message_id = ?", (message_id,)
+        ).fetchone()[0]
+        if owner is None:
+            return []
+    return _link_orphans_of(cur, message_id, owner, provider_message_id)
+
+
+def _orphans(cur: sqlite3.Cursor, provider: str, provider_message_id: str) -> list[Any]:
     """The payloads of the stored events with this instance and vendor id and no message."""
-    return conn.execute(
+    return cur.execute(
         "SELECT payload FROM events WHERE provider = ? AND provider_message_id = ?"
         " AND message_id IS NULL ORDER BY id",
         (provider, provider_message_id),
@@ -734,37 +762,37 @@ def _orphans(conn: sqlite3.Connection, provider: str, provider_message_id: str) 
 
 
 def _link_orphans_of(
-    conn: sqlite3.Connection, message_id: str, provider: str, provider_message_id: str
+    cur: sqlite3.Cursor, message_id: str, provider: str, provider_message_id: str
 ) -> list[AnyEvent]:
     """:func:`_link_orphans` for a message just given this vendor id: one look for orphans,
     the record read only when there are some (rare)."""
-    rows = _orphans(conn, provider, provider_message_id)
+    rows = _orphans(cur, provider, provider_message_id)
     if not rows:
         return []
-    record = _load_message(conn, message_id)
+    record = _load_message(cur, message_id)
     assert record is not None
-    return _link_orphans(conn, record, rows)
+    return _link_orphans(cur, record, rows)
 
 
 def _link_orphans(
-    conn: sqlite3.Connection, record: MessageRecord, rows: list[Any] | None = None
+    cur: sqlite3.Cursor, record: MessageRecord, rows: list[Any] | None = None
 ) -> list[AnyEvent]:
     """Tie the orphan events with ``record``'s provider instance and vendor id that belong
     to it, apply them to it and save it; the linked events. ``rows``: those orphans'
     payloads when already read."""
     assert record.provider is not None and record.provider_message_id is not None
     if rows is None:
-        rows = _orphans(conn, record.provider, record.provider_message_id)
+        rows = _orphans(cur, record.provider, record.provider_message_id)
     if not rows:
         return []
-    candidates = _sharing(conn, record.provider, record.provider_message_id)
+    candidates = _sharing(cur, record.provider, record.provider_message_id)
     linked: list[AnyEvent] = []
     for (payload,) in rows:
         event = EventAdapter.validate_json(payload)
         if correlate(event, candidates) != record.message_id:
             continue
         event = event.model_copy(update={"message_id": record.message_id})
-        conn.execute(
+        cur.execute(
             "UPDATE events SET message_id = ? WHERE event_id = ?",
             (record.message_id, event.event_id),
         )
@@ -772,13 +800,15 @@ def _link_orphans(
     if linked:
         for event in linked:
             _apply(record, event)
-        _save_message(conn, record)
+        _save_message(cur, record)
     return linked
 
 
 _ATTEMPTS = TypeAdapter(list[Attempt])
 _STATUSES = {status.value: status for status in DeliveryStatus}
-_APPEND_HISTORY = "'$.history[' || json_array_length(record, '$.history') || ']', json(:change)"
+_HISTORY_END = "'$.history[' || json_array_length(record, '$.history') || ']'"
+"""A ``json_set`` path one past the record's last status change (appends there)."""
+_APPEND_HISTORY = _HISTORY_END + ", json(:change)"
 """A ``json_set`` path and value appending a status change to the record's history."""
 
 
@@ -805,11 +835,11 @@ def _moving_to(status: DeliveryStatus) -> str:
 
 
 def _advance(
-    conn: sqlite3.Connection, message_id: str, status: DeliveryStatus, at: str, source: str
+    cur: sqlite3.Cursor, message_id: str, status: DeliveryStatus, at: str, source: str
 ) -> None:
     """:func:`notifykit.models.apply_status` on a stored record, by the same rule, in one
     statement: SQLite changes its JSON in place (not read, validated and written back)."""
-    conn.execute(
+    cur.execute(
         "UPDATE messages SET record = json_set(record, '$.status', :status, "
         + _APPEND_HISTORY
         + f", '$.updated_at', :now), status = :status WHERE message_id = :id"
@@ -828,9 +858,9 @@ def _change(status: DeliveryStatus, at: str, source: str) -> str:
     return json.dumps({"status": status.value, "at": at, "source": source}, separators=(",", ":"))
 
 
-def _undecided(conn: sqlite3.Connection, phone: str) -> list[MessageRecord]:
+def _undecided(cur: sqlite3.Cursor, phone: str) -> list[MessageRecord]:
     """The ``unknown`` and ``pending`` records to ``phone`` without a vendor id."""
-    rows = conn.execute(
+    rows = cur.execute(
         "SELECT record FROM messages WHERE phone = ? AND status IN ('unknown', 'pending')"
         " AND provider_message_id IS NULL ORDER BY id",
         (phone,),
@@ -838,29 +868,29 @@ def _undecided(conn: sqlite3.Connection, phone: str) -> list[MessageRecord]:
     return [MessageRecord.model_validate_json(payload) for (payload,) in rows]
 
 
-def _tie(conn: sqlite3.Connection, event: AnyEvent, vendor_id: str) -> str | None:
+def _tie(cur: sqlite3.Cursor, event: AnyEvent, vendor_id: str) -> str | None:
     """Tie a receipt whose vendor id no message has to its one ``unknown`` record: the
     record takes the instance and vendor id, and the orphans that share them."""
     if event.phone is None or not isinstance(event, DeliveryReceipt):
         return None
-    message_id = tie_to_unknown(event, _undecided(conn, event.phone))
+    message_id = tie_to_unknown(event, _undecided(cur, event.phone))
     if message_id is None:
         return None
-    record = _load_message(conn, message_id)
+    record = _load_message(cur, message_id)
     assert record is not None
     record.provider = event.provider
     record.provider_message_id = vendor_id
     record.updated_at = utcnow()
-    _save_message(conn, record)
-    _link_orphans(conn, record)
+    _save_message(cur, record)
+    _link_orphans(cur, record)
     return message_id
 
 
-def _tie_orphans(conn: sqlite3.Connection, record: MessageRecord) -> None:
+def _tie_orphans(cur: sqlite3.Cursor, record: MessageRecord) -> None:
     """Offer a record just made ``unknown`` every orphan receipt of its number from an
     instance it tried (they arrived while it was still pending)."""
     for provider in dict.fromkeys(a.provider for a in record.attempts):
-        rows = conn.execute(
+        rows = cur.execute(
             "SELECT payload FROM events WHERE provider = ? AND phone = ? AND message_id IS NULL"
             " AND kind = 'receipt' AND provider_message_id IS NOT NULL ORDER BY id",
             (provider, record.to),
@@ -868,15 +898,13 @@ def _tie_orphans(conn: sqlite3.Connection, record: MessageRecord) -> None:
         for (payload,) in rows:
             event = EventAdapter.validate_json(payload)
             assert event.provider_message_id is not None
-            if _tie(conn, event, event.provider_message_id) is not None:
+            if _tie(cur, event, event.provider_message_id) is not None:
                 return
 
 
-def _sharing(
-    conn: sqlite3.Connection, provider: str, provider_message_id: str
-) -> list[tuple[str, str]]:
+def _sharing(cur: sqlite3.Cursor, provider: str, provider_message_id: str) -> list[tuple[str, str]]:
     """``(message_id, to)`` of every message with this vendor id, oldest first."""
-    rows = conn.execute(
+    rows = cur.execute(
         "SELECT message_id, phone FROM messages WHERE provider = ? AND provider_message_id = ?"
         " ORDER BY id",
         (provider, provider_message_id),
@@ -895,11 +923,11 @@ def _event(payload: str, message_id: str | None) -> AnyEvent:
 
 
 def _insert_raw_request(
-    conn: sqlite3.Connection, table: str, entry: InboxEntry, extra: str, value: str
+    cur: sqlite3.Cursor, table: str, entry: InboxEntry, extra: str, value: str
 ) -> int | None:
     """Store one raw request in ``table`` (inbox or quarantine), with the table's own
     ``extra`` column; the twin of :func:`_raw_requests`. Returns the row id."""
-    return conn.execute(
+    return cur.execute(
         f"INSERT INTO {table} (provider, method, path, headers, body, received_at, {extra})"
         " VALUES (?, ?, ?, ?, ?, ?, ?)",  # table and column names are constants
         (
@@ -915,11 +943,11 @@ def _insert_raw_request(
 
 
 def _raw_requests(
-    conn: sqlite3.Connection, table: str, extra: str, limit: int | None
+    cur: sqlite3.Cursor, table: str, extra: str, limit: int | None
 ) -> list[tuple[dict[str, Any], Any]]:
     """Stored raw requests of ``table`` (inbox or quarantine), newest first: the common
     fields as keyword arguments, plus the table's own ``extra`` column."""
-    rows = conn.execute(
+    rows = cur.execute(
         f"SELECT provider, method, path, headers, body, received_at, {extra}"  # constants only
         f" FROM {table} ORDER BY id DESC LIMIT ?",
         (-1 if limit is None else limit,),
@@ -972,18 +1000,16 @@ def _verification(row: Sequence[Any]) -> VerificationRecord:
     )
 
 
-def _load_verification(conn: sqlite3.Connection, verification_id: str) -> VerificationRecord | None:
-    row = conn.execute(
+def _load_verification(cur: sqlite3.Cursor, verification_id: str) -> VerificationRecord | None:
+    row = cur.execute(
         f"SELECT {_VERIFICATION_COLUMNS} FROM verifications WHERE verification_id = ?",
         (verification_id,),
     ).fetchone()
     return None if row is None else _verification(row)
 
 
-def _current_verification(
-    conn: sqlite3.Connection, to: str, purpose: str
-) -> VerificationRecord | None:
-    row = conn.execute(
+def _current_verification(cur: sqlite3.Cursor, to: str, purpose: str) -> VerificationRecord | None:
+    row = cur.execute(
         f"SELECT {_VERIFICATION_COLUMNS} FROM verifications WHERE phone = ? AND purpose = ?"
         " ORDER BY id DESC LIMIT 1",
         (to, purpose),
@@ -991,8 +1017,8 @@ def _current_verification(
     return None if row is None else _verification(row)
 
 
-def _insert_verification(conn: sqlite3.Connection, record: VerificationRecord) -> None:
-    conn.execute(
+def _insert_verification(cur: sqlite3.Cursor, record: VerificationRecord) -> None:
+    cur.execute(
         f"INSERT INTO verifications ({_VERIFICATION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             record.verification_id,
@@ -1014,23 +1040,23 @@ _SETTABLE = frozenset({"status", "attempts", "sends", "expires_at"})
 
 
 def _set_verification(
-    conn: sqlite3.Connection, verification_id: str, now: float, **changes: object
+    cur: sqlite3.Cursor, verification_id: str, now: float, **changes: object
 ) -> VerificationRecord:
     """Update the named columns (from a fixed set) and return the row as stored."""
     assert set(changes) <= _SETTABLE, changes
     assignments = ", ".join(f"{column} = ?" for column in changes)  # constant names only
-    conn.execute(
+    cur.execute(
         f"UPDATE verifications SET {assignments}, updated_at = ? WHERE verification_id = ?",
         (*changes.values(), now, verification_id),
     )
-    record = _load_verification(conn, verification_id)
+    record = _load_verification(cur, verification_id)
     assert record is not None
     return record
 
 
-def _insert_message(conn: sqlite3.Connection, record: MessageRecord) -> None:
+def _insert_message(cur: sqlite3.Cursor, record: MessageRecord) -> None:
     try:
-        conn.execute(
+        cur.execute(
             "INSERT INTO messages (message_id, phone, status, provider,"
             " provider_message_id, lease_until, record) VALUES (?, ?, ?, ?, ?, ?, ?)",
             (
@@ -1048,13 +1074,13 @@ def _insert_message(conn: sqlite3.Connection, record: MessageRecord) -> None:
 
 
 def _claim_recipient(
-    conn: sqlite3.Connection, phone: str, interval: float, message_id: str | None
+    cur: sqlite3.Cursor, phone: str, interval: float, message_id: str | None
 ) -> float | None:
     """Claim ``phone`` now, or the seconds left on a claim younger than ``interval``: one
     statement when the claim is taken (the claim made unless a young one stands), a read
     of the standing claim when refused."""
     now = time.time()
-    taken = conn.execute(
+    taken = cur.execute(
         "INSERT INTO recipient_guards (phone, claimed_at, message_id) VALUES (?, ?, ?)"
         " ON CONFLICT (phone) DO UPDATE SET claimed_at = excluded.claimed_at,"
         " message_id = excluded.message_id WHERE NOT ? - claimed_at < ?",
@@ -1062,7 +1088,7 @@ def _claim_recipient(
     ).rowcount
     if taken:
         return None
-    row = conn.execute(
+    row = cur.execute(
         "SELECT claimed_at FROM recipient_guards WHERE phone = ?", (phone,)
     ).fetchone()
     return float(interval - (now - row[0]))

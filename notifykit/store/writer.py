@@ -52,7 +52,7 @@ class _Job:
 
     def __init__(
         self,
-        fn: Callable[[sqlite3.Connection], Any],
+        fn: Callable[[sqlite3.Cursor], Any],
         write: bool,
         deadline: float,
         waiter: asyncio.Future[Any] | None = None,
@@ -190,8 +190,10 @@ class SQLiteWriter:
         await asyncio.to_thread(thread.join)
         self._thread = None
 
-    async def run(self, fn: Callable[[sqlite3.Connection], T], *, write: bool) -> T:
-        """Run ``fn(connection)`` in the thread; writes commit before this returns. A
+    async def run(self, fn: Callable[[sqlite3.Cursor], T], *, write: bool) -> T:
+        """Run ``fn(cursor)`` in the thread (a cursor of its connection, shared by the
+        jobs of a batch: run each statement to its end, or fetch its rows, before the next
+        one); writes commit before this returns. A
         write's ``fn`` may run twice, its first run rolled back (see the module docstring):
         it must change nothing but the database.
 
@@ -255,7 +257,15 @@ class SQLiteWriter:
                     current = self._reopen(batch)
                 if current is not None:
                     self._stale = False
-                    self._execute(current, batch)
+                    # One cursor for the batch's statements (not one made by each
+                    # Connection.execute); closed after, so that no statement a job left
+                    # unfinished holds a read snapshot while the thread waits.
+                    cur = current.cursor()
+                    try:
+                        self._execute(cur, batch)
+                    finally:
+                        with contextlib.suppress(sqlite3.Error):
+                            cur.close()
                     if self._stale:
                         # Reopened for the next batch, by when the fault may have passed.
                         with contextlib.suppress(sqlite3.Error):
@@ -302,7 +312,7 @@ class SQLiteWriter:
             self._stale = True
         return _translate(exc, what)
 
-    def _execute(self, conn: sqlite3.Connection, batch: list[_Job]) -> None:
+    def _execute(self, cur: sqlite3.Cursor, batch: list[_Job]) -> None:
         writes: list[_Job] = []
         for job in batch:
             if job.abandoned:  # its caller gave up before it started: skipped
@@ -314,76 +324,69 @@ class SQLiteWriter:
                 job.ok, job.value = False, self._late()
                 continue
             try:
-                job.value = job.fn(conn)
+                job.value = job.fn(cur)
                 job.ok = True
             except BaseException as exc:
                 job.ok, job.value = False, self._fault(exc, "store read failed")
         if writes:
-            self._commit(conn, writes)
+            self._commit(cur, writes)
 
-    def _commit(self, conn: sqlite3.Connection, jobs: list[_Job]) -> None:
+    def _commit(self, cur: sqlite3.Cursor, jobs: list[_Job]) -> None:
         try:
-            conn.execute("BEGIN IMMEDIATE")
+            cur.execute("BEGIN IMMEDIATE")
         except BaseException as exc:
             error = self._fault(exc, "store write failed")
             for job in jobs:
                 job.ok, job.value = False, error
             return
         try:
-            outcomes, complete = self._writes(conn, jobs, isolated=False)
-            if not complete:
+            if not self._writes(cur, jobs, isolated=False):
                 # A write failed: undo the batch, and (unless it was alone) run it again
                 # with each write in its own savepoint, so that the failure undoes nothing
                 # of its neighbours'. Savepoints only then: two statements per write saved
                 # on every batch that does not fail.
-                conn.execute("ROLLBACK")
-                if len(outcomes) == 1 == len(jobs):
-                    jobs[0].ok, jobs[0].value = outcomes[0]
-                    return
-                conn.execute("BEGIN IMMEDIATE")
-                outcomes, _ = self._writes(conn, jobs, isolated=True)
-            conn.execute("COMMIT")
+                cur.execute("ROLLBACK")
+                if len(jobs) == 1:
+                    return  # its outcome is its failure; nothing was committed
+                cur.execute("BEGIN IMMEDIATE")
+                self._writes(cur, jobs, isolated=True)
+            cur.execute("COMMIT")
         except BaseException as exc:
             error = self._fault(exc, "store commit failed")
             # The transaction may already be gone; the callers hear about `error` either way.
             with contextlib.suppress(sqlite3.Error):
-                conn.execute("ROLLBACK")
+                cur.execute("ROLLBACK")
             for job in jobs:
                 job.ok, job.value = False, error
             return
         self.transactions += 1
         self.write_jobs += len(jobs)
-        for job, (ok, value) in zip(jobs, outcomes, strict=True):
-            job.ok, job.value = ok, value
 
-    def _writes(
-        self, conn: sqlite3.Connection, jobs: list[_Job], *, isolated: bool
-    ) -> tuple[list[tuple[bool, Any]], bool]:
-        """Run ``jobs`` in the open transaction: their outcomes, and whether every job ran.
-        Not ``isolated``: stops at the first failure (the caller undoes the batch);
+    def _writes(self, cur: sqlite3.Cursor, jobs: list[_Job], *, isolated: bool) -> bool:
+        """Run ``jobs`` in the open transaction, each outcome set on its job; whether every
+        job ran. Not ``isolated``: stops at the first failure (the caller undoes the batch);
         ``isolated``: each job in a savepoint, a failure rolled back alone."""
-        outcomes: list[tuple[bool, Any]] = []
         for job in jobs:
             # Waiting for another process's lock may have outlasted the caller: a write
             # it was told failed must not land behind its back.
             if job.abandoned or time.monotonic() > job.deadline:
-                outcomes.append((False, self._late()))
+                job.ok, job.value = False, self._late()
                 continue
             if isolated:
-                conn.execute("SAVEPOINT job")
+                cur.execute("SAVEPOINT job")
             try:
-                result = job.fn(conn)
+                job.value = job.fn(cur)
+                job.ok = True
             except BaseException as exc:
-                outcomes.append((False, self._fault(exc, "store write failed")))
+                job.ok, job.value = False, self._fault(exc, "store write failed")
                 if not isolated:
-                    return outcomes, False
-                conn.execute("ROLLBACK TO job")
-                conn.execute("RELEASE job")
+                    return False
+                cur.execute("ROLLBACK TO job")
+                cur.execute("RELEASE job")
             else:
                 if isolated:
-                    conn.execute("RELEASE job")
-                outcomes.append((True, result))
-        return outcomes, True
+                    cur.execute("RELEASE job")
+        return True
 
 
 def _translate(exc: BaseException, what: str) -> StoreError:
