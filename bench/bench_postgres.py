@@ -13,13 +13,23 @@ printed beside it), interleaved rounds, medians:
 
 Needs PostgreSQL at ``$NOTIFYKIT_TEST_POSTGRES_URL`` (default
 ``postgresql://postgres@127.0.0.1:5432/test``); works in a schema of its own, dropped after.
+
+``--part ingestion|latency|sends`` (repeatable; ``--rounds N``) measures only those parts,
+with load-independent figures beside the rates, to compare a change back to back (``python
+-m bench`` runs every part through :func:`main`): ``ingestion``, serve on PostgreSQL vs the
+bare endpoint at concurrency 20 with each server's CPU per push (us); ``latency``, the p50
+of one sequential pusher and of a push at concurrency 20 (ms), each server's; ``sends``,
+PostgreSQL vs memory sends at concurrency 20 with the client's CPU per send (us).
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import itertools
+import json
 import os
+import resource
 import tempfile
 import time
 import uuid
@@ -28,7 +38,7 @@ from typing import Any
 
 import aiohttp
 
-from bench.bench_callbacks import receipt, serve
+from bench.bench_callbacks import cpu_seconds, receipt, serve
 from bench.common import (
     bare_endpoint,
     code,
@@ -246,5 +256,144 @@ def main(
     return figures
 
 
+PARTS = ("ingestion", "latency", "sends")
+
+
+def _cpu() -> float:
+    used = resource.getrusage(resource.RUSAGE_SELF)
+    return used.ru_utime + used.ru_stime
+
+
+async def _latencies(session: aiohttp.ClientSession, url: str, pushes: int) -> list[float]:
+    """Per-push latency (ms) of ``pushes`` receipts from CONCURRENCY workers."""
+    todo = iter([next(_tasks) for _ in range(pushes)])
+    took: list[float] = []
+
+    async def worker() -> None:
+        for task in todo:
+            start = time.perf_counter()
+            async with session.post(url, data=receipt(task, "pgbench")) as answer:
+                await answer.read()
+            took.append((time.perf_counter() - start) * 1000)
+
+    await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
+    return took
+
+
+async def _serve_parts(
+    parts: set[str], servers: dict[str, Any], rounds: int, pushes: int
+) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    urls = {name: child.url + "/callbacks/vs" for name, child in servers.items()}
+    async with aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=100, keepalive_timeout=2)
+    ) as session:
+        for url in urls.values():  # warm-up
+            await push_round(session, [url], min(200, pushes))
+        if "ingestion" in parts:
+            rates: dict[str, list[float]] = {name: [] for name in urls}
+            cpu: dict[str, list[float]] = {name: [] for name in urls}
+            for _ in range(rounds):
+                for name, url in urls.items():
+                    used = cpu_seconds(servers[name].process.pid)
+                    seconds, _acked = await push_round(session, [url], pushes)
+                    cpu[name].append((cpu_seconds(servers[name].process.pid) - used) / pushes)
+                    rates[name].append(pushes / seconds)
+            found["ingestion_per_second"] = {k: round(median(v)) for k, v in rates.items()}
+            found["server_cpu_us_per_push"] = {k: round(median(v) * 1e6) for k, v in cpu.items()}
+            per_s = found["ingestion_per_second"]
+            found["ingestion_ratio_to_bare"] = round(
+                per_s["serve_postgres"] / per_s["bare_starlette"], 2
+            )
+    if "latency" in parts:
+        found["p50_ms"] = {}
+        for name, url in urls.items():
+            one = await sequential_p50_ms(url)
+            async with aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=100, keepalive_timeout=2)
+            ) as session:
+                many = await _latencies(session, url, pushes)
+            found["p50_ms"][name] = {"c1": round(one, 2), f"c{CONCURRENCY}": round(median(many), 2)}
+    return found
+
+
+async def _send_part(vendor_url: str, schema: str, rounds: int, count: int) -> dict[str, Any]:
+    memory = AsyncNotifier(veesing_config({"vs": vendor_url}))
+    config = veesing_config({"vs": vendor_url})
+    store = StoreConfig(url=PG_URL, schema=schema, timeout=10)
+    postgres = AsyncNotifier(config.model_copy(update={"store": store}))
+    kinds = {"memory": memory, "postgres": postgres}
+    rates: dict[str, list[float]] = {k: [] for k in kinds}
+    cpu: dict[str, list[float]] = {k: [] for k in kinds}
+
+    async def one_round(notifier: AsyncNotifier, count: int) -> tuple[float, float]:
+        todo = iter([next(_numbers) for _ in range(count)])
+
+        async def worker() -> None:
+            for i in todo:
+                await notifier.send(phone(i), template="verify_code", params={"code": code(i)})
+
+        used, started = _cpu(), time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
+        return count / (time.perf_counter() - started), (_cpu() - used) / count
+
+    try:
+        for notifier in kinds.values():
+            await notifier.open()
+            await one_round(notifier, min(200, count))  # warm-up
+        for _ in range(rounds):
+            for name, notifier in kinds.items():
+                rate, per_send = await one_round(notifier, count)
+                rates[name].append(rate)
+                cpu[name].append(per_send)
+    finally:
+        for notifier in kinds.values():
+            await notifier.close()
+    per_s = {k: round(median(v)) for k, v in rates.items()}
+    return {
+        "send_per_second": per_s,
+        "send_ratio_postgres_to_memory": round(per_s["postgres"] / per_s["memory"], 2),
+        "client_cpu_us_per_send": {k: round(median(v) * 1e6) for k, v in cpu.items()},
+    }
+
+
+def measure_parts(
+    parts: set[str], rounds: int = ROUNDS, *, pushes: int = PUSHES, sends_per_round: int = SENDS
+) -> dict[str, Any]:
+    """Only ``parts`` (of :data:`PARTS`), with CPU per operation; prints and returns them."""
+    figures: dict[str, Any] = {"parts": sorted(parts), "rounds": rounds}
+    schemas = {k: f"nk_bench_{k}_{uuid.uuid4().hex[:8]}" for k in ("one", "send")}
+    try:
+        if parts & {"ingestion", "latency"}:
+            directory = Path(tempfile.mkdtemp(prefix="notifykit-bench-postgres-"))
+            servers = {"bare_starlette": bare_endpoint()}
+            try:
+                servers["serve_postgres"] = serve(write_config(directory, schemas["one"]))
+                figures.update(asyncio.run(_serve_parts(parts, servers, rounds, pushes)))
+            finally:
+                for name, child in servers.items():
+                    child.stop(graceful=name != "bare_starlette")
+        if "sends" in parts:
+            vendor = fast_server("ok")
+            try:
+                figures.update(
+                    asyncio.run(_send_part(vendor.url, schemas["send"], rounds, sends_per_round))
+                )
+            finally:
+                vendor.stop()
+    finally:
+        for schema in schemas.values():
+            asyncio.run(drop(schema))
+    print(json.dumps({"bench": "postgres_parts", **figures}))
+    return figures
+
+
 if __name__ == "__main__":
-    main()
+    parser = argparse.ArgumentParser(prog="python -m bench.bench_postgres")
+    parser.add_argument("--part", action="append", choices=PARTS, help="only this part")
+    parser.add_argument("--rounds", type=int, default=ROUNDS)
+    args = parser.parse_args()
+    if args.part:
+        measure_parts(set(args.part), args.rounds)
+    else:
+        main(args.rounds)

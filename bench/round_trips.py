@@ -88,6 +88,7 @@ class TracedSQLiteStore(SQLiteStore):
 
 
 _pg_statements = [0]
+_NOT_COUNTED = frozenset({"BEGIN", "COMMIT"})
 
 
 @contextlib.contextmanager
@@ -99,8 +100,10 @@ def counting_postgres() -> Iterator[list[int]]:
     original = psycopg.AsyncCursor.execute
 
     async def execute(self: Any, query: Any, *args: Any, **kwargs: Any) -> Any:
-        # The LISTEN connection's one statement is not a store operation's.
-        if not str(query).startswith("LISTEN"):
+        # The LISTEN connection's one statement is not a store operation's; BEGIN and
+        # COMMIT (sent as statements by a pipelined group commit) are counted as
+        # transactions, not statements.
+        if str(query) not in _NOT_COUNTED and not str(query).startswith("LISTEN"):
             _pg_statements[0] += 1
         return await original(self, query, *args, **kwargs)
 

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -278,6 +279,42 @@ async def test_events_ingested_for_an_owner_are_held_by_it(
     assert await a.ack_dispatch("a", ["mine"]) == 1
     assert await a.ack_dispatch("a", ["mine"]) == 0  # acknowledged already
     assert unacknowledged(pg_store_url, pg_schema) == set()
+
+
+async def test_a_pipelined_write_that_raises_leaves_nothing_committed(opened: Opener) -> None:
+    """A pipelined batch runs in the transaction that its pipeline's sync commits: a write
+    that raises after one of its statements ran (its own error, not the database's) must
+    not have that statement committed, alone or beside a write that succeeds."""
+    store = opened()
+    await store.open()
+    writer = store._writer
+    assert writer is not None
+
+    def claim(phone: str, *, fail: bool) -> Callable[..., Any]:
+        async def write(conn: Any) -> None:
+            await conn.execute(
+                "INSERT INTO recipient_guards (phone, claimed_at) VALUES (%s, 0)", (phone,)
+            )
+            if fail:
+                raise RuntimeError("the write's own bug")
+
+        return write
+
+    together = await asyncio.gather(
+        writer.run(claim("+8615600000001", fail=True), pipelined=True),
+        writer.run(claim("+8615600000002", fail=False), pipelined=True),
+        return_exceptions=True,
+    )
+    assert isinstance(together[0], StoreError) and "RuntimeError" in str(together[0])
+    assert together[1] is None
+    with pytest.raises(StoreError, match="RuntimeError"):
+        await writer.run(claim("+8615600000003", fail=True), pipelined=True)
+
+    async def phones(conn: Any) -> set[str]:
+        cur = await conn.execute("SELECT phone FROM recipient_guards")
+        return {str(row[0]) for row in await cur.fetchall()}
+
+    assert await store._read(phones) == {"+8615600000002"}
 
 
 async def test_health_check_writes_through_the_group_commit(opened: Opener) -> None:

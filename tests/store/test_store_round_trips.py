@@ -86,10 +86,12 @@ async def test_a_postgres_send_is_two_writes(
             PostgresStore(pg_url, schema=pg_schema), count=10, routing=routing
         )
     assert counts.jobs == 2
-    # Statements per send (BEGIN/COMMIT not counted): the record with its started attempt
-    # (1; the guard adds 1), the outcome (its transaction's advisory locks, taken first
-    # for every write of the batch; the row; the save with the look for orphans: 3). Was
-    # 8 (create 1, started 2, outcome 5) and 9.
+    # Statements per send: the record with its started attempt (1; the guard adds 1), the
+    # outcome (its transaction's advisory locks, taken first for every write of the
+    # batch; the row with the look for orphans; the save: 3). Was 8 (create 1, started 2,
+    # outcome 5) and 9, then 4 and 5 in eight round trips (each statement, BEGIN and
+    # COMMIT its own). Pipelined, in the transaction the pipeline's sync commits (no
+    # BEGIN, no COMMIT): the record is one round trip, the outcome two.
     assert counts.statements == (5 if routing else 4)
 
 
@@ -112,7 +114,8 @@ async def test_postgres_ingest_is_three_statements_and_an_accepted_update_three(
             await store.create_message(MessageRecord(message_id="m2", to=PHONE, template="t"))
             start = statements[0]
             # A send accepted with vendor id vid-2: the vendor lock (the batch's one lock
-            # statement), the row, the save with the look for orphans. Was 5.
+            # statement), the row with the look for orphans, the save: 3 statements in two
+            # round trips (were 5, then 3 in five round trips with BEGIN and COMMIT).
             await store.update_message(
                 "m2",
                 attempts=[],
@@ -250,7 +253,7 @@ async def test_a_receipt_is_applied_to_the_record_as_it_is_when_the_look_up_is_s
             # Changed after the look-up: the record now says the vendor reported "sent".
             await store.update_message("m", attempts=[], status=DeliveryStatus.SENT)
             async with conn.transaction():
-                await _apply_receipts(conn, "m", [_receipt(7, phone=PHONE)], stale)
+                await _apply_receipts(conn, {"m": [_receipt(7, phone=PHONE)]}, found)
         record = await store.get_message("m")
         assert record is not None
         assert record.status is DeliveryStatus.DELIVERED
@@ -313,8 +316,8 @@ async def test_postgres_sends_queued_together_share_their_statements(
     pg_url: str, pg_schema: str
 ) -> None:
     """Ten sends' first writes arriving together are one statement; their ten outcomes
-    three (the batch's locks, one read of every row, one save of all with the look for
-    orphans). Was one and five statements a send."""
+    three (the batch's locks, one read of every row with the look for orphans, one save
+    of all). Was one and five statements a send."""
     from notifykit.models import Attempt
     from notifykit.store.postgres import PostgresStore
 

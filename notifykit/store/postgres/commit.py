@@ -11,24 +11,36 @@ A write that raises must not undo its neighbours: the batch first runs without s
 back and the batch runs again with one savepoint per write. A write that meets a deadlock
 or a serialization failure (two batches locking the same rows in another order) is retried
 in a fresh savepoint, at most :data:`RETRIES` times.
+
+A batch whose writes are all *pipelined* (:meth:`GroupCommit.run_batched` writes, and
+:meth:`GroupCommit.run` writes that say so) runs in psycopg's pipeline mode, in the
+implicit transaction the database opens for a pipeline and commits at its sync: the
+advisory locks and the statements up to the first whose rows a write reads travel in one
+round trip, and the last statements travel with the sync, which commits (a write that
+returns :class:`AfterCommit` reads its rows once the commit is back). A push costs two
+round trips instead of five, and no ``BEGIN`` or ``COMMIT`` statement. A pipelined write reads a cursor's results (rows, ``rowcount``)
+only through a fetch, or in :class:`AfterCommit`; it must also run unchanged outside a
+pipeline (the savepoint retry above runs writes one by one, not pipelined).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 import psycopg
 from psycopg import errors as pg_errors
+from psycopg import pq
 from psycopg_pool import AsyncConnectionPool
 
 from notifykit.errors import StoreError
 from notifykit.store.postgres.reconnect import PoolRepair
 
-__all__ = ["MAX_BATCH", "RETRIES", "GroupCommit", "translate"]
+__all__ = ["MAX_BATCH", "RETRIES", "AfterCommit", "GroupCommit", "pipelined", "translate"]
 
 T = TypeVar("T")
 
@@ -43,9 +55,41 @@ RETRIES = 3
 _TRANSIENT = (pg_errors.DeadlockDetected, pg_errors.SerializationFailure)
 
 
-Batch = Callable[[Conn, list[Any]], Awaitable[list[Any]]]
+class AfterCommit(Generic[T]):
+    """A write's result that is read once its transaction has committed: ``read()`` is
+    awaited after the ``COMMIT`` came back (it reads rows already received; it must not
+    fail). Lets a pipelined write's last statement travel with the ``COMMIT``."""
+
+    __slots__ = ("_done", "_read", "_value")
+
+    def __init__(self, read: Callable[[], Awaitable[T]]) -> None:
+        self._read = read
+        self._value: T | None = None
+        self._done = False
+
+    async def result(self) -> T:
+        """The result (``read()`` is awaited once, however often this is called)."""
+        if not self._done:
+            self._value = await self._read()
+            self._done = True
+        return self._value  # type: ignore[return-value]
+
+
+async def settled(value: Any) -> Any:
+    """``value``, or the result of an :class:`AfterCommit`."""
+    return await value.result() if isinstance(value, AfterCommit) else value
+
+
+def pipelined(conn: Conn) -> bool:
+    """Whether ``conn`` is in pipeline mode (a statement's results arrive only when a
+    fetch or the commit asks for them)."""
+    return conn.pgconn.pipeline_status != psycopg.pq.PipelineStatus.OFF
+
+
+Batch = Callable[[Conn, list[Any]], Awaitable["list[Any] | AfterCommit[list[Any]]"]]
 """Many callers' writes of one kind done together: ``batch(conn, items)`` returns one
-result per item, in order (see :meth:`GroupCommit.run_batched`)."""
+result per item, in order, or an :class:`AfterCommit` of that list (see
+:meth:`GroupCommit.run_batched`). A batch is pipelined: see the module's docstring."""
 
 
 @dataclass(eq=False)
@@ -57,6 +101,7 @@ class _Job(Generic[T]):
     batch: Batch | None = None
     item: Any = None
     locks: tuple[int, ...] = ()
+    pipelined: bool = False
 
 
 class GroupCommit:
@@ -101,18 +146,26 @@ class GroupCommit:
                 await task
         self._tasks = []
 
-    async def run(self, fn: Write[T], *, locks: tuple[int, ...] = ()) -> T:
-        """Run ``fn(connection)`` inside a batch's transaction; returns after the commit.
+    async def run(
+        self,
+        fn: Callable[[Conn], Awaitable[T | AfterCommit[T]]],
+        *,
+        locks: tuple[int, ...] = (),
+        pipelined: bool = False,
+    ) -> T:
+        """Run ``fn(connection)`` inside a batch's transaction; returns after the commit
+        (``fn`` may return an :class:`AfterCommit`: its result is returned).
 
         ``locks``: transaction-level advisory locks the write needs before it runs. A
         batch takes every lock its writes name first, in one statement and in sorted
         order, so that concurrent batches never wait on each other's locks in a circle.
+        ``pipelined``: ``fn`` may run in pipeline mode (see the module's docstring).
 
         Raises StoreError (also when the store is closed or ``timeout`` has passed; a write
         whose caller gave up is skipped unless its batch had already started it)."""
         if not self._tasks:
             raise StoreError("the store is not open")
-        job: _Job[T] = _Job(fn, locks=locks)
+        job: _Job[T] = _Job(fn, locks=locks, pipelined=pipelined)  # type: ignore[arg-type]
         self._queue.put_nowait(job)
         try:
             # asyncio.timeout, not wait_for: on Python 3.11 wait_for returns the result of a
@@ -130,12 +183,12 @@ class GroupCommit:
         transaction fails and its writes run one by one, this one runs as a batch of one."""
 
         async def alone(conn: Conn) -> Any:
-            (result,) = await batch(conn, [item])
+            (result,) = await settled(await batch(conn, [item]))
             return result
 
         if not self._tasks:
             raise StoreError("the store is not open")
-        job: _Job[Any] = _Job(alone, batch=batch, item=item, locks=locks)
+        job: _Job[Any] = _Job(alone, batch=batch, item=item, locks=locks, pipelined=True)
         self._queue.put_nowait(job)
         try:
             # asyncio.timeout, not wait_for: on Python 3.11 wait_for returns the result of a
@@ -167,11 +220,14 @@ class GroupCommit:
                 except psycopg.OperationalError:
                     raise
                 except Exception:
-                    if len(jobs) == 1:
+                    # A pipelined write may leave its error to the database (a duplicate
+                    # key): alone and not pipelined, it says what went wrong its own way.
+                    if len(jobs) == 1 and not jobs[0].pipelined:
                         raise
                     outcomes = await self._one_by_one(conn, jobs)
                 else:
                     outcomes = [(True, r) for r in results]
+                outcomes = [(ok, await settled(v) if ok else v) for ok, v in outcomes]
         except BaseException as exc:
             error = translate(exc, "store write failed")
             if self.repair is not None and isinstance(exc, Exception):
@@ -193,8 +249,11 @@ class GroupCommit:
                 job.future.set_exception(value)
 
     async def _optimistic(self, conn: Conn, jobs: list[_Job[Any]]) -> list[Any]:
+        pipeline = all(job.pipelined for job in jobs)
         for attempt in range(RETRIES):
             try:
+                if pipeline:
+                    return await self._pipelined(conn, jobs)
                 async with conn.transaction():
                     await _take_locks(conn, jobs)
                     return await self._all(conn, jobs)
@@ -203,11 +262,35 @@ class GroupCommit:
                     raise
         raise AssertionError("unreachable")  # pragma: no cover
 
+    async def _pipelined(self, conn: Conn, jobs: list[_Job[Any]]) -> list[Any]:
+        """The batch in pipeline mode, in the implicit transaction that the database keeps
+        open until the pipeline's sync and commits there (no ``BEGIN`` or ``COMMIT`` to
+        send): the locks travel with the first statement whose rows a write reads, the last
+        statements with the sync. A statement that fails aborts the transaction (the sync
+        rolls it back); a write that raises, or a cancellation, sends ``ROLLBACK`` first,
+        so that nothing of the batch commits."""
+        try:
+            async with conn.pipeline():
+                try:
+                    await _take_locks(conn, jobs)
+                    results = await self._all(conn, jobs)
+                except psycopg.Error:
+                    raise  # the database failed a statement: the sync rolls back
+                except BaseException:
+                    with contextlib.suppress(psycopg.Error):  # a lost connection commits nothing
+                        await conn.execute("ROLLBACK")
+                    raise
+        except BaseException:
+            if not conn.closed and conn.info.transaction_status in _OPEN:  # pragma: no cover
+                await conn.rollback()
+            raise
+        return results
+
     @staticmethod
     async def _all(conn: Conn, jobs: list[_Job[Any]]) -> list[Any]:
         """Every job's result: plain writes in order, then each kind of batched write in
         one call for all its jobs (the callers are independent: their order inside the
-        transaction is free)."""
+        transaction is free). A result may be an :class:`AfterCommit`."""
         results: list[Any] = [None] * len(jobs)
         kinds: dict[Batch, list[int]] = {}
         for i, job in enumerate(jobs):
@@ -217,6 +300,10 @@ class GroupCommit:
                 kinds.setdefault(job.batch, []).append(i)
         for batch, where in kinds.items():
             done = await batch(conn, [jobs[i].item for i in where])
+            if isinstance(done, AfterCommit):
+                for n, i in enumerate(where):
+                    results[i] = AfterCommit(functools.partial(_nth, done, n))
+                continue
             for i, result in zip(where, done, strict=True):
                 results[i] = result
         return results
@@ -245,12 +332,19 @@ class GroupCommit:
         return outcomes
 
 
+async def _nth(results: AfterCommit[list[Any]], n: int) -> Any:
+    return (await results.result())[n]
+
+
+_OPEN = (pq.TransactionStatus.INTRANS, pq.TransactionStatus.INERROR)
+
+
 async def _take_locks(conn: Conn, jobs: list[_Job[Any]]) -> None:
     """Every advisory lock the jobs name, sorted, in one statement."""
     keys = sorted({key for job in jobs for key in job.locks})
     if keys:
         await conn.execute(
-            "SELECT pg_advisory_xact_lock(k) FROM unnest(%s::bigint[]) AS k", (keys,)
+            "SELECT pg_advisory_xact_lock(k) FROM unnest(%b::bigint[]) AS k", (keys,)
         )
 
 

@@ -57,7 +57,7 @@ from notifykit.store.base import (
     tie_to_unknown,
 )
 from notifykit.store.postgres import verifications
-from notifykit.store.postgres.commit import Conn, GroupCommit, translate
+from notifykit.store.postgres.commit import AfterCommit, Conn, GroupCommit, pipelined, translate
 from notifykit.store.postgres.listen import EventListener
 from notifykit.store.postgres.reconnect import RECONNECT_INTERVAL, PoolRepair, keep_trying
 from notifykit.store.postgres.schema import (
@@ -217,12 +217,21 @@ class PostgresStore(Store):
         async def write(conn: Conn) -> None:
             await conn.execute("DELETE FROM recipient_guards WHERE false")
 
-        await self._write(write)
+        await self._write(write, pipelined=True)
 
-    async def _write(self, fn: Callable[[Conn], Awaitable[T]], *, locks: tuple[int, ...] = ()) -> T:
+    async def _write(
+        self,
+        fn: Callable[[Conn], Awaitable[T | AfterCommit[T]]],
+        *,
+        locks: tuple[int, ...] = (),
+        pipelined: bool = False,
+    ) -> T:
+        """``fn`` in a group commit's transaction (``pipelined``: see
+        :mod:`~notifykit.store.postgres.commit`)."""
         if self._writer is None:
             raise StoreError("the store is not open")
-        return await self._writer.run(fn, locks=locks)
+        result: T = await self._writer.run(fn, locks=locks, pipelined=pipelined)
+        return result
 
     async def _read(self, fn: Callable[[Conn], Awaitable[T]]) -> T:
         if self._pool is None:
@@ -270,12 +279,15 @@ class PostgresStore(Store):
                 wait = await _claim_recipient(conn, record.to, interval, record.message_id)
             waits.append(wait)
             records.append(record if wait is None else record.model_copy(update={"attempts": []}))
+        # Pipelined, a taken message id fails the statement (the batch then runs one by
+        # one, and that send's own write says which id was taken); otherwise the rows
+        # stored are counted here.
+        conflict = "" if pipelined(conn) else " ON CONFLICT (message_id) DO NOTHING RETURNING 1"
         cur = await conn.execute(
             "INSERT INTO messages (message_id, phone, status, provider, provider_message_id,"
             " lease_until, created_at, record)"
-            " SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[],"
-            " %s::timestamptz[], %s::timestamptz[], %s::text[])"
-            " ON CONFLICT (message_id) DO NOTHING RETURNING message_id",
+            " SELECT * FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[], %b::text[],"
+            " %b::timestamptz[], %b::timestamptz[], %b::text[])" + conflict,
             (
                 [r.message_id for r in records],
                 [r.to for r in records],
@@ -287,12 +299,9 @@ class PostgresStore(Store):
                 [r.model_dump_json() for r in records],
             ),
         )
-        stored = [row[0] for row in await cur.fetchall()]
-        if len(stored) != len(records):
-            # Raised for the batch: its writes then run one by one, and only the send
-            # whose id was taken fails.
-            taken = sorted({r.message_id for r in records} - set(stored)) or [records[0].message_id]
-            raise StoreError(f"message {taken[0]!r} already exists")
+        if conflict and len(await cur.fetchall()) != len(records):
+            # Not pipelined: one send (GroupCommit's one-by-one retry) whose id was taken.
+            raise StoreError(f"message {records[0].message_id!r} already exists")
         return waits
 
     async def update_message(
@@ -361,19 +370,32 @@ class PostgresStore(Store):
 
     async def _update_batch(self, conn: Conn, items: list[_Update]) -> list[list[AnyEvent]]:
         """The updates the group commit holds at once, together: one statement reads every
-        row (locked, in message-id order), one saves them all and says which vendor ids
-        have orphan events waiting (then linked one message at a time: rare). The vendor
-        locks were taken by the batch first, so the look for orphans sees every event
-        stored so far for each vendor id."""
+        row (locked, in message-id order) and says of each whether orphan events wait for
+        the vendor id being set; one more saves every row (it travels with the commit).
+        Orphans are then linked one message at a time (rare). The vendor locks were taken
+        by the batch's statement before, so the look for orphans sees every event stored
+        so far for each vendor id."""
+        # In this batched path a vendor id always comes with its instance (update_message).
+        probed = [item for item in items if item.provider_message_id is not None]
         cur = await conn.execute(
-            "SELECT message_id, record FROM messages WHERE message_id = ANY(%s)"
-            " ORDER BY message_id FOR UPDATE",
-            (sorted({item.message_id for item in items}),),
+            "SELECT m.message_id, m.record, EXISTS (SELECT 1 FROM unnest(%b::text[],"
+            " %b::text[], %b::text[]) AS u(message_id, provider, vendor_id)"
+            " JOIN events AS e ON e.provider = u.provider AND e.provider_message_id = u.vendor_id"
+            " AND e.message_id IS NULL WHERE u.message_id = m.message_id)"
+            " FROM messages AS m WHERE m.message_id = ANY(%b) ORDER BY m.message_id FOR UPDATE OF m",
+            (
+                [item.message_id for item in probed],
+                [item.provider for item in probed],
+                [item.provider_message_id for item in probed],
+                sorted({item.message_id for item in items}),
+            ),
         )
-        records = {
-            str(mid): MessageRecord.model_validate_json(payload)
-            for mid, payload in await cur.fetchall()
-        }
+        records: dict[str, MessageRecord] = {}
+        orphaned: set[str] = set()
+        for mid, payload, waiting in await cur.fetchall():
+            records[str(mid)] = MessageRecord.model_validate_json(payload)
+            if waiting:
+                orphaned.add(str(mid))
         for item in items:
             record = records.get(item.message_id)
             if record is None:
@@ -389,39 +411,30 @@ class PostgresStore(Store):
                 record.provider_message_id = item.provider_message_id
             record.updated_at = utcnow()
         saved = list(records.values())
-        probed = [
-            records[item.message_id]
-            for item in items
-            if item.provider_message_id is not None
-            and records[item.message_id].provider is not None
-        ]
-        cur = await conn.execute(
-            "WITH saved AS (UPDATE messages AS m SET status = u.status, provider = u.provider,"
+        await conn.execute(
+            "UPDATE messages AS m SET status = u.status, provider = u.provider,"
             " provider_message_id = u.vendor_id, record = u.record"
-            " FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[])"
+            " FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[], %b::text[])"
             " AS u(message_id, status, provider, vendor_id, record)"
-            " WHERE m.message_id = u.message_id)"
-            " SELECT u.message_id FROM unnest(%s::text[], %s::text[], %s::text[])"
-            " AS u(message_id, provider, vendor_id)"
-            " WHERE EXISTS (SELECT 1 FROM events AS e WHERE e.provider = u.provider"
-            " AND e.provider_message_id = u.vendor_id AND e.message_id IS NULL)",
+            " WHERE m.message_id = u.message_id",
             (
                 [r.message_id for r in saved],
                 [r.status.value for r in saved],
                 [r.provider for r in saved],
                 [r.provider_message_id for r in saved],
                 [r.model_dump_json() for r in saved],
-                [r.message_id for r in probed],
-                [r.provider for r in probed],
-                [r.provider_message_id for r in probed],
             ),
         )
-        orphaned = {str(row[0]) for row in await cur.fetchall()}
         results: list[list[AnyEvent]] = []
         for item in items:
-            if item.message_id in orphaned and item.provider_message_id is not None:
+            record = records[item.message_id]
+            if (
+                item.message_id in orphaned
+                and record.provider == item.provider
+                and record.provider_message_id == item.provider_message_id
+            ):
                 orphaned.discard(item.message_id)
-                results.append(await _link_orphans(conn, records[item.message_id]))
+                results.append(await _link_orphans(conn, record))
             else:
                 results.append([])
         return results
@@ -467,7 +480,7 @@ class PostgresStore(Store):
         async def read(conn: Conn) -> list[MessageRecord]:
             cur = await conn.execute(
                 "SELECT record FROM messages WHERE provider_message_id IS NOT NULL"
-                " AND status = ANY(%(statuses)s) AND created_at <= %(before)s"
+                " AND status = ANY(%(statuses)b) AND created_at <= %(before)s"
                 " AND (%(after)s::timestamptz IS NULL OR created_at > %(after)s)"
                 " ORDER BY created_at, id LIMIT %(limit)s",
                 {
@@ -521,7 +534,9 @@ class PostgresStore(Store):
         )
         return keys
 
-    async def _ingest_batch(self, conn: Conn, requests: list[_Ingest]) -> list[list[AnyEvent]]:
+    async def _ingest_batch(
+        self, conn: Conn, requests: list[_Ingest]
+    ) -> list[list[AnyEvent]] | AfterCommit[list[list[AnyEvent]]]:
         """Store ``requests`` (one per caller) in three statements in the usual case: the
         advisory locks of all (taken by the batch, sorted, before any write), one
         look-up of every message their events may belong to, one insert of the requests and
@@ -550,21 +565,35 @@ class PostgresStore(Store):
                         event = event.model_copy(update={"message_id": message_id})
                 events.append(event)
             resolved.append(events)
-        inserted = await _insert_requests(conn, requests, resolved)
-        results: list[list[AnyEvent]] = []
+        cur = await _insert_requests(conn, requests, resolved)
+
+        async def new_events() -> list[list[AnyEvent]]:
+            inserted = {(str(event_id), int(n)) for event_id, n in await cur.fetchall()}
+            results: list[list[AnyEvent]] = []
+            for n, events in enumerate(resolved):
+                new: list[AnyEvent] = []
+                for event in events:
+                    if (event.event_id, n) not in inserted:
+                        continue  # stored before, by this request or another
+                    inserted.discard((event.event_id, n))  # a second copy is not new
+                    new.append(event)
+                results.append(new)
+            return results
+
+        if not any(
+            event.message_id is not None and isinstance(event, DeliveryReceipt)
+            for events in resolved
+            for event in events
+        ):
+            # No status to move: which events were new is read once the commit is back.
+            return AfterCommit(new_events)
+        results = await new_events()
         applied: dict[str, list[DeliveryReceipt]] = {}
-        for n, events in enumerate(resolved):
-            new: list[AnyEvent] = []
-            for event in events:
-                if (event.event_id, n) not in inserted:
-                    continue  # stored before, by this request or another
-                inserted.discard((event.event_id, n))  # a second copy is not new
+        for new in results:
+            for event in new:
                 if event.message_id is not None and isinstance(event, DeliveryReceipt):
                     applied.setdefault(event.message_id, []).append(event)
-                new.append(event)
-            results.append(new)
-        for message_id, receipts in applied.items():
-            await _apply_receipts(conn, message_id, receipts, found.row(message_id))
+        await _apply_receipts(conn, applied, found)
         return results
 
     async def _ingest_one(self, conn: Conn, request: _Ingest) -> list[AnyEvent]:
@@ -591,7 +620,7 @@ class PostgresStore(Store):
                 " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s,"
                 " CASE WHEN %s::text IS NULL THEN NULL"
                 " ELSE clock_timestamp() + make_interval(secs => %s) END)"
-                " ON CONFLICT (event_id) DO NOTHING",
+                " ON CONFLICT (event_id) DO NOTHING RETURNING 1",
                 (
                     event.event_id,
                     inbox_id,
@@ -607,7 +636,7 @@ class PostgresStore(Store):
                     float(lease),
                 ),
             )
-            if cur.rowcount == 0:
+            if await cur.fetchone() is None:
                 continue  # stored before, by this request or another
             if event.message_id is not None and isinstance(event, DeliveryReceipt):
                 record = await _load_message(conn, event.message_id, lock=True)
@@ -680,7 +709,7 @@ class PostgresStore(Store):
             rows = sorted(await cur.fetchall())
             return [_event(payload, message_id) for _, payload, message_id in rows]
 
-        return await self._write(write)
+        return await self._write(write, pipelined=True)
 
     async def list_undispatched(self, *, limit: int | None = None) -> list[PendingEvent]:
         async def read(conn: Conn) -> list[PendingEvent]:
@@ -704,15 +733,21 @@ class PostgresStore(Store):
         Returns how many were recorded."""
         ids = list(event_ids)
 
-        async def write(conn: Conn) -> int:
+        async def write(conn: Conn) -> AfterCommit[int]:
             cur = await conn.execute(
                 "UPDATE events SET dispatched = true, claimed_by = NULL, claimed_until = NULL"
-                " WHERE event_id = ANY(%s) AND claimed_by = %s AND NOT dispatched",
+                " WHERE event_id = ANY(%b) AND claimed_by = %s AND NOT dispatched",
                 (ids, owner),
             )
-            return cur.rowcount
 
-        return await self._write(write)
+            async def count() -> int:
+                return cur.rowcount
+
+            # Pipelined, the count is known once the commit is back.
+            return AfterCommit(count)
+
+        counted: int = await self._write(write, pipelined=True)
+        return counted
 
     async def wait_for_events(self, timeout: float) -> bool:
         """Return when another instance (or this one) stored new events (True), or after
@@ -978,18 +1013,18 @@ class _Ingest(NamedTuple):
 
 async def _insert_requests(
     conn: Conn, requests: Sequence[_Ingest], resolved: Sequence[Sequence[AnyEvent]]
-) -> set[tuple[str, int]]:
+) -> psycopg.AsyncCursor[tuple[Any, ...]]:
     """One statement: every request into ``inbox`` and every event into ``events`` (in
-    order; one already stored, or stored earlier in this statement, is skipped). Returns
-    ``(event_id, request index)`` of each event inserted."""
+    order; one already stored, or stored earlier in this statement, is skipped). Its rows
+    (once fetched): ``(event_id, request index)`` of each event inserted."""
     events = [(n, e) for n, evs in enumerate(resolved) for e in evs]
     cur = await conn.execute(
         "WITH inbox_rows AS ("
         " INSERT INTO inbox (provider, method, path, headers, body, received_at, event_ids)"
         " SELECT r.provider, r.method, r.path, r.headers, r.body, r.received_at, r.event_ids"
-        " FROM unnest(%(providers)s::text[], %(methods)s::text[], %(paths)s::text[],"
-        " %(headers)s::text[], %(bodies)s::bytea[], %(received)s::timestamptz[],"
-        " %(event_ids)s::text[]) WITH ORDINALITY"
+        " FROM unnest(%(providers)b::text[], %(methods)b::text[], %(paths)b::text[],"
+        " %(headers)b::text[], %(bodies)b::bytea[], %(received)b::timestamptz[],"
+        " %(event_ids)b::text[]) WITH ORDINALITY"
         " AS r(provider, method, path, headers, body, received_at, event_ids, n)"
         " ORDER BY r.n RETURNING id),"
         # inbox ids are drawn in insertion order: the n-th smallest is the n-th request's
@@ -1001,10 +1036,10 @@ async def _insert_requests(
         " e.message_id, e.received_at, e.payload, e.owner,"
         " CASE WHEN e.owner IS NULL THEN NULL"
         " ELSE clock_timestamp() + make_interval(secs => e.lease) END"
-        " FROM unnest(%(e_ids)s::text[], %(kinds)s::text[], %(e_providers)s::text[],"
-        " %(vendor_ids)s::text[], %(phones)s::text[], %(message_ids)s::text[],"
-        " %(e_received)s::timestamptz[], %(payloads)s::text[], %(owners)s::text[],"
-        " %(leases)s::float8[], %(requests)s::bigint[]) WITH ORDINALITY"
+        " FROM unnest(%(e_ids)b::text[], %(kinds)b::text[], %(e_providers)b::text[],"
+        " %(vendor_ids)b::text[], %(phones)b::text[], %(message_ids)b::text[],"
+        " %(e_received)b::timestamptz[], %(payloads)b::text[], %(owners)b::text[],"
+        " %(leases)b::float8[], %(requests)b::bigint[]) WITH ORDINALITY"
         " AS e(event_id, kind, provider, provider_message_id, phone, message_id,"
         " received_at, payload, owner, lease, request, n)"
         " JOIN numbered ON numbered.n = e.request"
@@ -1033,7 +1068,7 @@ async def _insert_requests(
             "requests": [n for n, _ in events],
         },
     )
-    return {(str(event_id), int(n)) for event_id, n in await cur.fetchall()}
+    return cur
 
 
 class _Lookup:
@@ -1057,9 +1092,9 @@ class _Lookup:
         cur = await conn.execute(
             "SELECT message_id, phone, provider, provider_message_id, status, record,"
             " xmin::text FROM messages"
-            " WHERE (provider = ANY(%(providers)s) AND provider_message_id = ANY(%(vendor_ids)s))"
-            " OR message_id = ANY(%(ids)s)"
-            " OR (phone = ANY(%(phones)s) AND status IN ('unknown', 'pending')"
+            " WHERE (provider = ANY(%(providers)b) AND provider_message_id = ANY(%(vendor_ids)b))"
+            " OR message_id = ANY(%(ids)b)"
+            " OR (phone = ANY(%(phones)b) AND status IN ('unknown', 'pending')"
             "     AND provider_message_id IS NULL)"
             " ORDER BY id",
             {"providers": providers, "vendor_ids": vendor_ids, "ids": ids, "phones": phones},
@@ -1085,20 +1120,24 @@ class _Lookup:
 
 
 async def _apply_receipts(
-    conn: Conn,
-    message_id: str,
-    receipts: Sequence[DeliveryReceipt],
-    seen: tuple[MessageRecord, str] | None,
+    conn: Conn, applied: dict[str, list[DeliveryReceipt]], found: _Lookup
 ) -> None:
-    """Apply new receipts to their message. Saved in one statement when the row is still
-    the version the look-up read (its ``xmin``); otherwise read again under a row lock."""
-    if seen is not None:
+    """Apply new receipts to their messages. Each record changed is saved in one
+    statement when its row is still the version the look-up read (its ``xmin``; the
+    statements travel together); otherwise it is read again under a row lock."""
+    saves: list[tuple[str, psycopg.AsyncCursor[tuple[Any, ...]]]] = []
+    again: list[str] = []
+    for message_id, receipts in applied.items():
+        seen = found.row(message_id)
+        if seen is None:
+            again.append(message_id)
+            continue
         record, xmin = seen
         if not any([_apply(record, r) for r in receipts]):
-            return
+            continue
         cur = await conn.execute(
             "UPDATE messages SET status = %s, provider = %s, provider_message_id = %s,"
-            " record = %s WHERE message_id = %s AND xmin = %s::xid",
+            " record = %s WHERE message_id = %s AND xmin = %s::xid RETURNING 1",
             (
                 record.status.value,
                 record.provider,
@@ -1108,11 +1147,14 @@ async def _apply_receipts(
                 xmin,
             ),
         )
-        if cur.rowcount == 1:
-            return
-    locked = await _load_message(conn, message_id, lock=True)
-    if locked is not None and any([_apply(locked, r) for r in receipts]):
-        await _save_message(conn, locked)
+        saves.append((message_id, cur))
+    for message_id, cur in saves:
+        if await cur.fetchone() is None:
+            again.append(message_id)
+    for message_id in again:
+        locked = await _load_message(conn, message_id, lock=True)
+        if locked is not None and any([_apply(locked, r) for r in applied[message_id]]):
+            await _save_message(conn, locked)
 
 
 async def _save_and_probe_orphans(conn: Conn, record: MessageRecord) -> bool:
@@ -1180,7 +1222,7 @@ async def _link_orphans(conn: Conn, record: MessageRecord) -> list[AnyEvent]:
         linked.append(event.model_copy(update={"message_id": record.message_id}))
     if linked:
         await conn.execute(
-            "UPDATE events SET message_id = %s WHERE event_id = ANY(%s)",
+            "UPDATE events SET message_id = %s WHERE event_id = ANY(%b)",
             (record.message_id, [e.event_id for e in linked]),
         )
         for event in linked:
