@@ -26,6 +26,7 @@ At start the receiver dispatches events a killed predecessor stored but never di
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 from collections.abc import AsyncIterator, Mapping
@@ -115,9 +116,44 @@ class _CallbackEndpoint:
 
     def __init__(self, receiver: CallbackReceiver) -> None:
         self.receiver = receiver
+        # A vendor pushes to one URL again and again: what is made of it is kept (a pure
+        # function of what it reads of the request), as is the answer it is given.
+        self._addresses = functools.lru_cache(maxsize=256)(self._address)
+        self._answers = functools.lru_cache(maxsize=64)(_answer)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self.answer(scope, receive, send, scope["path_params"])
+
+    def _address(
+        self,
+        scheme: str,
+        server: tuple[str, int] | None,
+        path: str,
+        query: bytes,
+        host: bytes | None,
+    ) -> tuple[str, str]:
+        """The URL called (as Starlette's ``Request.url`` reads it from these parts of the
+        scope) and the path to store (:func:`_stored_path`)."""
+        headers = [] if host is None else [(b"host", host)]
+        scope = {"scheme": scheme, "server": server, "path": path, "query_string": query}
+        url = URL(scope={**scope, "headers": headers})
+        return str(url), _stored_path(url, self.receiver.token)
+
+    def addresses(self, scope: Scope) -> tuple[str, str]:
+        """The URL a request called and the path to store for it."""
+        server = scope.get("server")
+        host = None
+        for key, value in scope["headers"]:
+            if key == b"host":
+                host = value
+                break
+        return self._addresses(
+            scope.get("scheme", "http"),
+            None if server is None else tuple(server),
+            scope["path"],
+            scope.get("query_string", b""),
+            host,
+        )
 
     async def answer(
         self, scope: Scope, receive: Receive, send: Send, params: Mapping[str, str]
@@ -158,7 +194,7 @@ class _CallbackEndpoint:
                 return await _drain_then_refuse(receive, message, len(body), drain_bound(limit))
             if not message.get("more_body", False):
                 break
-        url = URL(scope=scope)
+        url, stored_path = self.addresses(scope)
         try:
             if method == "POST":
                 # A URL check touches no store: it is answered even while the store is down.
@@ -168,8 +204,8 @@ class _CallbackEndpoint:
                 method,
                 headers,
                 body,
-                url=str(url),
-                path=_stored_path(url, receiver.token),
+                url=url,
+                path=stored_path,
             )
         except StoreError as exc:  # the store could not be opened: logged once per fault
             receiver.notifier.callbacks.store_health.failed(exc)
@@ -177,7 +213,13 @@ class _CallbackEndpoint:
         except Exception as exc:  # a bug: let them retry
             log.error("callback_failed", provider=provider, error=type(exc).__name__)
             return _text(503, "try again later")
-        return Response(content, status_code=status, headers=response_headers)
+        return self._answers(status, tuple(response_headers.items()), content)
+
+
+def _answer(status: int, headers: tuple[tuple[str, str], ...], content: bytes) -> Response:
+    """The response for a handled request (shared by every request given the same: a
+    Response is only read when sent)."""
+    return Response(content, status_code=status, headers=dict(headers))
 
 
 def _first_header(scope: Scope, name: bytes) -> str:

@@ -67,8 +67,17 @@ a few pages' worth of WAL frames."""
 
 
 def _ts(value: datetime) -> str:
-    """A UTC timestamp whose text order is its time order."""
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """A UTC timestamp whose text order is its time order: ``YYYY-MM-DDTHH:MM:SS.ffffffZ``
+    (``isoformat``, about twice as fast as the same ``strftime``)."""
+    return value.astimezone(UTC).isoformat(timespec="microseconds")[:26] + "Z"
+
+
+_UNICODE_JSON = json.JSONEncoder(ensure_ascii=False)
+"""``json.dumps(..., ensure_ascii=False)`` without making an encoder per call."""
+_COMPACT_JSON = json.JSONEncoder(separators=(",", ":"))
+_NO_MESSAGE_ID: set[str] = {"message_id"}
+"""An event's stored payload leaves out ``message_id``: it lives in its own column (never
+changed: pydantic only reads it)."""
 
 
 def _dt(text: str) -> datetime:
@@ -695,7 +704,7 @@ def _ingest(
                 event.phone,
                 event.message_id,
                 _ts(event.received_at),
-                event.model_dump_json(exclude={"message_id"}),
+                event.model_dump_json(exclude=_NO_MESSAGE_ID),
                 owner,
                 claimed_until,
             ),
@@ -855,7 +864,7 @@ def _advance(
 
 def _change(status: DeliveryStatus, at: str, source: str) -> str:
     """A :class:`~notifykit.models.StatusChange` as the JSON its model reads back."""
-    return json.dumps({"status": status.value, "at": at, "source": source}, separators=(",", ":"))
+    return _COMPACT_JSON.encode({"status": status.value, "at": at, "source": source})
 
 
 def _undecided(cur: sqlite3.Cursor, phone: str) -> list[MessageRecord]:
@@ -934,7 +943,7 @@ def _insert_raw_request(
             entry.provider,
             entry.method,
             entry.path,
-            json.dumps(entry.headers, ensure_ascii=False),
+            _UNICODE_JSON.encode(entry.headers),
             entry.body,
             _ts(entry.received_at),
             value,

@@ -1,6 +1,7 @@
 """The callback route answered directly (without Starlette's router and middleware) answers
 every request exactly as through them: the same status, headers and body, and the same
-stored request. An app with middleware added sends the route through it."""
+stored request. An app with middleware added sends the route through it. The URL and
+stored path kept per URL called are what each request says."""
 
 from __future__ import annotations
 
@@ -10,9 +11,12 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from starlette.datastructures import URL
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from notifykit.asgi import create_app
+from notifykit.asgi import _CallbackEndpoint, _stored_path, create_app
 from notifykit.config import Config
 from notifykit.store import SQLiteStore
 
@@ -149,3 +153,35 @@ def test_direct_route_answers_as_the_router_does(
         [f"/callbacks/vs{secret}", f"/callbacks/vs{secret}?sig=abc", f"/callbacks/vs{secret}"]
     )
     assert inbox[0]["headers"]["authorization"] == "***" and len(quarantined) == 1
+
+
+_SCOPES = st.fixed_dictionaries(
+    {
+        "scheme": st.sampled_from(["http", "https"]),
+        "server": st.sampled_from([("127.0.0.1", 80), ("127.0.0.1", 8000), ("::1", 443), None]),
+        "path": st.sampled_from(["/callbacks/vs/", "/hooks/callbacks/vs/", "/callbacks/v?s/"]).map(
+            lambda p: p + TOKEN
+        ),
+        "query_string": st.sampled_from([b"", b"sig=abc", b"a=%20b&c"]),
+        "headers": st.sampled_from(
+            [
+                [],
+                [(b"host", b"example.com")],
+                [(b"host", b"example.com:8443")],
+                [(b"host", b"bad host")],
+            ]
+        ),
+    }
+)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(_SCOPES, min_size=1, max_size=12))
+def test_the_url_and_stored_path_are_what_the_request_says(scopes: list[dict[str, Any]]) -> None:
+    # Kept per URL: requests one after another, alike in all but one part, each get their own.
+    receiver = create_app(config(Path("unused.sqlite3"), TOKEN)).state.receiver
+    endpoint = _CallbackEndpoint(receiver)
+    for scope in scopes:
+        url = URL(scope=scope)
+        assert endpoint.addresses(scope) == (str(url), _stored_path(url, receiver.token))
+        assert TOKEN not in endpoint.addresses(scope)[1]

@@ -10,7 +10,7 @@ import sys
 import textwrap
 import time
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -362,3 +362,21 @@ async def test_a_vendor_id_set_without_the_instance_links_the_stored_instances_o
     assert (record.provider, record.provider_message_id) == ("vs", "t9")
     with pytest.raises(StoreError, match="unknown message"):
         await store.update_message("ghost", attempts=[], status=DeliveryStatus.SENT)
+
+
+@pytest.mark.parametrize(
+    "at",
+    [
+        datetime(2024, 5, 1, tzinfo=UTC),
+        datetime(2024, 5, 1, 3, 4, 5, 7, tzinfo=UTC),
+        datetime(2024, 5, 1, 3, 4, 5, 999999, tzinfo=timezone(timedelta(hours=8))),
+        datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+    ],
+)
+def test_stored_times_keep_one_text_form(at: datetime) -> None:
+    """Columns compared as text (leases, receipt times) need one fixed-width form."""
+    from notifykit.store.sqlite import _dt, _ts
+
+    text = _ts(at)
+    assert text == at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    assert _dt(text) == at

@@ -8,6 +8,7 @@ local time without an offset: it is read in the instance's ``callback_timezone``
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote
@@ -85,6 +86,38 @@ def _carrier_prefix() -> re.Pattern[str] | None:
 _CARRIER_PREFIX = _carrier_prefix()
 
 
+def _desc_matcher(desc: Any) -> Callable[[str], bool] | None:
+    """Whether a national number matches a number description of phonenumbers' public
+    metadata, as phonenumbers matches one: one of its possible lengths (any, when it lists
+    none), and its national number pattern in full."""
+    pattern = None if desc is None else desc.national_number_pattern
+    if not pattern:
+        return None
+    compiled = re.compile(pattern)
+    lengths = frozenset(desc.possible_length or ())
+
+    def matches(number: str) -> bool:
+        return (not lengths or len(number) in lengths) and compiled.fullmatch(number) is not None
+
+    return matches
+
+
+def _cn_mobile() -> Callable[[str], bool] | None:
+    """Whether a national number is a Chinese mobile number by phonenumbers' metadata: it
+    matches the general description and the mobile one, and so ``is_valid_number`` holds
+    (a number is valid when it matches the general description and that of any type)."""
+    metadata = phonenumbers.PhoneMetadata.metadata_for_region("CN")
+    if metadata is None:
+        return None
+    general, mobile = _desc_matcher(metadata.general_desc), _desc_matcher(metadata.mobile)
+    if general is None or mobile is None:
+        return None
+    return lambda number: general(number) and mobile(number)
+
+
+_CN_MOBILE = _cn_mobile()
+
+
 def phone_from(mobile: str) -> str | None:
     """E.164 for a Chinese number as Veesing writes it (``15080921234``, maybe ``+86``/``86``);
     None for a masked (``1508092****``) or otherwise unreadable one."""
@@ -98,6 +131,10 @@ def phone_from(mobile: str) -> str | None:
         # would keep every digit as the national number (nothing to strip: no ``0``, no
         # carrier code) under country code 86, so the number is built directly and only
         # validated (public API both; ``parse`` was most of a receipt's cost).
+        # A mobile number (what a receipt is for) is known valid from two of the patterns;
+        # any other is asked of is_valid_number, which tries every type's.
+        if _CN_MOBILE is not None and _CN_MOBILE(text):
+            return "+86" + text
         number = phonenumbers.PhoneNumber(country_code=86, national_number=int(text))
         return "+86" + text if phonenumbers.is_valid_number(number) else None
     try:

@@ -26,6 +26,7 @@ def parsed(text: str) -> str | None:
 @example("12593456789")  # 125xx
 @example("11234567890")
 @example("19912345678")
+@example("10086123456")  # not a mobile: asked of is_valid_number
 def test_an_eleven_digit_number_reads_as_parse_reads_it(text: str) -> None:
     assert phone_from(text) == parsed(text)
 
@@ -35,6 +36,7 @@ def test_the_usual_receipt_number_is_read_without_parse(monkeypatch) -> None:  #
         raise AssertionError("parse called")
 
     monkeypatch.setattr(phonenumbers, "parse", refuse)
+    monkeypatch.setattr(phonenumbers, "is_valid_number", refuse)  # a mobile: two patterns
     assert phone_from("15080921234") == "+8615080921234"
     assert phone_from(" 15080921234 ") == "+8615080921234"
 
