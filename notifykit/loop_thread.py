@@ -1,10 +1,18 @@
 """One event loop on a thread of its own, running coroutines for the synchronous ``Notifier``.
 
 A caller thread hands a coroutine over and blocks on a lock of its own until the loop has
-run it; the result or the exception (its own type) comes back to that thread. Calls handed
-over while the loop is busy wait in a queue that the loop takes in one go: the loop is woken
-(``call_soon_threadsafe``, a write to its self-pipe) once per batch, not once per call, and
-each caller sleeps on a plain lock rather than a ``concurrent.futures.Future``.
+run it; the result or the exception (its own type) comes back to that thread.
+
+Every hand-over between threads costs a wake-up and a turn of the GIL, so the loop takes
+calls and gives results back in batches, at the point where it is about to wait for I/O:
+its selector (``asyncio.SelectorEventLoop`` with a :class:`_Selector`) starts the calls
+queued since its last look and wakes the callers whose calls ended, then waits. A caller
+wakes the loop itself (``call_soon_threadsafe``, a write to its self-pipe) only when the
+loop is asleep there, and only one caller per sleep. A finished call's caller is woken
+when the loop is about to sleep (the GIL is then free for it), or at the latest one turn
+of a loop that never sleeps. With an event-loop policy whose loop is not the standard
+selector loop (uvloop), the loop is the policy's, woken once per batch of calls, and each
+caller is woken as soon as its call ends.
 """
 
 from __future__ import annotations
@@ -12,8 +20,9 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextvars
+import selectors
 import threading
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from concurrent.futures import CancelledError
 from typing import Any, Generic, TypeVar
 
@@ -47,6 +56,25 @@ class _Call(Generic[T]):
         self.done.release()
 
 
+class _Selector(selectors.DefaultSelector):
+    """The loop's selector: ``before`` maps the timeout of each wait for I/O (handing
+    batches over first), ``after`` runs once the wait is over."""
+
+    def __init__(
+        self, before: Callable[[float | None], float | None], after: Callable[[], None]
+    ) -> None:
+        super().__init__()
+        self._before = before
+        self._after = after
+
+    def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
+        timeout = self._before(timeout)
+        try:
+            return super().select(timeout)
+        finally:
+            self._after()
+
+
 class LoopThread:
     """An event loop running forever on a daemon thread, until :meth:`stop`.
 
@@ -56,12 +84,23 @@ class LoopThread:
     """
 
     def __init__(self, name: str) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, name=name, daemon=True)
         self.closed = False
         self._queue: collections.deque[_Call[Any]] = collections.deque()
-        self._woken = False  # a _start_queued is due on the loop
+        self._woken = False  # a wake-up of the loop is due: no other caller need write
         self._running: set[asyncio.Task[None]] = set()  # touched on the loop only
+        # Calls ended, their callers not yet woken, and whether the last look found some.
+        self._ended: list[_Call[Any]] = []
+        self._ended_seen = False
+        loop = asyncio.new_event_loop()
+        self._batched = type(loop) is asyncio.SelectorEventLoop  # the standard loop
+        if self._batched:
+            loop.close()
+            loop = asyncio.SelectorEventLoop(_Selector(self._before_wait, self._after_wait))
+        # True while the loop waits in its selector; always True for a loop without ours,
+        # so that each batch of calls wakes it.
+        self._asleep = not self._batched
+        self.loop: asyncio.AbstractEventLoop = loop
+        self.thread = threading.Thread(target=loop.run_forever, name=name, daemon=True)
         self.thread.start()
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
@@ -75,7 +114,10 @@ class LoopThread:
             call.fail(UsageError(_CLOSED))
         else:
             self._queue.append(call)
-            if not self._woken:
+            # The loop looks at the queue before it sleeps; once asleep, it is woken once.
+            # (The GIL orders this read after the append, and the loop's look after
+            # ``_asleep = True``: a call is never left in the queue of a sleeping loop.)
+            if self._asleep and not self._woken:
                 # Two threads may both get here: the second wake-up finds nothing to start.
                 self._woken = True
                 try:
@@ -124,7 +166,40 @@ class LoopThread:
             task = asyncio.current_task()
             if task is not None:
                 self._running.discard(task)
-            call.done.release()
+            if self._batched:
+                self._ended.append(call)  # its caller is woken by the selector
+            else:
+                call.done.release()
+
+    def _before_wait(self, timeout: float | None) -> float | None:
+        """On the loop, before it waits for I/O up to ``timeout``: start the calls queued,
+        wake the callers whose calls ended; the timeout to wait with."""
+        if self._queue:
+            self._start_queued()
+            timeout = 0  # the calls just started are ready to run
+        if timeout is None or timeout > 0:
+            self._asleep = True  # from here on, a call queued wakes the loop
+            if self._queue:  # a call queued between the look above and now
+                self._asleep = False
+                self._start_queued()
+                timeout = 0
+        if self._ended:
+            self._wake_ended(sleeping=self._asleep)
+        return timeout
+
+    def _after_wait(self) -> None:
+        self._asleep = False
+
+    def _wake_ended(self, sleeping: bool) -> None:
+        """Wake the callers of ended calls if the loop is about to sleep, or if it did not
+        sleep since the last look (a loop that never sleeps still wakes them)."""
+        if sleeping or self._ended_seen:
+            ended, self._ended = self._ended, []
+            self._ended_seen = False
+            for call in ended:
+                call.done.release()
+        else:
+            self._ended_seen = True
 
     def _fail_queued(self) -> None:
         queue = self._queue
@@ -141,6 +216,7 @@ class LoopThread:
             task.cancel()
         if running:
             await asyncio.wait(running)
+        self._wake_ended(sleeping=True)  # the loop stops next: no selector look to wait for
 
     def stop(self) -> None:
         """Cancel the calls still running, stop the loop and its thread, close the loop.
@@ -158,4 +234,5 @@ class LoopThread:
             self.loop.call_soon_threadsafe(self.loop.stop)
             self.thread.join()
         self.loop.close()
+        self._wake_ended(sleeping=True)  # the loop's thread has ended: safe from here
         self._fail_queued()

@@ -25,12 +25,45 @@ from notifykit.plugins import get_plugin_manager
 HANG = 10  # seconds: only a guard against a hang
 
 
-@pytest.fixture
-def runner() -> Iterator[LoopThread]:
-    runner = LoopThread("test-loop")
+class OtherLoop(asyncio.SelectorEventLoop):
+    """A loop of an event-loop policy's own (as uvloop's is): LoopThread keeps it."""
+
+
+class OtherLoopPolicy(asyncio.DefaultEventLoopPolicy):
+    def new_event_loop(self) -> asyncio.AbstractEventLoop:
+        return OtherLoop()
+
+
+@pytest.fixture(params=["standard", "policy"])
+def runner(request: pytest.FixtureRequest) -> Iterator[LoopThread]:
+    """A LoopThread on the standard loop (batches handed over by its selector), and one on
+    an event-loop policy's loop (woken once per batch, callers woken at once)."""
+    if request.param == "standard":
+        runner = LoopThread("test-loop")
+    else:
+        before = asyncio.get_event_loop_policy()
+        asyncio.set_event_loop_policy(OtherLoopPolicy())
+        try:
+            runner = LoopThread("test-loop")
+        finally:
+            asyncio.set_event_loop_policy(before)
+        assert type(runner.loop) is OtherLoop
     yield runner
     if not runner.closed:
         runner.stop()
+
+
+def count_wakes(runner: LoopThread) -> list[Any]:
+    """Record each ``call_soon_threadsafe`` (a write to the loop's self-pipe)."""
+    wakes: list[Any] = []
+    original = runner.loop.call_soon_threadsafe
+
+    def counted(callback: Any, *args: Any, **kwargs: Any) -> Any:
+        wakes.append(callback)
+        return original(callback, *args, **kwargs)
+
+    runner.loop.call_soon_threadsafe = counted  # type: ignore[method-assign]
+    return wakes
 
 
 class Blocked:
@@ -132,35 +165,49 @@ def test_the_callers_context_variables_are_seen_on_the_loop(runner: LoopThread) 
     assert in_threads(4, call) == [(f"request-{i}", f"request-{i}") for i in range(4)]
 
 
-def test_calls_queued_while_the_loop_is_busy_wake_it_once(runner: LoopThread) -> None:
-    wakes: list[Any] = []
-    original = runner.loop.call_soon_threadsafe
-
-    def counted(callback: Any, *args: Any, **kwargs: Any) -> Any:
-        wakes.append(callback)
-        return original(callback, *args, **kwargs)
-
+def test_calls_queued_while_the_loop_is_busy_wake_it_once_at_most(runner: LoopThread) -> None:
     blocked = Blocked(runner)
-    runner.loop.call_soon_threadsafe = counted  # type: ignore[method-assign]
-    try:
-        results: list[Any] = []
-        threads = [
-            threading.Thread(target=lambda i=i: results.append(runner.run(on_loop_thread(i))))
-            for i in range(6)
-        ]
-        for thread in threads:
-            thread.start()
-        # The loop is held, so all six calls wait in the queue behind one wake-up.
-        while len(runner._queue) < 6:
-            assert all(thread.is_alive() for thread in threads)
-            threading.Event().wait(0.001)
-        blocked.release()
-        for thread in threads:
-            thread.join(HANG)
-    finally:
-        runner.loop.call_soon_threadsafe = original  # type: ignore[method-assign]
+    wakes = count_wakes(runner)
+    results: list[Any] = []
+    threads = [
+        threading.Thread(target=lambda i=i: results.append(runner.run(on_loop_thread(i))))
+        for i in range(6)
+    ]
+    for thread in threads:
+        thread.start()
+    # The loop is held, so all six calls wait in the queue.
+    while len(runner._queue) < 6:
+        assert all(thread.is_alive() for thread in threads)
+        threading.Event().wait(0.001)
+    blocked.release()
+    for thread in threads:
+        thread.join(HANG)
     assert sorted(value for value, _ in results) == list(range(6))
-    assert len(wakes) == 1
+    # The standard loop takes them before it next sleeps, unasked; a policy's loop is
+    # woken once for the batch.
+    assert len(wakes) == (0 if type(runner.loop) is asyncio.SelectorEventLoop else 1)
+
+
+def test_a_sleeping_loop_is_woken_by_a_call(runner: LoopThread) -> None:
+    wakes = count_wakes(runner)
+    for i in range(3):  # one after the other: the loop sleeps between them
+        assert runner.run(on_loop_thread(i))[0] == i
+    assert len(wakes) == 3
+
+
+def test_a_loop_that_never_sleeps_still_hands_results_back(runner: LoopThread) -> None:
+    spinning = True
+
+    async def spin() -> None:  # always ready: the loop's selector is never asked to wait
+        while spinning:
+            await asyncio.sleep(0)
+
+    spinner = asyncio.run_coroutine_threadsafe(spin(), runner.loop)
+    try:
+        assert in_threads(4, lambda i: runner.run(on_loop_thread(i))[0]) == [0, 1, 2, 3]
+    finally:
+        spinning = False
+        spinner.result(HANG)
 
 
 def test_stop_cancels_running_calls_and_they_raise_usage_error(runner: LoopThread) -> None:
