@@ -35,7 +35,8 @@ __all__ = ["SQLiteWriter"]
 T = TypeVar("T")
 
 MAX_BATCH = 256
-"""Jobs per transaction at most: bounds how long one commit keeps the lock."""
+"""Jobs per transaction, about (a loop's jobs of one turn are not split): bounds how long
+one commit keeps the lock."""
 
 PASSING_FAULTS = ("SQLITE_READONLY", "SQLITE_IOERR", "SQLITE_FULL", "SQLITE_CANTOPEN")
 """SQLite error names (and their extended forms) after which the connection is reopened."""
@@ -78,20 +79,41 @@ class _Watch:
     not a timer per job (``asyncio.timeout`` costs a timer handle, a heap push and the
     task's cancel bookkeeping on every call). When the timer fires, the jobs past their
     deadline are answered "timed out" and abandoned, and it is set for the next deadline.
-    Touched only on its loop."""
+    Touched only on its loop.
 
-    __slots__ = ("jobs", "late", "loop", "timer")
+    It also hands the loop's new jobs to the thread: those submitted in one turn of the
+    loop go in one ``put`` at its end, so the thread wakes once per turn (not once per job,
+    each a system call and a thread contending for the GIL while the loop still runs), and
+    they make one batch, one commit."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, late: Callable[[], StoreError]) -> None:
+    __slots__ = ("jobs", "late", "loop", "outbox", "put", "timer")
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        late: Callable[[], StoreError],
+        put: Callable[[list[_Job]], None],
+    ) -> None:
         self.loop = loop
         self.late = late
+        self.put = put
         self.jobs: deque[_Job] = deque()
+        self.outbox: list[_Job] = []
         self.timer: asyncio.TimerHandle | None = None
 
     def add(self, job: _Job) -> None:
         self.jobs.append(job)
         if self.timer is None:
             self.timer = self.loop.call_later(job.deadline - time.monotonic(), self._expire)
+        if not self.outbox:
+            self.loop.call_soon(self.flush)
+        self.outbox.append(job)
+
+    def flush(self) -> None:
+        """Hand the jobs added since the last flush to the thread, in one ``put``."""
+        if self.outbox:
+            jobs, self.outbox = self.outbox, []
+            self.put(jobs)
 
     def settle(self, jobs: list[_Job]) -> None:
         """Each waiter takes its job's outcome (one whose caller gave up is already done:
@@ -147,7 +169,7 @@ class SQLiteWriter:
         self._connect = connect
         self.timeout = timeout
         self._name = name
-        self._queue: queue.SimpleQueue[_Job | object] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[list[_Job] | object] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self.transactions = 0
         """Write transactions committed so far (fewer than write jobs when batching works)."""
@@ -186,6 +208,9 @@ class SQLiteWriter:
         thread = self._thread
         if thread is None:
             return
+        watch = self._watches.get(asyncio.get_running_loop())
+        if watch is not None:
+            watch.flush()  # jobs of this turn of the loop go before the stop
         self._queue.put(_STOP)
         await asyncio.to_thread(thread.join)
         self._thread = None
@@ -204,11 +229,10 @@ class SQLiteWriter:
         loop = asyncio.get_running_loop()
         watch = self._watches.get(loop)
         if watch is None:
-            watch = self._watches[loop] = _Watch(loop, self._late)
+            watch = self._watches[loop] = _Watch(loop, self._late, self._queue.put)
         waiter: asyncio.Future[T] = loop.create_future()
         job = _Job(fn, write, time.monotonic() + self.timeout, waiter, watch)
         watch.add(job)
-        self._queue.put(job)
         try:
             # The watch answers a job past its deadline with StoreError (and abandons it).
             # A bare future awaited, not asyncio.wait_for: on Python 3.11 wait_for returns
@@ -242,7 +266,7 @@ class SQLiteWriter:
                 first = self._queue.get()
                 if first is _STOP:
                     return
-                batch: list[_Job] = [cast(_Job, first)]
+                batch: list[_Job] = list(cast(list[_Job], first))
                 stop = False
                 while len(batch) < MAX_BATCH:
                     try:
@@ -252,7 +276,7 @@ class SQLiteWriter:
                     if more is _STOP:
                         stop = True
                         break
-                    batch.append(cast(_Job, more))
+                    batch += cast(list[_Job], more)
                 if current is None:
                     current = self._reopen(batch)
                 if current is not None:

@@ -448,7 +448,10 @@ def test_the_sqlite_writer_wakes_each_loop_once_per_batch() -> None:
             self.calls.append(len(jobs))
 
     first, second = Loop(), Loop()
-    watches = [_Watch(loop, lambda: StoreError("late")) for loop in (first, second)]  # type: ignore[arg-type]
+    watches = [
+        _Watch(loop, lambda: StoreError("late"), lambda jobs: None)  # type: ignore[arg-type]
+        for loop in (first, second)
+    ]
     jobs: list[_Job] = []
     for n in range(10):
         job = _Job(lambda conn: None, True, 0.0, watch=watches[0] if n < 7 else watches[1])

@@ -28,8 +28,10 @@ def test_a_cancellation_that_meets_a_finished_job_is_not_swallowed(
     monkeypatch.setattr(SQLiteWriter, "_notify", staticmethod(signalling_notify))
     result_set.clear()
     release = threading.Event()
+    running = threading.Event()
 
-    def job(_conn: sqlite3.Connection) -> int:
+    def job(_conn: sqlite3.Cursor) -> int:
+        running.set()
         release.wait(30)
         return 1
 
@@ -42,7 +44,7 @@ def test_a_cancellation_that_meets_a_finished_job_is_not_swallowed(
         await writer.start()
         try:
             task = asyncio.ensure_future(writer.run(job, write=False))
-            await asyncio.sleep(0)  # the task now waits for the job
+            assert await asyncio.to_thread(running.wait, 30)  # the task waits for the job
             release.set()
             assert result_set.wait(30)  # the loop is blocked: the result waits in its queue
             task.cancel()  # ... and the cancellation arrives in the same turn
