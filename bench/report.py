@@ -66,6 +66,10 @@ about 84 us a send on this machine, so 0.4x means about 210 us for the whole not
 | one deadline timer per router and loop (`DeadlineWatch`) instead of `asyncio.timeout_at` per vendor call, same cancellation semantics | 255 -> 251 us (A/B) | 9221182 |
 | a disabled log level costs one level check; message ids from `os.urandom` spelled as `uuid4().hex` | 251 -> 244 us (A/B) | db67cea |
 | no GC-tracked object kept per number (phone cache) or per message (one flat tuple per stored message): fewer collections, far fewer full ones | ~224 us | aa61724 |
+| (third round, re-measured at its start, load average near 5: read the ratios) | 332-532 us, 1,015 calls | |
+| a send receipt's `raw` not redacted (nothing of it is kept, logged or returned); an in-memory answer read with `Response.read()`, not the async iteration | 1,015 -> 944 calls | 2fbb48f |
+| Veesing sends through `send_body()`: on `AiohttpTransport` a plain request goes straight to aiohttp, built from the direct path's prototype, no `httpx.Request`/`Response` (switch, differential test, ledger row below) | 944 -> 770 calls; A/B 348 -> 265, 419 -> 310 us | 34a4971 |
+| `open()` awaited only when not open on the loop; `MemoryStore.start_send` one coroutine; Veesing encodes the template id once (phone and code are digits) | 770 -> 743 calls; whole round A/B (load ~6.7) 532/436/404 -> 349/304/290 us | db9499a |
 
 ### Issue 12: the private shortcuts removed, public API only
 
