@@ -186,8 +186,8 @@ class SQLiteStore(Store):
     async def start_send(
         self, record: MessageRecord, *, recipient_interval: float | None = None
     ) -> float | None:
-        """See :meth:`Store.start_send`: one write job (one savepoint in a shared
-        ``BEGIN IMMEDIATE`` transaction), so the claim and the record land together."""
+        """See :meth:`Store.start_send`: one write job (in a ``BEGIN IMMEDIATE``
+        transaction shared with its batch), so the claim and the record land together."""
 
         job = functools.partial(_start_send, record, recipient_interval)
         return await self._writer.run(job, write=True)
@@ -494,7 +494,7 @@ class SQLiteStore(Store):
 
     # -- verifications ------------------------------------------------------------------------
     # Each is one write job: one BEGIN IMMEDIATE transaction (shared with other jobs of the
-    # batch, each in its own savepoint), so atomic across every process on the file.
+    # batch; a failing job undone alone), so atomic across every process on the file.
 
     async def claim_verification_send(
         self,
