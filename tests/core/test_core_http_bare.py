@@ -9,8 +9,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import socket
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -23,48 +22,14 @@ from notifykit.errors import ProviderError, ProviderUnavailable, UnknownOutcome
 from notifykit.http import AiohttpTransport, Answer, create_client, send_body
 from notifykit.provider import ProviderContext
 
-Reply = Callable[[bytes], bytes | None]
-"""Given one raw request (head and body), the raw answer; None: close without answering."""
+from .wire import Answer as Reply
+from .wire import loopback_server as _server
 
 
 def _http(status: int, body: bytes, headers: list[tuple[str, str]]) -> bytes:
     head = [f"HTTP/1.1 {status} Whatever", f"content-length: {len(body)}"]
     head += [f"{name}: {value}" for name, value in headers]
     return ("\r\n".join(head) + "\r\n\r\n").encode() + body
-
-
-@asynccontextmanager
-async def _server(reply: Reply) -> AsyncIterator[tuple[str, list[bytes]]]:
-    """A keep-alive HTTP/1.1 server on 127.0.0.1: its base URL and the raw requests."""
-    seen: list[bytes] = []
-
-    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                length = 0
-                for line in head.lower().split(b"\r\n"):
-                    if line.startswith(b"content-length:"):
-                        length = int(line.split(b":", 1)[1])
-                raw = head + await reader.readexactly(length)
-                seen.append(raw)
-                out = reply(raw)
-                if out is None:
-                    return
-                writer.write(out)
-                await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError):
-            return
-        finally:
-            writer.close()
-
-    server = await asyncio.start_server(serve, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}", seen
-    finally:
-        server.close()
-        await server.wait_closed()
 
 
 def _shape(answer: Answer) -> tuple[Any, ...]:

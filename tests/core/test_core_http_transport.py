@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import gzip
 import socket
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
 
 import aiohttp
 import httpx
@@ -17,54 +14,15 @@ from notifykit.errors import ProviderUnavailable, UnknownOutcome
 from notifykit.http import AiohttpTransport, create_client, default_transport, request
 from notifykit.provider import ProviderContext
 
-pytestmark = pytest.mark.anyio
+from .wire import Answer
+from .wire import loopback_server as _server
 
-Answer = Callable[[bytes], bytes | None]
-"""Given one raw request (head and body), the raw answer; None: close without answering."""
+pytestmark = pytest.mark.anyio
 
 
 def _http(status: str, body: bytes, *headers: str) -> bytes:
     head = [f"HTTP/1.1 {status}", f"content-length: {len(body)}", *headers]
     return ("\r\n".join(head) + "\r\n\r\n").encode() + body
-
-
-@asynccontextmanager
-async def _server(answer: Answer | None) -> AsyncIterator[tuple[str, list[bytes]]]:
-    """A keep-alive HTTP/1.1 server on 127.0.0.1; ``answer`` None: read and never answer.
-
-    Yields its base URL and the raw requests it received."""
-    seen: list[bytes] = []
-
-    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                length = 0
-                for line in head.lower().split(b"\r\n"):
-                    if line.startswith(b"content-length:"):
-                        length = int(line.split(b":", 1)[1])
-                raw = head + await reader.readexactly(length)
-                seen.append(raw)
-                if answer is None:
-                    await asyncio.sleep(30)
-                    return
-                out = answer(raw)
-                if out is None:
-                    return
-                writer.write(out)
-                await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError):
-            return
-        finally:
-            writer.close()
-
-    server = await asyncio.start_server(serve, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}", seen
-    finally:
-        server.close()
-        await server.wait_closed()
 
 
 def _basic(user: str, password: str) -> str:
