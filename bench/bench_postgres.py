@@ -132,24 +132,29 @@ async def ingestion(targets: dict[str, list[str]], rounds: int, pushes: int) -> 
     return {"rates": rates, "acked": acked}
 
 
-async def sends(vendor_url: str, schema: str, rounds: int, count: int) -> dict[str, list[float]]:
+async def sends(
+    vendor_url: str, schema: str, rounds: int, count: int
+) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    """Sends per second and client CPU seconds per send, each round, with the memory and
+    the PostgreSQL store."""
     memory = AsyncNotifier(veesing_config({"vs": vendor_url}))
     config = veesing_config({"vs": vendor_url})
     store = StoreConfig(url=PG_URL, schema=schema, timeout=10)
     postgres = AsyncNotifier(config.model_copy(update={"store": store}))
     kinds = {"memory": memory, "postgres": postgres}
     rates: dict[str, list[float]] = {k: [] for k in kinds}
+    cpu: dict[str, list[float]] = {k: [] for k in kinds}
 
-    async def one_round(notifier: AsyncNotifier, count: int) -> float:
+    async def one_round(notifier: AsyncNotifier, count: int) -> tuple[float, float]:
         todo = iter([next(_numbers) for _ in range(count)])
 
         async def worker() -> None:
             for i in todo:
                 await notifier.send(phone(i), template="verify_code", params={"code": code(i)})
 
-        started = time.perf_counter()
+        used, started = _cpu(), time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
-        return time.perf_counter() - started
+        return count / (time.perf_counter() - started), (_cpu() - used) / count
 
     try:
         for notifier in kinds.values():
@@ -157,11 +162,13 @@ async def sends(vendor_url: str, schema: str, rounds: int, count: int) -> dict[s
             await one_round(notifier, min(200, count))  # warm-up
         for _ in range(rounds):
             for name, notifier in kinds.items():
-                rates[name].append(count / await one_round(notifier, count))
+                rate, per_send = await one_round(notifier, count)
+                rates[name].append(rate)
+                cpu[name].append(per_send)
     finally:
         for notifier in kinds.values():
             await notifier.close()
-    return rates
+    return rates, cpu
 
 
 async def stored(schema: str) -> tuple[int, int]:
@@ -217,7 +224,7 @@ def main(
         }
         bare_p50 = asyncio.run(sequential_p50_ms(targets["bare_starlette"][0]))
         raw = asyncio.run(ingestion(targets, rounds, pushes))
-        send_rates = asyncio.run(sends(vendor.url, schemas["send"], rounds, sends_per_round))
+        send_rates, _ = asyncio.run(sends(vendor.url, schemas["send"], rounds, sends_per_round))
         counts = {
             "serve_postgres": asyncio.run(stored(schemas["one"])),
             "two_serve_postgres": asyncio.run(stored(schemas["two"])),
@@ -318,37 +325,7 @@ async def _serve_parts(
 
 
 async def _send_part(vendor_url: str, schema: str, rounds: int, count: int) -> dict[str, Any]:
-    memory = AsyncNotifier(veesing_config({"vs": vendor_url}))
-    config = veesing_config({"vs": vendor_url})
-    store = StoreConfig(url=PG_URL, schema=schema, timeout=10)
-    postgres = AsyncNotifier(config.model_copy(update={"store": store}))
-    kinds = {"memory": memory, "postgres": postgres}
-    rates: dict[str, list[float]] = {k: [] for k in kinds}
-    cpu: dict[str, list[float]] = {k: [] for k in kinds}
-
-    async def one_round(notifier: AsyncNotifier, count: int) -> tuple[float, float]:
-        todo = iter([next(_numbers) for _ in range(count)])
-
-        async def worker() -> None:
-            for i in todo:
-                await notifier.send(phone(i), template="verify_code", params={"code": code(i)})
-
-        used, started = _cpu(), time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
-        return count / (time.perf_counter() - started), (_cpu() - used) / count
-
-    try:
-        for notifier in kinds.values():
-            await notifier.open()
-            await one_round(notifier, min(200, count))  # warm-up
-        for _ in range(rounds):
-            for name, notifier in kinds.items():
-                rate, per_send = await one_round(notifier, count)
-                rates[name].append(rate)
-                cpu[name].append(per_send)
-    finally:
-        for notifier in kinds.values():
-            await notifier.close()
+    rates, cpu = await sends(vendor_url, schema, rounds, count)
     per_s = {k: round(median(v)) for k, v in rates.items()}
     return {
         "send_per_second": per_s,

@@ -236,6 +236,20 @@ def _failover_verdict(name: str, e: dict[str, Any]) -> str:
     )
 
 
+def _stored_table(stores: dict[str, dict[str, Any]]) -> list[str]:
+    """What each receiver acknowledged against what its store holds, a row a receiver."""
+    lines = [
+        _row("receiver", "acknowledged", "events stored", "inbox rows", "exact"),
+        _row("---", "---:", "---:", "---:", "---"),
+    ]
+    for name, store in stores.items():
+        exact = "yes" if store["exact"] else "**no**"
+        lines.append(
+            _row(name, store["acknowledged"], store["events_stored"], store["inbox_rows"], exact)
+        )
+    return lines
+
+
 def _row(*cells: object) -> str:
     return "| " + " | ".join(str(c) for c in cells) + " |"
 
@@ -337,21 +351,7 @@ def write_report(
                 cb["server_cpu_us_per_push"][name],
             )
         )
-    lines += [
-        "",
-        _row("receiver", "acknowledged", "events stored", "inbox rows", "exact"),
-        _row("---", "---:", "---:", "---:", "---"),
-    ]
-    for name, store in cb["store"].items():
-        lines.append(
-            _row(
-                name,
-                store["acknowledged"],
-                store["events_stored"],
-                store["inbox_rows"],
-                "yes" if store["exact"] else "**no**",
-            )
-        )
+    lines += ["", *_stored_table(cb["store"])]
     lines += [
         "",
         "## 2. Send",
@@ -507,19 +507,8 @@ def postgres_section(pg: dict[str, Any] | None) -> list[str]:
         f"{_x(pg['two_serve_ratio_to_one'])} (no target; on {os.cpu_count()} cores shared "
         "with the client and PostgreSQL).",
         "",
-        _row("receiver", "acknowledged", "events stored", "inbox rows", "exact"),
-        _row("---", "---:", "---:", "---:", "---"),
+        *_stored_table(pg["stored"]),
     ]
-    for name, store in pg["stored"].items():
-        lines.append(
-            _row(
-                name,
-                store["acknowledged"],
-                store["events_stored"],
-                store["inbox_rows"],
-                "yes" if store["exact"] else "**no**",
-            )
-        )
     return [*lines, ""]
 
 

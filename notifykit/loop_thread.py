@@ -22,7 +22,7 @@ import collections
 import contextvars
 import selectors
 import threading
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from concurrent.futures import CancelledError
 from typing import Any, Generic, TypeVar
 
@@ -143,12 +143,7 @@ class LoopThread:
 
     def _start_queued(self) -> None:
         self._woken = False  # before taking: a call queued from now on wakes the loop again
-        queue = self._queue
-        while True:
-            try:
-                call = queue.popleft()
-            except IndexError:
-                return
+        for call in self._take_queued():
             if self.closed:
                 call.fail(UsageError(_CLOSED))
                 continue
@@ -202,13 +197,19 @@ class LoopThread:
             self._ended_seen = True
 
     def _fail_queued(self) -> None:
+        for call in self._take_queued():
+            call.fail(UsageError(_CLOSED))
+
+    def _take_queued(self) -> Iterator[_Call[Any]]:
+        """The calls queued, oldest first, each taken off the queue as it is yielded (a
+        call queued meanwhile by another thread is taken too)."""
         queue = self._queue
         while True:
             try:
                 call = queue.popleft()
             except IndexError:
                 return
-            call.fail(UsageError(_CLOSED))
+            yield call
 
     async def _cancel_running(self) -> None:
         running = [task for task in self._running if task is not asyncio.current_task()]

@@ -163,18 +163,8 @@ class GroupCommit:
 
         Raises StoreError (also when the store is closed or ``timeout`` has passed; a write
         whose caller gave up is skipped unless its batch had already started it)."""
-        if not self._tasks:
-            raise StoreError("the store is not open")
         job: _Job[T] = _Job(fn, locks=locks, pipelined=pipelined)  # type: ignore[arg-type]
-        self._queue.put_nowait(job)
-        try:
-            # asyncio.timeout, not wait_for: on Python 3.11 wait_for returns the result of a
-            # write that finished as the caller was cancelled, swallowing the cancellation.
-            async with asyncio.timeout(self.timeout):
-                return await asyncio.shield(job.future)
-        except TimeoutError:
-            job.future.cancel()
-            raise StoreError(f"store operation timed out after {self.timeout:g}s") from None
+        return await self._submit(job)
 
     async def run_batched(self, batch: Batch, item: Any, *, locks: tuple[int, ...] = ()) -> Any:
         """Like :meth:`run`, for a write that ``batch`` does together with every other
@@ -186,9 +176,13 @@ class GroupCommit:
             (result,) = await settled(await batch(conn, [item]))
             return result
 
+        job: _Job[Any] = _Job(alone, batch=batch, item=item, locks=locks, pipelined=True)
+        return await self._submit(job)
+
+    async def _submit(self, job: _Job[T]) -> T:
+        """Queue ``job`` for a batch and wait for its outcome, up to ``timeout`` seconds."""
         if not self._tasks:
             raise StoreError("the store is not open")
-        job: _Job[Any] = _Job(alone, batch=batch, item=item, locks=locks, pipelined=True)
         self._queue.put_nowait(job)
         try:
             # asyncio.timeout, not wait_for: on Python 3.11 wait_for returns the result of a
