@@ -23,12 +23,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import logging
+import os
+import pty
 import re
+import select
+import struct
+import subprocess
+import sys
+import termios
+import time
 import traceback
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -262,3 +272,58 @@ async def veesing_sandboxes() -> AsyncIterator[Callable[..., tuple[Any, Any]]]:
     for sandbox, server in started:
         await sandbox.aclose()
         await asyncio.to_thread(server.stop, 5.0)
+
+
+RunInPty = Callable[..., tuple[int, str]]
+
+
+@pytest.fixture
+def run_in_pty() -> RunInPty:
+    """``run_in_pty(args, columns, cwd=None, env=None)``: ``python -m notifykit *args`` on a
+    pseudo-terminal ``columns`` wide (40 rows); its exit status and everything it showed.
+
+    ``env``: the child's environment (default: this one's); ``COLUMNS`` is always left out,
+    so that the child reads the terminal's width. The child is killed after 90 seconds."""
+
+    def run(
+        args: list[str], columns: int, cwd: Path | None = None, env: dict[str, str] | None = None
+    ) -> tuple[int, str]:
+        child_env = {k: v for k, v in (os.environ if env is None else env).items()}
+        child_env.pop("COLUMNS", None)
+        leader, follower = pty.openpty()
+        fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 40, columns, 0, 0))
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "notifykit", *args],
+            stdin=follower,
+            stdout=follower,
+            stderr=follower,
+            cwd=cwd,
+            env=child_env,
+            close_fds=True,
+        )
+        os.close(follower)
+        chunks: list[bytes] = []
+        deadline = time.monotonic() + 90
+        try:
+            while time.monotonic() < deadline:
+                ready, _, _ = select.select([leader], [], [], 1.0)
+                if not ready:
+                    if proc.poll() is not None:
+                        break
+                    continue
+                try:
+                    data = os.read(leader, 65536)
+                except OSError:  # EIO: the child closed the terminal
+                    break
+                if not data:
+                    break
+                chunks.append(data)
+            code = proc.wait(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            os.close(leader)
+        return code, b"".join(chunks).decode("utf-8", errors="replace")
+
+    return run

@@ -4,14 +4,9 @@ piped, each record stays one line."""
 
 from __future__ import annotations
 
-import fcntl
-import os
-import pty
-import select
-import struct
 import subprocess
 import sys
-import termios
+from collections.abc import Callable
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -19,44 +14,13 @@ from click.testing import CliRunner
 from notifykit import Notifier
 from notifykit.cli import cli
 
-
-def _in_pty(args: list[str], columns: int, cwd: Path | None = None) -> str:
-    leader, follower = pty.openpty()
-    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 40, columns, 0, 0))
-    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "notifykit", *args],
-        stdin=follower,
-        stdout=follower,
-        stderr=follower,
-        env=env,
-        close_fds=True,
-        cwd=cwd,
-    )
-    os.close(follower)
-    chunks = []
-    try:
-        while True:
-            ready, _, _ = select.select([leader], [], [], 30)
-            if not ready:
-                break
-            try:
-                data = os.read(leader, 65536)
-            except OSError:  # EIO: the child closed the terminal
-                break
-            if not data:
-                break
-            chunks.append(data)
-        proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        os.close(leader)
-    return b"".join(chunks).decode("utf-8", errors="replace")
+RunInPty = Callable[..., tuple[int, str]]
+"""The ``run_in_pty`` fixture (tests/conftest.py)."""
 
 
-def test_log_fits_the_terminal_and_stays_one_line_per_record_when_piped(tmp_path: Path) -> None:
+def test_log_fits_the_terminal_and_stays_one_line_per_record_when_piped(
+    tmp_path: Path, run_in_pty: RunInPty
+) -> None:
     config = tmp_path / "notifykit.toml"
     config.write_text(
         '[providers.a-rather-long-instance-name]\ntype = "memory"\n\n'
@@ -67,7 +31,7 @@ def test_log_fits_the_terminal_and_stays_one_line_per_record_when_piped(tmp_path
         cli, ["send", "+8615612341090", "-t", "verify_code_for_login", "--config", str(config)]
     )
     assert sent.exit_code == 0, sent.output
-    shown = _in_pty(["log", "--config", str(config)], 80)
+    _, shown = run_in_pty(["log", "--config", str(config)], 80)
     lines = shown.replace("\r\n", "\n").splitlines()
     assert lines and all(len(line) <= 79 for line in lines), lines
     assert lines[1].startswith("  ") and not lines[1].startswith("    "), lines
@@ -82,7 +46,9 @@ def test_log_fits_the_terminal_and_stays_one_line_per_record_when_piped(tmp_path
     assert len(piped[0]) > 80 and "a-rather-long-instance-name" in piped[0], piped
 
 
-def test_events_config_check_and_providers_fit_the_terminal(tmp_path: Path) -> None:
+def test_events_config_check_and_providers_fit_the_terminal(
+    tmp_path: Path, run_in_pty: RunInPty
+) -> None:
     """Every command that prints records or warnings wraps them on an 80-column terminal:
     ``events --pending``, ``events --quarantine`` (its reason and body), ``config check``'s
     warnings (a Veesing instance without a callbacks token gets a long one) and
@@ -111,7 +77,7 @@ def test_events_config_check_and_providers_fit_the_terminal(tmp_path: Path) -> N
         ["providers"],
     ):
         # the configuration by its relative path: a long path is the user's, not a row's
-        shown = _in_pty([*args, "--config", config.name], 80, cwd=tmp_path)
+        _, shown = run_in_pty([*args, "--config", config.name], 80, cwd=tmp_path)
         lines = shown.replace("\r\n", "\n").splitlines()
         assert len(lines) >= 2 and all(len(line) <= 79 for line in lines), (args, lines)
         piped = subprocess.run(

@@ -5,21 +5,18 @@ fit 80 columns."""
 
 from __future__ import annotations
 
-import fcntl
 import os
-import pty
 import re
-import select
-import struct
-import subprocess
 import sys
-import termios
-import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from notifykit.demo_render import Progress, display_width, table, wrap
+
+RunInPty = Callable[..., tuple[int, str]]
+"""The ``run_in_pty`` fixture (tests/conftest.py)."""
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="needs a POSIX pty")
 
@@ -69,50 +66,11 @@ class Screen:
             i += 1
 
 
-def _run_in_pty(columns: int, args: list[str], cwd: Path) -> tuple[int, str]:
-    env = {**os.environ, "NOTIFYKIT_CONFIG": str(cwd / "absent.toml"), "TERM": "xterm"}
-    env.pop("COLUMNS", None)
-    env.pop("NOTIFYKIT_LOAD_PLUGINS", None)
-    leader, follower = pty.openpty()
-    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 40, columns, 0, 0))
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "notifykit", *args],
-        stdin=follower,
-        stdout=follower,
-        stderr=follower,
-        cwd=cwd,
-        env=env,
-        close_fds=True,
-    )
-    os.close(follower)
-    chunks: list[bytes] = []
-    deadline = time.monotonic() + 90
-    try:
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([leader], [], [], 1.0)
-            if not ready:
-                if proc.poll() is not None:
-                    break
-                continue
-            try:
-                data = os.read(leader, 65536)
-            except OSError:  # EIO: the child closed the terminal
-                break
-            if not data:
-                break
-            chunks.append(data)
-        code = proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        os.close(leader)
-    return code, b"".join(chunks).decode("utf-8", errors="replace")
-
-
 @pytest.mark.parametrize("columns", [80, 160])
-def test_demo_on_a_terminal(columns: int, tmp_path: Path) -> None:
-    code, raw = _run_in_pty(columns, ["demo", "--count", "12"], tmp_path)
+def test_demo_on_a_terminal(columns: int, tmp_path: Path, run_in_pty: RunInPty) -> None:
+    env = {**os.environ, "NOTIFYKIT_CONFIG": str(tmp_path / "absent.toml"), "TERM": "xterm"}
+    env.pop("NOTIFYKIT_LOAD_PLUGINS", None)
+    code, raw = run_in_pty(["demo", "--count", "12"], columns, cwd=tmp_path, env=env)
     assert code == 0, raw
     assert "Sending  [" in raw  # the bar was drawn: this is the terminal path
     screen = Screen(columns)
