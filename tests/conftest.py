@@ -23,16 +23,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import logging
 import os
-import pty
 import re
 import select
 import struct
 import subprocess
 import sys
-import termios
 import time
 import traceback
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -288,6 +285,10 @@ def run_in_pty() -> RunInPty:
     def run(
         args: list[str], columns: int, cwd: Path | None = None, env: dict[str, str] | None = None
     ) -> tuple[int, str]:
+        import fcntl  # POSIX only: imported here so that this conftest loads everywhere
+        import pty
+        import termios
+
         child_env = {k: v for k, v in (os.environ if env is None else env).items()}
         child_env.pop("COLUMNS", None)
         leader, follower = pty.openpty()
