@@ -169,11 +169,19 @@ class CallbackProcessor:
         # Only a processor with observers claims what it stores: one with none (a bare
         # ``notifykit serve``) leaves the events pending for the instances that have some.
         owner = self.claimant()
+        store = self.store
+        bound = store.call_timeout
         try:
-            # asyncio.timeout, not wait_for: no task of its own per push (and on 3.11 no
-            # cancellation swallowed when the store answers as the request is cancelled).
-            async with asyncio.timeout(self.store_timeout):
-                new = await self.store.ingest(entry, result.events, owner=owner, lease=self.lease)
+            if bound is not None and bound <= self.store_timeout:
+                # The store answers by its own deadline, no later than ours: a timer of
+                # our own per push would only repeat it.
+                new = await store.ingest(entry, result.events, owner=owner, lease=self.lease)
+            else:
+                # asyncio.timeout, not wait_for: no task of its own per push (and on 3.11
+                # no cancellation swallowed when the store answers as the request is
+                # cancelled).
+                async with asyncio.timeout(self.store_timeout):
+                    new = await store.ingest(entry, result.events, owner=owner, lease=self.lease)
         except Exception as exc:
             # Logged once per fault (with its reason), not once per request.
             self.store_health.failed(exc)
