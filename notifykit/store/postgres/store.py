@@ -410,11 +410,14 @@ class PostgresStore(Store):
         # In this batched path a vendor id always comes with its instance (update_message).
         probed = [item for item in items if item.provider_message_id is not None]
         cur = await conn.execute(
-            "WITH u AS MATERIALIZED (SELECT * FROM json_to_recordset(%s::json)"
-            " AS u(message_id text, provider text, vendor_id text))"
-            " SELECT m.message_id, m.record, EXISTS (SELECT 1 FROM u"
-            " JOIN events AS e ON e.provider = u.provider AND e.provider_message_id = u.vendor_id"
-            " AND e.message_id IS NULL WHERE u.message_id = m.message_id)"
+            # Each vendor id's events are found through their index (a subquery per id):
+            # a join on ``message_id IS NULL`` read every orphan event stored so far.
+            "WITH u AS MATERIALIZED (SELECT u.message_id, (SELECT bool_or(e.message_id IS NULL)"
+            " FROM events AS e WHERE e.provider = u.provider"
+            " AND e.provider_message_id = u.vendor_id) AS waiting"
+            " FROM json_to_recordset(%s::json) AS u(message_id text, provider text, vendor_id text))"
+            " SELECT m.message_id, m.record,"
+            " EXISTS (SELECT 1 FROM u WHERE u.message_id = m.message_id AND u.waiting)"
             " FROM messages AS m WHERE m.message_id = ANY(" + _TEXTS + ")"
             " ORDER BY m.message_id FOR UPDATE OF m",
             (
