@@ -203,15 +203,12 @@ class _LoopLocalTransport(httpx.AsyncBaseTransport, abc.ABC):
         pool = self._last
         if pool is None or pool.loop is not asyncio.get_running_loop():
             pool = await self._pool()
-        slots = pool.slots
-        if slots.locked():
-            try:
-                await slots.acquire()
-            except asyncio.CancelledError:
-                _pool_wait_interrupted.set(True)
-                raise
-        else:
-            await slots.acquire()  # free: returns at once
+        try:
+            # A free slot is taken at once (no suspension, so no cancellation either).
+            await pool.slots.acquire()
+        except asyncio.CancelledError:
+            _pool_wait_interrupted.set(True)
+            raise
         return pool
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
