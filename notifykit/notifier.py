@@ -39,6 +39,9 @@ _log = get_logger("notifykit")
 
 T = TypeVar("T")
 
+# Built once: a union written in the call (``bytes | dict | ...``) is built on every call.
+_NOT_A_PARAMETER = (bytes, dict, list, tuple, set)
+
 
 def build_message(
     to: str,
@@ -70,7 +73,7 @@ def build_message(
     for key, value in (params or {}).items():
         if not isinstance(key, str) or not key:
             raise InvalidMessage(f"params: parameter names must be non-empty strings, got {key!r}")
-        if value is None or isinstance(value, bytes | dict | list | tuple | set):
+        if value is None or isinstance(value, _NOT_A_PARAMETER):
             raise InvalidMessage(
                 f"params.{key}: expected a string or a number, got {type(value).__name__}"
             )

@@ -267,11 +267,15 @@ def _encodings(content_type: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys([declared or "utf-8", "utf-8", "gb18030"]))
 
 
+# Built once: an ``int | float | str`` written in the call builds the union on every call.
+_SCALARS = (int, float, str)
+
+
 def _text(value: object) -> str | None:
     """A JSON field as stripped text (numbers accepted, as the vendor may send either)."""
     if isinstance(value, bool) or value is None:
         return None
-    if isinstance(value, int | float | str):
+    if isinstance(value, _SCALARS):
         text = str(value).strip()
         return text or None
     return None
