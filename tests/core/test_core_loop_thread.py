@@ -7,8 +7,10 @@ test instead of hanging the suite; nothing here asserts how long anything took.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextvars
 import gc
+import signal
 import threading
 import warnings
 from collections.abc import Iterator
@@ -304,3 +306,114 @@ def test_a_thread_made_after_close_is_not_taken_for_the_loops_own() -> None:
     assert outcomes == [None] * 10
     errors = [in_threads(1, lambda _: notifier.health())[0] for _ in range(3)]
     assert all(isinstance(e, UsageError) and "closed" in str(e) for e in errors), errors
+
+
+class RecordingDeque(collections.deque[Any]):
+    """LoopThread's chain of callers to wake, recording which thread took each one."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.taken_by: list[int] = []
+
+    def popleft(self) -> Any:
+        call = super().popleft()
+        self.taken_by.append(threading.get_ident())
+        return call
+
+
+def test_calls_ending_together_are_handed_back_as_a_chain() -> None:
+    """The loop wakes one caller; each caller woken wakes the next, so that one thread
+    at a time wants the GIL."""
+    runner = LoopThread("test-loop")
+    try:
+        chain = runner._to_wake = RecordingDeque()
+        blocked = Blocked(runner)
+        outcomes: list[Any] = []
+        waiting = threading.Thread(
+            target=lambda: outcomes.extend(in_threads(6, lambda i: runner.run(on_loop_thread(i))))
+        )
+        waiting.start()
+        while len(runner._queue) < 6:  # all six start together, so they end together
+            threading.Event().wait(0.001)
+        blocked.release()
+        waiting.join(HANG)
+        assert sorted(value for value, _ in outcomes) == list(range(6))
+        # Six wake-ups: one by the loop's thread, the other five by five callers.
+        assert len(chain.taken_by) == 6
+        assert chain.taken_by.count(runner.thread.ident) == 1
+        assert len(set(chain.taken_by) - {runner.thread.ident}) == 5
+    finally:
+        runner.stop()
+
+
+def test_an_interrupted_main_thread_does_not_hold_up_the_callers_behind_it(
+    runner: LoopThread,
+) -> None:
+    """A signal handler raising in the main thread while it waits leaves its call behind
+    unwatched; the callers whose calls end with it are woken all the same."""
+
+    class Interrupted(Exception):
+        pass
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise Interrupted
+
+    assert threading.current_thread() is threading.main_thread()
+    blocked = Blocked(runner)
+    before = signal.signal(signal.SIGUSR1, interrupt)
+    try:
+
+        def interrupt_once_queued() -> None:
+            while not runner._queue:
+                threading.Event().wait(0.001)
+            signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGUSR1)
+
+        interrupter = threading.Thread(target=interrupt_once_queued)
+        interrupter.start()
+        with pytest.raises(Interrupted):
+            runner.run(on_loop_thread(-1))  # first in the queue: first to end, first woken
+        interrupter.join(HANG)
+    finally:
+        signal.signal(signal.SIGUSR1, before)
+    outcomes: list[Any] = []
+    waiting = threading.Thread(
+        target=lambda: outcomes.extend(in_threads(3, lambda i: runner.run(on_loop_thread(i))))
+    )
+    waiting.start()
+    while len(runner._queue) < 4:
+        threading.Event().wait(0.001)
+    blocked.release()
+    waiting.join(HANG)
+    assert sorted(value for value, _ in outcomes) == [0, 1, 2]
+
+
+def test_a_busy_loop_hands_results_back_while_other_calls_still_run(
+    runner: LoopThread,
+) -> None:
+    """A loop that never sleeps and still runs a call hands the ended ones back anyway."""
+    spinning = True
+    release = asyncio.Event()
+
+    async def spin() -> None:  # always ready: the loop's selector is never asked to wait
+        while spinning:
+            await asyncio.sleep(0)
+
+    async def until_released() -> str:
+        await release.wait()
+        return "released"
+
+    spinner = asyncio.run_coroutine_threadsafe(spin(), runner.loop)
+    long_call: list[Any] = []
+    holder = threading.Thread(target=lambda: long_call.append(runner.run(until_released())))
+    holder.start()
+    try:
+        while not runner._running:
+            threading.Event().wait(0.001)
+        assert in_threads(4, lambda i: runner.run(on_loop_thread(i))[0]) == [0, 1, 2, 3]
+        assert holder.is_alive()  # the long call was still running meanwhile
+    finally:
+        runner.loop.call_soon_threadsafe(release.set)
+        holder.join(HANG)
+        spinning = False
+        spinner.result(HANG)
+    assert long_call == ["released"]

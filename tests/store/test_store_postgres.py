@@ -266,6 +266,56 @@ async def test_a_write_whose_caller_gave_up_before_its_batch_began_never_lands(
     assert await store.get_message("late") is None
 
 
+async def test_a_write_whose_caller_was_cancelled_still_lands_and_others_time_out_on_their_own(
+    opened: Opener, pg_store_url: str
+) -> None:
+    """A caller cancelled while its write waits is cancelled at once, and the write still
+    runs, as it would under ``asyncio.shield``; a caller that waits for longer than
+    ``timeout`` is told so, and its write, not begun, never lands, also when it was queued
+    after another that timed out first."""
+    import psycopg
+
+    store = opened(timeout=1, pool_max_size=2)  # one writer: batches go one at a time
+    await store.open()
+    await store.create_message(MessageRecord(message_id="busy", to=PHONE, template="t"))
+    async with (
+        await psycopg.AsyncConnection.connect(pg_store_url, autocommit=True) as holder,
+        await psycopg.AsyncConnection.connect(pg_store_url, autocommit=True) as watch,
+        holder.transaction(),
+    ):
+        await holder.execute(
+            f"SELECT 1 FROM {store.schema}.messages WHERE message_id = 'busy' FOR UPDATE"
+        )
+        begun = asyncio.ensure_future(
+            store.update_message("busy", attempts=[], status=DeliveryStatus.FAILED)
+        )
+        assert await _blocked_by(watch, holder.info.backend_pid, begun)
+        gone = asyncio.ensure_future(
+            store.create_message(MessageRecord(message_id="gone", to=PHONE, template="t"))
+        )
+        await asyncio.sleep(0)
+        gone.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await gone
+        first = asyncio.ensure_future(
+            store.create_message(MessageRecord(message_id="first", to=PHONE, template="t"))
+        )
+        await asyncio.sleep(0.5)
+        second = asyncio.ensure_future(
+            store.create_message(MessageRecord(message_id="second", to=PHONE, template="t"))
+        )
+        with pytest.raises(StoreError, match="timed out"):
+            await first
+        with pytest.raises(StoreError, match="timed out"):  # its own deadline, after first's
+            await asyncio.wait_for(second, 10)
+    with contextlib.suppress(StoreError):
+        await begun
+    await store.create_message(MessageRecord(message_id="after", to=PHONE, template="t"))
+    assert await store.get_message("gone") is not None
+    assert await store.get_message("first") is None
+    assert await store.get_message("second") is None
+
+
 async def test_events_ingested_for_an_owner_are_held_by_it(
     opened: Opener, pg_store_url: str, pg_schema: str
 ) -> None:

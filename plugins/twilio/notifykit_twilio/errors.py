@@ -22,7 +22,7 @@ from notifykit.errors import (
     ProviderUnavailable,
     TemplateError,
 )
-from notifykit.http import status_error
+from notifykit.http import Answer, status_error
 from notifykit.phone import mask_phone
 
 __all__ = [
@@ -111,7 +111,7 @@ def scrub(text: str) -> str:
     return _PHONE.sub(lambda m: mask_phone(re.sub(r"[\s().-]", "", m.group())), text)
 
 
-def read_error_body(response: httpx.Response) -> tuple[int, str] | None:
+def read_error_body(response: httpx.Response | Answer) -> tuple[int, str] | None:
     """Twilio's ``(code, message)`` from an error response, or None when unreadable."""
     try:
         data: Any = json.loads(response.content)
@@ -128,7 +128,7 @@ def read_error_body(response: httpx.Response) -> tuple[int, str] | None:
     return code, scrub(message) if isinstance(message, str) else ""
 
 
-def error_for_response(response: httpx.Response, provider: str) -> ProviderError:
+def error_for_response(response: httpx.Response | Answer, provider: str) -> ProviderError:
     """The notifykit error for a Twilio answer that is not a success."""
     status = response.status_code
     if status >= 500:

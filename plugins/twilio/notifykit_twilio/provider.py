@@ -9,6 +9,7 @@ from datetime import UTC
 from decimal import Decimal, InvalidOperation
 from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar
+from urllib.parse import urlencode
 
 import httpx
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -16,7 +17,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from notifykit.config import Duration
 from notifykit.errors import InvalidMessage, ProviderUnavailable, UnknownOutcome
 from notifykit.events import DeliveryReceipt, make_event_id
-from notifykit.http import create_client, request
+from notifykit.http import Answer, create_client, request, send_body
 from notifykit.models import (
     Balance,
     DeliveryStatus,
@@ -46,6 +47,9 @@ _SERVICE_SID = re.compile(r"^MG[0-9a-fA-F]{32}$")
 _HTTP_URL = re.compile(r"^https?://[^/\s?#]+(/[^\s?#]*)?$")
 
 # The status a freshly created Message reports, as notifykit sees it.
+# What httpx sends with a ``data=`` form: the send encodes its form itself (send_body).
+_FORM_HEADERS = {"content-type": "application/x-www-form-urlencoded"}
+
 _CREATED_STATUS = {
     "queued": DeliveryStatus.ACCEPTED,
     "accepted": DeliveryStatus.ACCEPTED,
@@ -280,7 +284,7 @@ class TwilioProvider(SmsProvider[TwilioOptions]):
             )
         return self._client
 
-    def _json(self, response: httpx.Response) -> dict[str, Any] | None:
+    def _json(self, response: httpx.Response | Answer) -> dict[str, Any] | None:
         try:
             data = json.loads(response.content)
         except (ValueError, UnicodeDecodeError):
@@ -298,12 +302,15 @@ class TwilioProvider(SmsProvider[TwilioOptions]):
             form["From"] = self.options.from_number
         if self.receiver_url is not None:
             form["StatusCallback"] = self.receiver_url
-        response = await request(
+        # The form encoded here, as httpx encodes ``data=``: send_body sends it straight to
+        # aiohttp on the default transport (notifykit.http.send_body).
+        response = await send_body(
             self.client,
             "POST",
             f"{self.account_url}/Messages.json",
             provider=self.instance,
-            data=form,
+            content=urlencode(form).encode(),
+            headers=_FORM_HEADERS,
         )
         if not response.is_success:
             raise error_for_response(response, self.instance)

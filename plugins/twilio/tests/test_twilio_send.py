@@ -371,3 +371,52 @@ async def test_one_client_reused_and_closed(
     await p.aclose()
     assert client.is_closed
     await p.aclose()  # closing twice is harmless
+
+
+async def test_send_on_the_default_transport_puts_the_same_bytes_on_the_wire(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The send goes through send_body, which on the default (aiohttp) transport skips
+    httpx's request objects: the vendor must see the very request httpx would have sent
+    (same form, basic auth, Accept and Content-Type) and the answer must read the same."""
+    from notifykit import http as nk_http
+    from tests.core.wire import loopback_server
+
+    created = json.dumps({"sid": SID, "status": "queued", "num_segments": "1"}).encode()
+    answer = (
+        b"HTTP/1.1 201 Created\r\nContent-Type: application/json\r\n"
+        b"Content-Length: %d\r\n\r\n%s" % (len(created), created)
+    )
+    message = SmsMessage(to=TO, template="verify_code", params={"code": "123456"})
+    receipts = []
+    async with loopback_server(lambda _raw: answer) as (url, seen):
+        for bare in (True, False):
+            monkeypatch.setattr(nk_http, "_BARE_PATH", bare)
+            options = {"account_sid": ACCOUNT, "auth_token": TOKEN, "base_url": url}
+            sms = TwilioProvider(
+                TwilioOptions.model_validate({**options, "from_number": "+15005550006"}),
+                context=ProviderContext(instance="tw", callback_path=SecretStr("/cb/tw/s")),
+                templates={"verify_code": TwilioTemplate(body="Your code is {code}")},
+            )
+            try:
+                receipts.append(await sms.send(message))
+            finally:
+                await sms.aclose()
+    (bare_head, bare_body), (httpx_head, httpx_body) = (
+        (
+            sorted(raw.partition(b"\r\n\r\n")[0].lower().split(b"\r\n")),
+            raw.partition(b"\r\n\r\n")[2],
+        )
+        for raw in seen
+    )
+    assert bare_head == httpx_head, (bare_head, httpx_head)
+    assert bare_body == httpx_body
+    assert parse_qs(bare_body.decode()) == {
+        "To": [TO],
+        "Body": ["Your code is 123456"],
+        "From": ["+15005550006"],
+    }
+    expected = base64.b64encode(f"{ACCOUNT}:{TOKEN}".encode()).decode().lower()
+    assert f"authorization: basic {expected}".encode() in bare_head
+    assert receipts[0] == receipts[1]
+    assert receipts[0].provider_message_id == SID
