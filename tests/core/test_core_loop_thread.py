@@ -11,6 +11,7 @@ import collections
 import contextvars
 import gc
 import signal
+import sys
 import threading
 import warnings
 from collections.abc import Iterator
@@ -346,6 +347,7 @@ def test_calls_ending_together_are_handed_back_as_a_chain() -> None:
         runner.stop()
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals (pthread_kill)")
 def test_an_interrupted_main_thread_does_not_hold_up_the_callers_behind_it(
     runner: LoopThread,
 ) -> None:
