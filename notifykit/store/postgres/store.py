@@ -454,11 +454,15 @@ class PostgresStore(Store):
             record.updated_at = utcnow()
         saved = list(records.values())
         await conn.execute(
-            "UPDATE messages AS m SET status = u.status, provider = u.provider,"
-            " provider_message_id = u.vendor_id, record = u.record"
-            " FROM json_to_recordset(%s::json)"
-            " AS u(message_id text, status text, provider text, vendor_id text, record text)"
-            " WHERE m.message_id = u.message_id",
+            # The rows are found through their ids' index (``= ANY``): joined to the
+            # function's rows instead, the planner (which guesses 100 of them) scanned the
+            # whole table while it was small enough, up to ~10,000 rows.
+            "WITH u AS MATERIALIZED (SELECT * FROM json_to_recordset(%s::json)"
+            " AS u(message_id text, status text, provider text, vendor_id text, record text))"
+            " UPDATE messages AS m SET status = u.status, provider = u.provider,"
+            " provider_message_id = u.vendor_id, record = u.record FROM u"
+            " WHERE m.message_id = ANY(ARRAY(SELECT message_id FROM u))"
+            " AND m.message_id = u.message_id",
             (
                 _rows(
                     {
