@@ -203,15 +203,12 @@ class _LoopLocalTransport(httpx.AsyncBaseTransport, abc.ABC):
         pool = self._last
         if pool is None or pool.loop is not asyncio.get_running_loop():
             pool = await self._pool()
-        slots = pool.slots
-        if slots.locked():
-            try:
-                await slots.acquire()
-            except asyncio.CancelledError:
-                _pool_wait_interrupted.set(True)
-                raise
-        else:
-            await slots.acquire()  # free: returns at once
+        try:
+            # A free slot is taken at once (no suspension, so no cancellation either).
+            await pool.slots.acquire()
+        except asyncio.CancelledError:
+            _pool_wait_interrupted.set(True)
+            raise
         return pool
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
@@ -565,6 +562,8 @@ class _Client(httpx.AsyncClient):
 
 
 _DIRECT_KWARGS = frozenset({"content", "data", "json", "headers"})
+# The arguments of a send_body request as can_send_directly reads them (only the keys).
+_CONTENT_ONLY: dict[str, Any] = {"content": b""}
 
 _DIRECT_PATH = True
 """Whether :func:`request` takes the direct path at all; set False to send every request
@@ -702,7 +701,7 @@ async def send_body(
         and isinstance(client, _Client)
         and type(client.direct_transport) is AiohttpTransport
         and (headers is None or type(headers) is dict)
-        and client.can_send_directly({"content": content})
+        and client.can_send_directly(_CONTENT_ONLY)
     ):
         bare = client.bare(method, url, headers)
         if bare is not None:

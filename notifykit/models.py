@@ -235,7 +235,9 @@ def status_advances(current: DeliveryStatus, new: DeliveryStatus) -> bool:
     calls this (through :func:`apply_status` or directly, looked up on this module at call
     time): the contract suite swaps it out and checks that every backend follows.
     """
-    return new.rank > current.rank and not current.is_final
+    # The ranks read directly (not through the properties): every status write asks this.
+    rank = _RANK[current]
+    return _RANK[new] > rank and rank != _FINAL_RANK
 
 
 def apply_status(record: MessageRecord, status: DeliveryStatus, at: datetime, source: str) -> bool:

@@ -39,6 +39,9 @@ _log = get_logger("notifykit")
 
 T = TypeVar("T")
 
+# Built once: a union written in the call (``bytes | dict | ...``) is built on every call.
+_NOT_A_PARAMETER = (bytes, dict, list, tuple, set)
+
 
 def build_message(
     to: str,
@@ -53,13 +56,14 @@ def build_message(
 
     ``message_id`` is notifykit's id for the message (the caller makes a fresh one)."""
     e164 = parse_phone(to)
-    if not isinstance(template, str) or not template.strip():
+    name = template.strip() if isinstance(template, str) else ""
+    if not name:
         raise InvalidMessage("template: a logical template name is required")
     if params is not None and not isinstance(params, Mapping):
         raise InvalidMessage(f"params: expected a mapping, got {type(params).__name__}")
     if isinstance(tags, str):
         raise InvalidMessage("tags: expected a list of tags, got a single string")
-    if not all(isinstance(tag, str) and tag for tag in tags):
+    if tags and not all(isinstance(tag, str) and tag for tag in tags):
         raise InvalidMessage("tags: every tag must be a non-empty string")
     if idempotency_key is not None and (
         not isinstance(idempotency_key, str) or not idempotency_key
@@ -69,7 +73,7 @@ def build_message(
     for key, value in (params or {}).items():
         if not isinstance(key, str) or not key:
             raise InvalidMessage(f"params: parameter names must be non-empty strings, got {key!r}")
-        if value is None or isinstance(value, bytes | dict | list | tuple | set):
+        if value is None or isinstance(value, _NOT_A_PARAMETER):
             raise InvalidMessage(
                 f"params.{key}: expected a string or a number, got {type(value).__name__}"
             )
@@ -79,7 +83,7 @@ def build_message(
     # validation did (ledger: docs/benchmarks.md, "Issue 17").
     return SmsMessage(
         to=e164,
-        template=template.strip(),
+        template=name,
         params=clean,
         idempotency_key=idempotency_key,
         tags=tuple(tags),

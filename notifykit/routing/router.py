@@ -196,14 +196,13 @@ class Router:
             if earlier is not None:
                 return earlier
         try:
-            return await self._deliver(run)
+            return await self._deliver(run, loop)
         except BaseException:
             if key is not None and not run.maybe_accepted:
                 await self.idempotency.release(key, run.message_id)
             raise
 
-    async def _deliver(self, run: SendRun) -> SendResult:
-        loop = asyncio.get_running_loop()
+    async def _deliver(self, run: SendRun, loop: asyncio.AbstractEventLoop) -> SendResult:
         watch = self._watch
         if watch is None or watch.loop is not loop:
             # One per loop: a watch left on another loop keeps serving its own sends.

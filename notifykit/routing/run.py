@@ -56,7 +56,10 @@ class SendRun:
     stores it with the attempts made so far, just before the first vendor call."""
 
     def enter_call(self) -> None:
-        task = asyncio.current_task()
+        watch = self.watch
+        # On the watch's loop (the running one): asking for it again costs a system call
+        # (getpid) on CPython 3.11.
+        task = asyncio.current_task(watch.loop) if watch is not None else asyncio.current_task()
         if task is None:
             raise RuntimeError("a send's deadline needs to run inside a task")
         self.calling = task

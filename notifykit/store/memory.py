@@ -74,6 +74,8 @@ _TRY: Final = 6
 _Row = tuple[Any, ...]
 
 _STATUSES = {status.value: status for status in DeliveryStatus}
+# Each status's value as a plain string, looked up (an enum's ``.value`` is two Python calls).
+_VALUES = {status: status.value for status in DeliveryStatus}
 
 
 def _row(record: MessageRecord) -> _Row:
@@ -83,7 +85,7 @@ def _row(record: MessageRecord) -> _Row:
         record.template,
         tuple(record.tags),
         record.idempotency_key,
-        record.status.value,
+        _VALUES[record.status],
         record.provider,
         record.provider_message_id,
         record.remaining_credits,
@@ -93,7 +95,7 @@ def _row(record: MessageRecord) -> _Row:
         record.lease_until,
     ]
     for change in record.history:
-        values += (change.status.value, change.at, change.source)
+        values += (_VALUES[change.status], change.at, change.source)
     _add_tries(values, record.attempts)
     return tuple(values)
 
@@ -160,10 +162,10 @@ def _moved(
     history = row[_HEAD : _tries_at(row)]
     if not models.status_advances(_STATUSES[head[_STATUS]], status):
         return history
-    head[_STATUS] = status.value
+    head[_STATUS] = _VALUES[status]
     head[_HISTORY_LEN] += 1
     head[_UPDATED] = utcnow()
-    return (*history, status.value, at, source)
+    return (*history, _VALUES[status], at, source)
 
 
 class MemoryStore(Store):

@@ -316,6 +316,26 @@ async def test_a_write_whose_caller_was_cancelled_still_lands_and_others_time_ou
     assert await store.get_message("second") is None
 
 
+async def test_sends_batched_into_one_statement_fail_only_the_one_whose_id_was_taken(
+    opened: Opener,
+) -> None:
+    """Sends without a recipient guard that share a batch are one statement on the
+    autocommit connection: a taken message id fails that statement, nothing of it stays,
+    and the sends run again one by one: only the taken id's send fails, and says which."""
+    store = opened()
+    await store.open()
+    await store.create_message(MessageRecord(message_id="taken", to=PHONE, template="old"))
+    sends = [MessageRecord(message_id=f"m{i}", to=PHONE, template="t") for i in range(4)]
+    sends.insert(2, MessageRecord(message_id="taken", to=PHONE, template="new"))
+    outcomes = await asyncio.gather(*(store.start_send(r) for r in sends), return_exceptions=True)
+    assert isinstance(outcomes[2], StoreError) and "'taken'" in str(outcomes[2])
+    assert [o for n, o in enumerate(outcomes) if n != 2] == [None] * 4
+    for record in sends:
+        stored = await store.get_message(record.message_id)
+        assert stored is not None
+        assert stored.template == ("old" if record.message_id == "taken" else "t")
+
+
 async def test_events_ingested_for_an_owner_are_held_by_it(
     opened: Opener, pg_store_url: str, pg_schema: str
 ) -> None:

@@ -41,7 +41,15 @@ from psycopg_pool import AsyncConnectionPool
 from notifykit.errors import StoreError
 from notifykit.store.postgres.reconnect import PoolRepair
 
-__all__ = ["MAX_BATCH", "RETRIES", "AfterCommit", "GroupCommit", "pipelined", "translate"]
+__all__ = [
+    "MAX_BATCH",
+    "RETRIES",
+    "AfterCommit",
+    "GroupCommit",
+    "pipelined",
+    "retrying",
+    "translate",
+]
 
 T = TypeVar("T")
 
@@ -98,7 +106,17 @@ class _Job(Generic[T]):
     cancels it, and the write still runs (as it would under ``asyncio.shield``);
     ``expired`` says the caller's timeout passed first: a write not begun is skipped."""
 
-    __slots__ = ("batch", "deadline", "expired", "fn", "future", "item", "locks", "pipelined")
+    __slots__ = (
+        "batch",
+        "deadline",
+        "expired",
+        "fn",
+        "future",
+        "item",
+        "locks",
+        "pipelined",
+        "single",
+    )
 
     def __init__(
         self,
@@ -109,6 +127,7 @@ class _Job(Generic[T]):
         item: Any = None,
         locks: tuple[int, ...] = (),
         pipelined: bool = False,
+        single: bool = False,
     ) -> None:
         self.fn = fn
         self.future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
@@ -118,6 +137,7 @@ class _Job(Generic[T]):
         self.item = item
         self.locks = locks
         self.pipelined = pipelined
+        self.single = single
 
 
 class GroupCommit:
@@ -176,6 +196,7 @@ class GroupCommit:
         *,
         locks: tuple[int, ...] = (),
         pipelined: bool = False,
+        single: bool = False,
     ) -> T:
         """Run ``fn(connection)`` inside a batch's transaction; returns after the commit
         (``fn`` may return an :class:`AfterCommit`: its result is returned).
@@ -184,24 +205,42 @@ class GroupCommit:
         batch takes every lock its writes name first, in one statement and in sorted
         order, so that concurrent batches never wait on each other's locks in a circle.
         ``pipelined``: ``fn`` may run in pipeline mode (see the module's docstring).
+        ``single``: ``fn`` is one statement and raises nothing once it has run (see
+        :meth:`_optimistic`); implies ``pipelined``.
 
         Raises StoreError (also when the store is closed or ``timeout`` has passed; a write
         whose caller gave up is skipped unless its batch had already started it)."""
-        job: _Job[T] = _Job(fn, self._deadline(), locks=locks, pipelined=pipelined)  # type: ignore[arg-type]
+        job: _Job[T] = _Job(
+            fn,  # type: ignore[arg-type]
+            self._deadline(),
+            locks=locks,
+            pipelined=pipelined or single,
+            single=single,
+        )
         return await self._submit(job)
 
-    async def run_batched(self, batch: Batch, item: Any, *, locks: tuple[int, ...] = ()) -> Any:
+    async def run_batched(
+        self, batch: Batch, item: Any, *, locks: tuple[int, ...] = (), single: bool = False
+    ) -> Any:
         """Like :meth:`run`, for a write that ``batch`` does together with every other
         write of the same ``batch`` in the transaction: ``batch(conn, items)`` (a few
         statements for all of them, not a few each) returns one result per item. When the
-        transaction fails and its writes run one by one, this one runs as a batch of one."""
+        transaction fails and its writes run one by one, this one runs as a batch of one.
+        ``single``: ``batch`` does this item in one statement for all the items (see
+        :meth:`run`)."""
 
         async def alone(conn: Conn) -> Any:
             (result,) = await settled(await batch(conn, [item]))
             return result
 
         job: _Job[Any] = _Job(
-            alone, self._deadline(), batch=batch, item=item, locks=locks, pipelined=True
+            alone,
+            self._deadline(),
+            batch=batch,
+            item=item,
+            locks=locks,
+            pipelined=True,
+            single=single,
         )
         return await self._submit(job)
 
@@ -295,6 +334,17 @@ class GroupCommit:
                 job.future.set_exception(value)
 
     async def _optimistic(self, conn: Conn, jobs: list[_Job[Any]]) -> list[Any]:
+        """The batch in one transaction. A batch that is one statement (one ``single``
+        write, or ``single`` writes all of one batched kind, and no lock) runs as that
+        statement alone on the autocommit connection, its own transaction: one wait for the
+        database, where a pipeline costs three (its statement, its sync, its results)."""
+        if _one_statement(jobs):
+            for attempt in range(RETRIES):
+                try:
+                    return await self._all(conn, jobs)
+                except _TRANSIENT:
+                    if attempt == RETRIES - 1:
+                        raise
         pipeline = all(job.pipelined for job in jobs)
         for attempt in range(RETRIES):
             try:
@@ -376,6 +426,24 @@ class GroupCommit:
                         outcomes.append((True, result))
                     break
         return outcomes
+
+
+def _one_statement(jobs: list[_Job[Any]]) -> bool:
+    """Whether the batch is one statement: see :meth:`GroupCommit._optimistic`."""
+    first = jobs[0]
+    if not first.single or first.locks:
+        return False
+    kind = first.batch
+    return len(jobs) == 1 or (
+        kind is not None and all(j.single and j.batch == kind and not j.locks for j in jobs)
+    )
+
+
+def retrying(conn: Conn) -> bool:
+    """Whether a batched write runs in the one-by-one retry (a transaction of its own, not
+    pipelined), where it may read its statement's rows and name what went wrong: in a batch
+    (pipelined, or one statement alone) its statement must fail instead, undoing all."""
+    return not pipelined(conn) and conn.info.transaction_status == pq.TransactionStatus.INTRANS
 
 
 async def _nth(results: AfterCommit[list[Any]], n: int) -> Any:

@@ -61,7 +61,7 @@ from notifykit.store.base import (
     tie_to_unknown,
 )
 from notifykit.store.postgres import verifications
-from notifykit.store.postgres.commit import AfterCommit, Conn, GroupCommit, pipelined, translate
+from notifykit.store.postgres.commit import AfterCommit, Conn, GroupCommit, retrying, translate
 from notifykit.store.postgres.listen import EventListener
 from notifykit.store.postgres.reconnect import RECONNECT_INTERVAL, PoolRepair, keep_trying
 from notifykit.store.postgres.schema import (
@@ -241,7 +241,7 @@ class PostgresStore(Store):
         async def write(conn: Conn) -> None:
             await conn.execute("DELETE FROM recipient_guards WHERE false")
 
-        await self._write(write, pipelined=True)
+        await self._write(write, single=True)
 
     async def _write(
         self,
@@ -249,12 +249,13 @@ class PostgresStore(Store):
         *,
         locks: tuple[int, ...] = (),
         pipelined: bool = False,
+        single: bool = False,
     ) -> T:
-        """``fn`` in a group commit's transaction (``pipelined``: see
-        :mod:`~notifykit.store.postgres.commit`)."""
+        """``fn`` in a group commit's transaction (``pipelined``, ``single``: see
+        :meth:`GroupCommit.run <notifykit.store.postgres.commit.GroupCommit.run>`)."""
         if self._writer is None:
             raise StoreError("the store is not open")
-        result: T = await self._writer.run(fn, locks=locks, pipelined=pipelined)
+        result: T = await self._writer.run(fn, locks=locks, pipelined=pipelined, single=single)
         return result
 
     async def _read(self, fn: Callable[[Conn], Awaitable[T]]) -> T:
@@ -287,8 +288,9 @@ class PostgresStore(Store):
         one more per recipient-guard claim."""
         if self._writer is None:
             raise StoreError("the store is not open")
+        # Without a recipient guard, a batch of sends is one statement (GroupCommit's single).
         wait: float | None = await self._writer.run_batched(
-            self._start_batch, (record, recipient_interval)
+            self._start_batch, (record, recipient_interval), single=not recipient_interval
         )
         return wait
 
@@ -303,10 +305,10 @@ class PostgresStore(Store):
                 wait = await _claim_recipient(conn, record.to, interval, record.message_id)
             waits.append(wait)
             records.append(record if wait is None else record.model_copy(update={"attempts": []}))
-        # Pipelined, a taken message id fails the statement (the batch then runs one by
-        # one, and that send's own write says which id was taken); otherwise the rows
-        # stored are counted here.
-        conflict = "" if pipelined(conn) else " ON CONFLICT (message_id) DO NOTHING RETURNING 1"
+        # In a batch (pipelined, or this statement alone), a taken message id fails the
+        # statement (the batch then runs one by one, and that send's own write says which
+        # id was taken); in the one-by-one retry the rows stored are counted here.
+        conflict = " ON CONFLICT (message_id) DO NOTHING RETURNING 1" if retrying(conn) else ""
         cur = await conn.execute(
             "INSERT INTO messages (message_id, phone, status, provider, provider_message_id,"
             " lease_until, created_at, record)"
@@ -330,7 +332,7 @@ class PostgresStore(Store):
             ),
         )
         if conflict and len(await cur.fetchall()) != len(records):
-            # Not pipelined: one send (GroupCommit's one-by-one retry) whose id was taken.
+            # One send (GroupCommit's one-by-one retry) whose id was taken.
             raise StoreError(f"message {records[0].message_id!r} already exists")
         return waits
 
@@ -408,11 +410,14 @@ class PostgresStore(Store):
         # In this batched path a vendor id always comes with its instance (update_message).
         probed = [item for item in items if item.provider_message_id is not None]
         cur = await conn.execute(
-            "WITH u AS MATERIALIZED (SELECT * FROM json_to_recordset(%s::json)"
-            " AS u(message_id text, provider text, vendor_id text))"
-            " SELECT m.message_id, m.record, EXISTS (SELECT 1 FROM u"
-            " JOIN events AS e ON e.provider = u.provider AND e.provider_message_id = u.vendor_id"
-            " AND e.message_id IS NULL WHERE u.message_id = m.message_id)"
+            # Each vendor id's events are found through their index (a subquery per id):
+            # a join on ``message_id IS NULL`` read every orphan event stored so far.
+            "WITH u AS MATERIALIZED (SELECT u.message_id, (SELECT bool_or(e.message_id IS NULL)"
+            " FROM events AS e WHERE e.provider = u.provider"
+            " AND e.provider_message_id = u.vendor_id) AS waiting"
+            " FROM json_to_recordset(%s::json) AS u(message_id text, provider text, vendor_id text))"
+            " SELECT m.message_id, m.record,"
+            " EXISTS (SELECT 1 FROM u WHERE u.message_id = m.message_id AND u.waiting)"
             " FROM messages AS m WHERE m.message_id = ANY(" + _TEXTS + ")"
             " ORDER BY m.message_id FOR UPDATE OF m",
             (
@@ -449,11 +454,15 @@ class PostgresStore(Store):
             record.updated_at = utcnow()
         saved = list(records.values())
         await conn.execute(
-            "UPDATE messages AS m SET status = u.status, provider = u.provider,"
-            " provider_message_id = u.vendor_id, record = u.record"
-            " FROM json_to_recordset(%s::json)"
-            " AS u(message_id text, status text, provider text, vendor_id text, record text)"
-            " WHERE m.message_id = u.message_id",
+            # The rows are found through their ids' index (``= ANY``): joined to the
+            # function's rows instead, the planner (which guesses 100 of them) scanned the
+            # whole table while it was small enough, up to ~10,000 rows.
+            "WITH u AS MATERIALIZED (SELECT * FROM json_to_recordset(%s::json)"
+            " AS u(message_id text, status text, provider text, vendor_id text, record text))"
+            " UPDATE messages AS m SET status = u.status, provider = u.provider,"
+            " provider_message_id = u.vendor_id, record = u.record FROM u"
+            " WHERE m.message_id = ANY(ARRAY(SELECT message_id FROM u))"
+            " AND m.message_id = u.message_id",
             (
                 _rows(
                     {
@@ -788,7 +797,7 @@ class PostgresStore(Store):
             # Pipelined, the count is known once the commit is back.
             return AfterCommit(count)
 
-        counted: int = await self._write(write, pipelined=True)
+        counted: int = await self._write(write, single=True)
         return counted
 
     async def wait_for_events(self, timeout: float) -> bool:
@@ -916,7 +925,7 @@ class PostgresStore(Store):
                 (key, message_id),
             )
 
-        await self._write(write, pipelined=True)
+        await self._write(write, single=True)
 
     async def check_recipient(
         self, phone: str, interval: float, *, message_id: str | None = None

@@ -81,7 +81,11 @@ class VeesingProvider(SmsProvider[VeesingOptions]):
     # -- checks made before any request ------------------------------------------------
 
     def decline(self, message: SmsMessage) -> str | None:
-        if national_mobile(message.to) is None:
+        return self._refusal(message, national_mobile(message.to))
+
+    def _refusal(self, message: SmsMessage, phone: str | None) -> str | None:
+        """:meth:`decline`, given the number's national form (``national_mobile``)."""
+        if phone is None:
             return f"{mask_phone(message.to)} is not a Chinese mobile number (Veesing serves +86 mobiles only)"
         param = self.options.variables_param
         value = message.params.get(param)
@@ -94,13 +98,12 @@ class VeesingProvider(SmsProvider[VeesingOptions]):
     # -- send and balance ----------------------------------------------------------------
 
     async def send(self, message: SmsMessage) -> SendReceipt:
-        reason = self.decline(message)
+        phone = national_mobile(message.to)
+        reason = self._refusal(message, phone)
         if reason is not None:
             raise InvalidMessage(f"{self.instance}: {reason}")
         template = self.templates[message.template]
         assert isinstance(template, VeesingTemplateOptions)
-        phone = national_mobile(message.to)
-        assert phone is not None
         # appId, appKey, phone, templateId, variables: the credentials and the template id
         # are encoded once; the phone and the code are ASCII digits (decline checked both),
         # which form-encode as themselves.
@@ -245,11 +248,7 @@ def _form_value(value: str) -> str:
 def _decode(response: Answer, content_type: str) -> str:
     """The body as text: the declared charset, else UTF-8, else GB18030 (a Chinese vendor's
     other usual encoding)."""
-    # The charset parameter of content-type, read directly (httpx's charset_encoding goes
-    # through the email package, which costs as much as the JSON parse).
-    found = _CHARSET.search(content_type)
-    declared = found.group(1) if found else None
-    for encoding in dict.fromkeys([declared or "utf-8", "utf-8", "gb18030"]):
+    for encoding in _encodings(content_type):
         try:
             return response.content.decode(encoding)
         except (UnicodeDecodeError, LookupError):
@@ -257,11 +256,26 @@ def _decode(response: Answer, content_type: str) -> str:
     raise ValueError("undecodable body")
 
 
+@functools.lru_cache(maxsize=64)
+def _encodings(content_type: str) -> tuple[str, ...]:
+    """The encodings to try, in order, for a body of ``content_type`` (a vendor sends one
+    or two content types: read once each)."""
+    # The charset parameter of content-type, read directly (httpx's charset_encoding goes
+    # through the email package, which costs as much as the JSON parse).
+    found = _CHARSET.search(content_type)
+    declared = found.group(1) if found else None
+    return tuple(dict.fromkeys([declared or "utf-8", "utf-8", "gb18030"]))
+
+
+# Built once: an ``int | float | str`` written in the call builds the union on every call.
+_SCALARS = (int, float, str)
+
+
 def _text(value: object) -> str | None:
     """A JSON field as stripped text (numbers accepted, as the vendor may send either)."""
     if isinstance(value, bool) or value is None:
         return None
-    if isinstance(value, int | float | str):
+    if isinstance(value, _SCALARS):
         text = str(value).strip()
         return text or None
     return None

@@ -155,6 +155,37 @@ async def test_unescaped_utf8_and_gb18030_answers(router, make_provider) -> None
     await provider.aclose()
 
 
+@pytest.mark.parametrize(
+    ("content_type", "encoding"),
+    [
+        ("application/json;charset=gb18030", "gb18030"),
+        ('application/json; charset="UTF-16"', "utf-16"),
+        ("application/json; charset=no-such-codec", "utf-8"),
+        ("text/html", "gb18030"),
+    ],
+)
+async def test_the_declared_charset_decides_each_answer(
+    router, make_provider, content_type, encoding
+) -> None:
+    # Each content type's encodings are worked out once: the second answer of the same
+    # content type, with another message, must be read the same way.
+    route = router.post(SEND_URL)
+    provider = make_provider(transport(router))
+    for message, cls in (
+        ("余额不足", errors.InsufficientBalance),
+        ("IP受限", errors.AuthenticationError),
+    ):
+        text = f'{{"returnStatus":"0","message":"{message}","remainPoint":null,"taskId":null}}'
+        route.mock(
+            return_value=httpx.Response(
+                200, content=text.encode(encoding), headers={"content-type": content_type}
+            )
+        )
+        with pytest.raises(cls):
+            await provider.send(MESSAGE)
+    await provider.aclose()
+
+
 # -- the error table -----------------------------------------------------------------------
 
 TABLE = [
