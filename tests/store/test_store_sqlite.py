@@ -380,3 +380,25 @@ def test_stored_times_keep_one_text_form(at: datetime) -> None:
     text = _ts(at)
     assert text == at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     assert _dt(text) == at
+
+
+@given(st.dictionaries(st.text(), st.text(), max_size=8), st.lists(st.text(), max_size=5))
+def test_stored_headers_and_event_ids_are_the_json_the_encoder_writes(
+    headers: dict[str, str], ids: list[str]
+) -> None:
+    """The inbox's headers and event ids are written without the JSON encoder's general
+    machinery: the same text as ``json.dumps`` (headers unescaped, ids ASCII-escaped)."""
+    import json
+
+    from notifykit.store.sqlite import _headers_json, _ids_json
+
+    assert _headers_json(headers) == json.dumps(headers, ensure_ascii=False)
+    assert _ids_json(ids) == json.dumps(ids)
+
+
+def test_stored_times_are_utc_text_whatever_zone_they_come_in() -> None:
+    from notifykit.store.sqlite import _ts
+
+    at = datetime(2024, 5, 1, 17, 0, 0, 123456, tzinfo=timezone(timedelta(hours=8)))
+    assert _ts(at) == _ts(at.astimezone(UTC)) == "2024-05-01T09:00:00.123456Z"
+    assert _ts(at.replace(microsecond=0)) == "2024-05-01T09:00:00.000000Z"
