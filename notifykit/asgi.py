@@ -139,14 +139,15 @@ class _CallbackEndpoint:
         url = URL(scope={**scope, "headers": headers})
         return str(url), _stored_path(url, self.receiver.token)
 
-    def addresses(self, scope: Scope) -> tuple[str, str]:
-        """The URL a request called and the path to store for it."""
+    def addresses(self, scope: Scope, host: bytes | None = None) -> tuple[str, str]:
+        """The URL a request called and the path to store for it (``host``: the value of
+        its first ``host`` header, when the caller has read it; else read here)."""
         server = scope.get("server")
-        host = None
-        for key, value in scope["headers"]:
-            if key == b"host":
-                host = value
-                break
+        if host is None:
+            for key, value in scope["headers"]:
+                if key == b"host":
+                    host = value
+                    break
         return self._addresses(
             scope.get("scheme", "http"),
             None if server is None else tuple(server),
@@ -177,11 +178,22 @@ class _CallbackEndpoint:
         if method != "POST" and not answers_checks(instance, method):
             allow = ", ".join(allowed_methods(instance))
             return _text(405, "Method Not Allowed", {"allow": allow})
-        # As Starlette's Headers: names as sent (lower-case from ASGI servers), Latin-1.
-        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        # As Starlette's Headers: names as sent (lower-case from ASGI servers), Latin-1; the
+        # first host and content-length kept on the way (one pass over the headers).
+        headers: dict[str, str] = {}
+        host: bytes | None = None
+        declared: str | None = None
+        for key, value in scope["headers"]:
+            name = key.decode("latin-1")
+            text = value.decode("latin-1")
+            headers[name] = text
+            if key == b"host":
+                if host is None:
+                    host = value
+            elif key == b"content-length" and declared is None:
+                declared = text
         limit = receiver.max_body_bytes
-        declared = _first_header(scope, b"content-length")
-        if declared.isdigit() and int(declared) > drain_bound(limit):
+        if declared is not None and declared.isdigit() and int(declared) > drain_bound(limit):
             return _too_large(cut_off=True)
         body = b""
         while True:
@@ -194,7 +206,7 @@ class _CallbackEndpoint:
                 return await _drain_then_refuse(receive, message, len(body), drain_bound(limit))
             if not message.get("more_body", False):
                 break
-        url, stored_path = self.addresses(scope)
+        url, stored_path = self.addresses(scope, host)
         try:
             if method == "POST":
                 # A URL check touches no store: it is answered even while the store is down.
@@ -220,14 +232,6 @@ def _answer(status: int, headers: tuple[tuple[str, str], ...], content: bytes) -
     """The response for a handled request (shared by every request given the same: a
     Response is only read when sent)."""
     return Response(content, status_code=status, headers=dict(headers))
-
-
-def _first_header(scope: Scope, name: bytes) -> str:
-    """The first value of header ``name`` (lower-case), Latin-1; empty when absent."""
-    for key, value in scope["headers"]:
-        if key == name:
-            return str(value.decode("latin-1"))
-    return ""
 
 
 def _route_path(scope: Scope) -> str:

@@ -9,7 +9,8 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from json.encoder import encode_basestring
+from typing import Annotated, Any, Literal, cast
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
 
@@ -26,7 +27,13 @@ once (``dumps`` makes one per call when given options)."""
 def make_event_id(provider: str, *parts: object) -> str:
     """A deterministic de-duplication key: the same vendor push gives the same id (in every
     version: stored ids are compared with new ones)."""
-    blob = _ID_ENCODER.encode([provider, *parts])
+    values = (provider, *parts)
+    if all(type(value) is str for value in values):
+        # The usual parts, all text: the encoder's own output for a list of strings (its
+        # string function and its ", " separator), without its general machinery.
+        blob = "[" + ", ".join(map(encode_basestring, cast("tuple[str, ...]", values))) + "]"
+    else:
+        blob = _ID_ENCODER.encode(list(values))
     return hashlib.sha256(blob.encode()).hexdigest()[:32]
 
 

@@ -137,11 +137,13 @@ class CallbackProcessor:
         request = CallbackRequest(method=verb, url=url, headers=lowered, body=body)
         if verb != "POST":
             return await self._answer_check(provider, instance, request)
-        entry = InboxEntry(
+        if not REDACTED_HEADERS.isdisjoint(lowered):
+            lowered = {k: "***" if k in REDACTED_HEADERS else v for k, v in lowered.items()}
+        entry = InboxEntry(  # validated: a copy of `lowered`, not the request's dict
             provider=provider,
-            method=request.method,
+            method=verb,
             path=path or f"/callbacks/{provider}",
-            headers={k: "***" if k in REDACTED_HEADERS else v for k, v in lowered.items()},
+            headers=lowered,
             body=body,
         )
         try:
@@ -169,11 +171,19 @@ class CallbackProcessor:
         # Only a processor with observers claims what it stores: one with none (a bare
         # ``notifykit serve``) leaves the events pending for the instances that have some.
         owner = self.claimant()
+        store = self.store
+        bound = store.call_timeout
         try:
-            # asyncio.timeout, not wait_for: no task of its own per push (and on 3.11 no
-            # cancellation swallowed when the store answers as the request is cancelled).
-            async with asyncio.timeout(self.store_timeout):
-                new = await self.store.ingest(entry, result.events, owner=owner, lease=self.lease)
+            if bound is not None and bound <= self.store_timeout:
+                # The store answers by its own deadline, no later than ours: a timer of
+                # our own per push would only repeat it.
+                new = await store.ingest(entry, result.events, owner=owner, lease=self.lease)
+            else:
+                # asyncio.timeout, not wait_for: no task of its own per push (and on 3.11
+                # no cancellation swallowed when the store answers as the request is
+                # cancelled).
+                async with asyncio.timeout(self.store_timeout):
+                    new = await store.ingest(entry, result.events, owner=owner, lease=self.lease)
         except Exception as exc:
             # Logged once per fault (with its reason), not once per request.
             self.store_health.failed(exc)
@@ -271,9 +281,11 @@ class CallbackProcessor:
 
     def start_sweeping(self) -> None:
         """Keep claiming, in the background, what no live claim holds: events whose
-        dispatcher died (after their lease ends) and events stored unclaimed. Wakes when
-        the store says events arrived, else every half lease; a sweep claims nothing while
-        :meth:`has_observers` is false. ``stop_sweeping`` ends it."""
+        dispatcher died (after their lease ends) and events stored unclaimed. Wakes every
+        half lease and, while :meth:`has_observers` is true, when the store says events
+        arrived; a sweep claims nothing while it is false (so arrivals do not wake it
+        then: a bare ``notifykit serve`` stores every push unclaimed, and would wake it
+        for each turn of the loop). ``stop_sweeping`` ends it."""
         if self._sweeper is None or self._sweeper.done():
             self._sweeper = asyncio.get_running_loop().create_task(self._sweep())
 
@@ -299,7 +311,10 @@ class CallbackProcessor:
         while self._sweeper is me:
             self._sweep_waiting = True
             try:
-                await self.store.wait_for_events(self.lease / 2)
+                if self.has_observers():
+                    await self.store.wait_for_events(self.lease / 2)
+                else:
+                    await asyncio.sleep(self.lease / 2)
             except Exception as exc:
                 log.error("recovery_failed", error=type(exc).__name__)
                 await asyncio.sleep(self.lease / 2)

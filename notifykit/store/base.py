@@ -221,6 +221,11 @@ class VerificationCheckStep:
 class Store(ABC):
     """Where notifykit keeps what must survive the process."""
 
+    call_timeout: float | None = None
+    """Seconds within which each call returns or raises StoreError by the store's own
+    deadline (the SQLite store's writer answers a job past it), or None when the store
+    keeps no deadline of its own: callers then bound its calls themselves."""
+
     @classmethod
     def from_config(cls, config: StoreConfig) -> Self:
         """The store ``config`` names (``config.url`` has this backend's scheme), not yet

@@ -94,6 +94,9 @@ class SQLiteStore(Store):
         self._writer = SQLiteWriter(
             self._connect, timeout=timeout, name=f"notifykit-sqlite-{Path(self.path).name}"
         )
+        # Every call is a writer job, which the writer answers with StoreError once
+        # `timeout` has passed.
+        self.call_timeout = timeout
 
     @classmethod
     def from_config(cls, config: StoreConfig) -> SQLiteStore:

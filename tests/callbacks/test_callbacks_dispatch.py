@@ -12,10 +12,11 @@ import pytest
 from notifykit import hookimpl
 from notifykit.config import Config
 from notifykit.events import DeliveryReceipt
+from notifykit.inbox import CallbackProcessor
 from notifykit.models import DeliveryStatus
 from notifykit.notifier import AsyncNotifier
 from notifykit.plugins import get_plugin_manager
-from notifykit.store import InboxEntry, SQLiteStore, Store
+from notifykit.store import InboxEntry, MemoryStore, SQLiteStore, Store
 from notifykit.store.base import AnyEvent
 from notifykit.testing import deliver, fake_receipt
 from notifykit.testing.fake import fake_plugin_manager
@@ -92,6 +93,42 @@ async def test_a_sweeping_receiver_wakes_when_unclaimed_events_arrive(tmp_path: 
     finally:
         await alive.callbacks.stop_sweeping()
         await alive.close()
+
+
+class WaitCountingStore(MemoryStore):
+    """A memory store that counts the sweeper's waits for arrivals."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.waits_for_events = 0
+
+    async def wait_for_events(self, timeout: float) -> bool:
+        self.waits_for_events += 1
+        return await super().wait_for_events(timeout)
+
+
+@pytest.mark.parametrize("observed", [False, True], ids=["no-observers", "a-subscriber"])
+async def test_arrivals_wake_the_sweeper_only_of_a_processor_with_observers(
+    observed: bool,
+) -> None:
+    """Without observers a sweep claims nothing, so the sweeper waits out its half lease
+    without listening for arrivals (``notifykit serve`` stores every push unclaimed, and
+    each would wake it); with one, it listens."""
+    store = WaitCountingStore()
+    processor = CallbackProcessor({}, store, get_plugin_manager(load_entrypoints=False), lease=3600)
+    if observed:
+        processor.subscribers.append(lambda event: None)
+    processor.start_sweeping()
+    try:
+        for _ in range(3):
+            await asyncio.sleep(0)
+        assert store.waits_for_events == (1 if observed else 0)
+        store.events_arrived()
+        for _ in range(3):
+            await asyncio.sleep(0)
+        assert store.waits_for_events == (2 if observed else 0)  # woken, swept, waiting again
+    finally:
+        await processor.stop_sweeping()
 
 
 async def test_a_receiver_never_hands_out_what_another_live_one_holds(tmp_path: Path) -> None:

@@ -181,6 +181,52 @@ def test_store_failure_or_timeout_is_503_so_the_vendor_retries(serve: Serve, han
     assert HOOK_EVENTS == []
 
 
+class SelfBoundedStore(MemoryStore):
+    """A store that declares its own deadline (``call_timeout``) and keeps a push's
+    ``ingest`` waiting a little longer than the processor's store timeout."""
+
+    def __init__(self, call_timeout: float | None) -> None:
+        super().__init__()
+        self.call_timeout = call_timeout
+
+    async def ingest(
+        self, entry: InboxEntry, events: Sequence[AnyEvent], **claim: Any
+    ) -> list[AnyEvent]:
+        await asyncio.sleep(0.3)
+        return await super().ingest(entry, events, **claim)
+
+
+@pytest.mark.parametrize(
+    ("call_timeout", "status"),
+    [(None, 503), (5.0, 503), (0.1, 200)],
+    ids=["no-own-deadline", "own-deadline-later", "own-deadline-sooner"],
+)
+def test_the_processor_times_ingest_out_unless_the_store_answers_by_an_earlier_deadline(
+    call_timeout: float | None, status: int
+) -> None:
+    """The processor's timeout (0.1 s here) bounds ``ingest``, unless the store declares
+    a deadline of its own no later than it (the SQLite store does): a timer per push would
+    then only repeat the store's. (The store here does not keep its declared deadline: the
+    200 shows that nothing else cut the 0.3 s call short.)"""
+    store = SelfBoundedStore(call_timeout)
+    notifier = make_notifier(store, timeout=0.1)
+
+    async def push() -> int:
+        async with notifier:
+            answer = await notifier.callbacks.handle("p", "POST", {"sig": "good"}, b"v1:sent")
+            return answer.status
+
+    assert asyncio.run(push()) == status
+    assert asyncio.run(store.count_inbox()) == (1 if status == 200 else 0)
+
+
+def test_the_sqlite_store_declares_its_writer_timeout_as_its_deadline(tmp_path: Path) -> None:
+    from notifykit.store.sqlite import SQLiteStore
+
+    assert SQLiteStore(tmp_path / "db.sqlite3", timeout=2.5).call_timeout == 2.5
+    assert MemoryStore().call_timeout is None
+
+
 def test_sync_notifier_handle_callback_does_the_same_work() -> None:
     store = MemoryStore()
     seen: list[str] = []

@@ -168,7 +168,7 @@ def parse_callback(request: CallbackRequest, *, instance: str, zone: ZoneInfo) -
         "provider_message_id": task_id,
         "phone": phone_from(mobile),
         "occurred_at": occurred_at,
-        "raw": dict(fields),
+        "raw": fields,  # this call's own dict (validation copies it into the event)
     }
     event: DeliveryReceipt | InboundMessage
     try:
