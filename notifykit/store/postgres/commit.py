@@ -21,6 +21,12 @@ returns :class:`AfterCommit` reads its rows once the commit is back). A push cos
 round trips instead of five, and no ``BEGIN`` or ``COMMIT`` statement. A pipelined write reads a cursor's results (rows, ``rowcount``)
 only through a fetch, or in :class:`AfterCommit`; it must also run unchanged outside a
 pipeline (the savepoint retry above runs writes one by one, not pipelined).
+
+A batch that is one statement (*single* writes: see :meth:`GroupCommit.run`) needs no
+pipeline: it runs alone on the autocommit connection, its own transaction, in one wait for
+the database (a pipeline costs three). Rows go to the database as one JSON parameter per
+batch (``json_to_recordset``), not as array parameters, which psycopg dumps element by
+element in Python.
 """
 
 from __future__ import annotations
