@@ -9,12 +9,14 @@ Human output masks phone numbers; ``--json`` prints one JSON array on stdout.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import re
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 import uvicorn
@@ -22,13 +24,15 @@ import uvicorn
 from notifykit.cli.common import (
     EXIT_USAGE,
     config_option,
+    describe_error,
     echo_json,
     echo_row,
+    exit_code_for,
     fail,
     handle_errors,
     load,
 )
-from notifykit.config import Config
+from notifykit.config import Config, mask_url_password
 from notifykit.errors import InvalidMessage
 from notifykit.events import InboundMessage
 from notifykit.inbox import receives_callbacks
@@ -38,6 +42,9 @@ from notifykit.server import listening_socket
 from notifykit.slow_clients import ACCEPT_BACKLOG, limited_protocol
 from notifykit.store import QuarantineEntry, Store, open_store
 from notifykit.store.base import AnyEvent
+
+if TYPE_CHECKING:
+    from starlette.applications import Starlette
 
 __all__ = ["event_json", "message_json", "quarantine_json", "register"]
 
@@ -91,23 +98,27 @@ def serve(host: str, port: int, config_path: str | None) -> None:
     try:
         # IPPROTO_TCP, so that asyncio turns Nagle off on each connection (no 40 ms stall).
         sock = listening_socket(host, port)
-        # Listening before the line below is printed: a client (or a script) that connects
-        # as soon as it reads the line is queued until uvicorn accepts, never refused.
+        # Listening before the banner is printed: a client (or a script) that connects as
+        # soon as it reads the banner is queued until uvicorn accepts, never refused.
         sock.listen(ACCEPT_BACKLOG)
     except OSError as exc:
         fail(f"cannot listen on {host}:{port}: {exc.strerror}", EXIT_USAGE)
     bound = sock.getsockname()[1]
     shown = f"[{host}]" if sock.family == socket.AF_INET6 else host
-    route = "/callbacks/<provider>" + ("/<token>" if config.callbacks.token is not None else "")
-    click.echo(f"notifykit receiver on http://{shown}:{bound}  (POST {route}, GET /healthz)")
-    # Where to point each vendor (through the HTTPS proxy in front, docs/callbacks.md).
-    secret = "/<token>" if config.callbacks.token is not None else ""
-    for name, provider in app.state.notifier.providers.items():
-        if receives_callbacks(provider):
-            click.echo(
-                f"  push URL of {name} ({provider.name}): "
-                f"http://{shown}:{bound}/callbacks/{name}{secret}"
-            )
+
+    def announce() -> None:
+        route = "/callbacks/<provider>" + ("/<token>" if config.callbacks.token is not None else "")
+        click.echo(f"notifykit receiver on http://{shown}:{bound}  (POST {route}, GET /healthz)")
+        # Where to point each vendor (through the HTTPS proxy in front, docs/callbacks.md).
+        secret = "/<token>" if config.callbacks.token is not None else ""
+        for name, provider in app.state.notifier.providers.items():
+            if receives_callbacks(provider):
+                click.echo(
+                    f"  push URL of {name} ({provider.name}): "
+                    f"http://{shown}:{bound}/callbacks/{name}{secret}"
+                )
+
+    startup = _Startup(app, announce)
     # No access log: a request line holds the token.
     server = uvicorn.Server(
         uvicorn.Config(
@@ -125,13 +136,65 @@ def serve(host: str, port: int, config_path: str | None) -> None:
             ),
         )
     )
+    uvicorn_log = logging.getLogger("uvicorn.error")
+    uvicorn_log.addFilter(startup.quiet_after_failure)  # after uvicorn.Config set its logging
     try:
         server.run(sockets=[sock])
     except KeyboardInterrupt:
         # uvicorn stopped gracefully, then re-raised the signal: stopping is not a failure.
         click.echo("notifykit receiver stopped", err=True)
+    except SystemExit:
+        # uvicorn exits (status 3) when the app's startup failed: said as one line here.
+        if startup.failure is None:
+            raise
     finally:
+        uvicorn_log.removeFilter(startup.quiet_after_failure)
         sock.close()
+    if startup.failure is not None:
+        fail(_startup_error(config, startup.failure), exit_code_for(startup.failure))
+
+
+class _Startup:
+    """The receiver's start as ``serve`` runs it: ``announce`` (the banner) is called only
+    once the app's lifespan has opened the notifier (the store reached, its schema checked
+    or migrated), so that nothing claims the receiver serves before it can store a push.
+
+    When the start fails, the error is kept in ``failure`` for ``serve`` to say in one
+    line, and uvicorn's own account of it (a traceback, then "Application startup failed")
+    is left out of its log by :meth:`quiet_after_failure`.
+    """
+
+    def __init__(self, app: Starlette, announce: Callable[[], None]) -> None:
+        self.failure: Exception | None = None
+        self._announce = announce
+        self._inner = app.router.lifespan_context
+        app.router.lifespan_context = self._lifespan
+
+    @contextlib.asynccontextmanager
+    async def _lifespan(self, app: Starlette) -> AsyncIterator[Any]:
+        started = False
+        try:
+            async with self._inner(app) as state:
+                started = True
+                self._announce()
+                yield state
+        except Exception as exc:
+            if not started:
+                self.failure = exc
+            raise
+
+    def quiet_after_failure(self, record: logging.LogRecord) -> bool:
+        """A filter for the ``uvicorn.error`` logger: drops its error records once the start
+        has failed (what they say is said once, by ``serve``)."""
+        return self.failure is None or record.levelno < logging.ERROR
+
+
+def _startup_error(config: Config, exc: Exception) -> str:
+    """The one line for a failed start: what failed, naming the store (password masked)."""
+    store = mask_url_password(config.store.url)
+    said = describe_error(exc)
+    where = "" if store in said else f" ([store] {store})"
+    return f"the receiver cannot start{where}: {said}"
 
 
 # -- log ------------------------------------------------------------------------------------

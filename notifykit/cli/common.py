@@ -34,6 +34,7 @@ __all__ = [
     "cli",
     "columns",
     "config_option",
+    "describe_error",
     "echo_json",
     "echo_row",
     "exit_code_for",

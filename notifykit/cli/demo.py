@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from pathlib import Path
@@ -12,6 +13,9 @@ from notifykit.cli.common import EXIT_FAILED, EXIT_USAGE, fail
 from notifykit.errors import ConfigError, NotifyKitError
 
 __all__ = ["register"]
+
+KEPT_STORE = "notifykit.sqlite3"
+"""The store file the demo keeps in ``--keep DIR`` (as notifykit.demo names it)."""
 
 
 @click.command()
@@ -44,6 +48,7 @@ def demo(keep: Path | None, count: int) -> None:
             fail(f"--keep {keep}: cannot create the folder: {exc.strerror}", EXIT_USAGE)
         if not os.access(keep, os.W_OK | os.X_OK):
             fail(f"--keep {keep}: the folder cannot be written", EXIT_USAGE)
+        _check_kept_store(keep)
     try:
         outcome = run_demo(DemoSettings(count=count, keep=keep))
     except KeyboardInterrupt:
@@ -67,6 +72,26 @@ def demo(keep: Path | None, count: int) -> None:
         )
     if outcome.verification is not None and not outcome.verification.as_expected:
         fail("the verification part did not go as the rules say", EXIT_FAILED)
+
+
+def _check_kept_store(keep: Path) -> None:
+    """Exit 2 with one line when the store the demo keeps in ``keep`` cannot be opened (a
+    folder, or a file that is no database, in its place): found here, before any server
+    starts, rather than as the receiver's failed start."""
+    from notifykit.config import StoreConfig
+    from notifykit.store import open_store
+
+    store = keep / KEPT_STORE
+
+    async def probe() -> None:
+        opened = open_store(StoreConfig(url=f"sqlite:///{store}"))
+        await opened.open()
+        await opened.close()
+
+    try:
+        asyncio.run(probe())
+    except NotifyKitError as exc:
+        fail(f"--keep {keep}: the store {store} cannot be opened: {exc.message}", EXIT_USAGE)
 
 
 def register(cli: click.Group) -> None:
