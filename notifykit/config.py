@@ -190,11 +190,17 @@ class RoutingConfig(_Section):
 
 _SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 _URL_PASSWORD = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://[^:/@]*:)([^@]*)(@)")
+# A password given as a query parameter: libpq reads ``?password=`` and ``?sslpassword=``,
+# redis-py ``?password=``; any parameter whose name holds "password" is hidden.
+_QUERY_PASSWORD = re.compile(r"([?&][^=&#]*password[^=&#]*=)([^&#]*)", re.IGNORECASE)
 
 
 def mask_url_password(url: str) -> str:
-    """``url`` with the password of its ``user:password@`` part replaced by ``***``."""
-    return _URL_PASSWORD.sub(r"\1***\3", url)
+    """``url`` with every password in it replaced by ``***``: the one of its
+    ``user:password@`` part and the value of any query parameter whose name holds
+    ``password`` (``?password=``, ``?sslpassword=``), as PostgreSQL and Redis URLs may
+    carry either."""
+    return _QUERY_PASSWORD.sub(r"\1***", _URL_PASSWORD.sub(r"\1***\3", url))
 
 
 class StoreConfig(_Section):

@@ -12,6 +12,8 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from notifykit.config import mask_url_password
+
 __all__ = ["Sandbox", "SandboxSettings", "hide_callback_token", "toml_value", "unique_number"]
 
 _last_number = 0
@@ -36,16 +38,15 @@ def unique_number() -> int:
 
 
 _CALLBACK_TOKEN = re.compile(r"(/callbacks/[^/?#]+/)[^/?#]+")
-_URL_PASSWORD = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://[^:/@]*:)([^@/]*)(@)")
 
 
 def hide_callback_token(url: str) -> str:
     """``url`` (a sandbox's ``--callback-url``) as a banner may show it: the token segment of a
     receiver path ``.../callbacks/<instance>/<token>`` replaced by ``<token>`` (the form
-    ``notifykit serve`` prints) and a ``user:password@`` password by ``***``. The token is
+    ``notifykit serve`` prints) and any password by ``***`` (:func:`mask_url_password`). The token is
     the only thing keeping strangers out of a receiver (docs/callbacks.md), so it is never
     printed; a URL without one is returned with only its password masked."""
-    url = _URL_PASSWORD.sub(r"\1***\3", url)
+    url = mask_url_password(url)
     return _CALLBACK_TOKEN.sub(r"\1<token>", url, count=1)
 
 

@@ -244,16 +244,41 @@ def log_command(
             f"{record.template}  {record.status.value}"
             + (f"  via {via}" if record.provider else "")
         )
-        for change in record.history:
-            click.echo(f"    {_when(change.at)}  {change.status.value:<11}  {change.source}")
-        if record.status in (DeliveryStatus.UNKNOWN, DeliveryStatus.PENDING):
-            # What a human needs to decide: where a call may have reached a vendor, and when.
-            for attempt in record.attempts:
-                if attempt.outcome == "started" or attempt.error_type == "UnknownOutcome":
-                    at = _when(attempt.started_at) if attempt.started_at else "?"
-                    click.echo(f"    {at}  attempt      {attempt.provider} {attempt.outcome}")
+        for line in _history_lines(record):
+            click.echo(line)
         for reply in replies:
             echo_row(f"    {_when(reply.occurred_at)}  reply        {reply.text}", " " * 6)
+
+
+def _history_lines(record: MessageRecord) -> list[str]:
+    """A message's status changes (in stored order) and, for a ``pending`` or ``unknown``
+    one, the vendor calls that may have reached a vendor (what a human needs to decide:
+    where and when), each after the status changes made by the time it started (never
+    before the first, the ``pending`` its send stored before calling; one without a start
+    time last)."""
+    lines = [f"{_when(c.at)}  {c.status.value:<11}  {c.source}" for c in record.history]
+    if record.status in (DeliveryStatus.UNKNOWN, DeliveryStatus.PENDING):
+        latest = datetime.max.replace(tzinfo=UTC)
+        placed: list[tuple[int, datetime, str]] = []
+        for attempt in record.attempts:
+            if attempt.outcome == "started":
+                said = "started, no outcome recorded: it may have reached the vendor"
+            elif attempt.error_type == "UnknownOutcome":
+                said = "outcome unknown (UnknownOutcome): the vendor may have accepted it"
+            else:
+                continue
+            at = attempt.started_at
+            after = (
+                len(lines) if at is None else max(1, sum(1 for c in record.history if c.at <= at))
+            )
+            when = _when(at) if at is not None else "?"
+            text = f"{when}  attempt      {attempt.provider} {said}"
+            placed.append((after, latest if at is None else at, text))
+        # Inserted from the last place back, so that earlier places stay where they were
+        # (and calls at one place come in the order they started).
+        for after, _, text in sorted(placed, key=lambda p: (p[0], p[1]), reverse=True):
+            lines.insert(after, text)
+    return [f"    {text}" for text in lines]
 
 
 def message_json(record: MessageRecord, replies: list[InboundMessage]) -> dict[str, Any]:

@@ -16,7 +16,7 @@ import sys
 import warnings
 from collections.abc import Callable, Iterable
 from typing import IO, Any, NoReturn, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 import click
 from pydantic import BaseModel, SecretStr
@@ -70,9 +70,13 @@ def secrets_of(config: Config, options: Iterable[BaseModel] = ()) -> list[str]:
     if config.verify.secret is not None:
         found.append(config.verify.secret.get_secret_value())
     for url in (config.store.url, config.shared_state.url):
-        password = urlsplit(url).password if url else None
-        if password:
-            found.append(password)
+        if not url:
+            continue
+        parts = urlsplit(url)
+        if parts.password:
+            found.append(parts.password)
+        # libpq and redis-py read a password from the query too (mask_url_password).
+        found.extend(v for k, v in parse_qsl(parts.query) if "password" in k.lower() and v)
     for model in options:
         for name in type(model).model_fields:
             value = getattr(model, name, None)

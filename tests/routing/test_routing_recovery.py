@@ -4,7 +4,7 @@ open notifier (on open, then on its timer)."""
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -134,3 +134,48 @@ def test_log_status_unknown_shows_the_call_that_needs_a_human(tmp_path: Path) ->
     assert "reached" in shown.output and "never" not in shown.output
     assert "m started" in shown.output and "recovery" in shown.output
     assert CN not in shown.output  # masked
+
+
+def test_log_says_which_calls_may_have_reached_a_vendor_in_time_order() -> None:
+    """``log`` on an ``unknown`` message: a call that ended in UnknownOutcome reads as
+    "outcome unknown", never "failed"; a call with no recorded outcome as "started"; each
+    after the status changes made before it began, a refused call not at all."""
+    from notifykit.cli.callbacks import _history_lines
+    from notifykit.models import StatusChange
+
+    t0 = datetime(2026, 11, 30, 4, 0, tzinfo=UTC)
+    record = MessageRecord(
+        message_id="m1",
+        to=CN,
+        template="t",
+        status=DeliveryStatus.UNKNOWN,
+        history=[
+            StatusChange(status=DeliveryStatus.PENDING, at=t0, source="send"),
+            StatusChange(
+                status=DeliveryStatus.UNKNOWN, at=t0 + timedelta(seconds=9), source="send"
+            ),
+        ],
+        attempts=[
+            Attempt(
+                provider="a",
+                outcome="failed",
+                error_type="ProviderUnavailable",
+                started_at=t0 + timedelta(seconds=1),
+            ),
+            Attempt(
+                provider="b",
+                outcome="failed",
+                error_type="UnknownOutcome",
+                started_at=t0 + timedelta(seconds=2),
+            ),
+            Attempt(provider="c", outcome="started", started_at=t0 + timedelta(seconds=3)),
+        ],
+    )
+    record.attempts.reverse()  # stored order is not time order: the lines are
+    lines = [line.strip().split("  ", 1)[1] for line in _history_lines(record)]
+    assert lines == [
+        "pending      send",
+        "attempt      b outcome unknown (UnknownOutcome): the vendor may have accepted it",
+        "attempt      c started, no outcome recorded: it may have reached the vendor",
+        "unknown      send",
+    ], lines

@@ -218,3 +218,23 @@ async def test_redis_down_falls_back_warns_once_and_resumes_by_itself(
     assert any("available again" in r.getMessage() for r in caplog.records)
     assert isinstance(await b.admit("vs"), str)  # b sees the breaker a opened
     await proxy.stop()
+
+
+async def test_a_password_in_the_url_query_never_shows(
+    make: Make, caplog: pytest.LogCaptureFixture
+) -> None:
+    """redis-py reads ``?password=`` as well as ``user:password@``: both are secrets in
+    the outage warning, the health answer and the configuration's repr."""
+    with contextlib.closing(__import__("socket").socket()) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # closed once the test runs: nothing listens there
+    url = f"redis://:pw-user-part-7@127.0.0.1:{port}/0?password=pw-query-part-7&db=0"
+    caplog.set_level(logging.WARNING, logger="notifykit.shared")
+    state = make(url=url)
+    await state.admit("vs")
+    said = [r.getMessage() for r in caplog.records if "unavailable" in r.getMessage()]
+    assert said, [r.getMessage() for r in caplog.records]
+    shown = [*said, repr(config(url, "p:").shared_state), str(state.snapshot("vs"))]
+    for text in shown:
+        assert "pw-user-part-7" not in text and "pw-query-part-7" not in text, text
+    assert "password=***" in said[0]

@@ -16,10 +16,13 @@ pytestmark = pytest.mark.postgres
 PASSWORD = "pg-pw-never-shown-0042"
 
 
-def config_file(tmp_path: Path, url: str, schema: str) -> Path:
+def config_file(tmp_path: Path, url: str, schema: str, where: str = "userinfo") -> Path:
     # The test server trusts local connections: the password is accepted and ignored, so
-    # it can be checked for in every output.
-    with_password = url.replace("postgres@", f"postgres:{PASSWORD}@", 1)
+    # it can be checked for in every output. libpq reads it from the user part or the query.
+    if where == "userinfo":
+        with_password = url.replace("postgres@", f"postgres:{PASSWORD}@", 1)
+    else:
+        with_password = url + ("&" if "?" in url else "?") + f"password={PASSWORD}"
     assert PASSWORD in with_password
     path = tmp_path / "notifykit.toml"
     path.write_text(
@@ -30,8 +33,11 @@ def config_file(tmp_path: Path, url: str, schema: str) -> Path:
     return path
 
 
-def test_status_migrate_status(tmp_path: Path, pg_store_url: str, pg_schema: str) -> None:
-    path = str(config_file(tmp_path, pg_store_url, pg_schema))
+@pytest.mark.parametrize("where", ["userinfo", "query"])
+def test_status_migrate_status(
+    tmp_path: Path, pg_store_url: str, pg_schema: str, where: str
+) -> None:
+    path = str(config_file(tmp_path, pg_store_url, pg_schema, where))
     runner = CliRunner()
     before = runner.invoke(cli, ["store", "status", "--config", path])
     assert before.exit_code == 1, before.output

@@ -442,10 +442,16 @@ async def test_an_event_and_its_send_meet_whichever_instance_commits_first(
     assert all(e.message_id is not None for e in await a.list_events())
 
 
-async def test_the_password_never_shows(pg_schema: str) -> None:
-    store = PostgresStore(
-        "postgresql://postgres:pw-s3cr3t-9@127.0.0.1:1/test", schema=pg_schema, timeout=2
-    )
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://postgres:pw-s3cr3t-9@127.0.0.1:1/test",
+        "postgresql://postgres@127.0.0.1:1/test?password=pw-s3cr3t-9",  # libpq reads both
+        "postgresql://postgres@127.0.0.1:1/test?sslmode=disable&sslpassword=pw-s3cr3t-9",
+    ],
+)
+async def test_the_password_never_shows(pg_schema: str, url: str) -> None:
+    store = PostgresStore(url, schema=pg_schema, timeout=2)
     assert "pw-s3cr3t-9" not in repr(store)
     with pytest.raises(StoreError) as caught:
         await store.open()

@@ -138,9 +138,11 @@ class AliyunSandbox(Sandbox):
         return new
 
     def snapshot(self) -> dict[str, Any]:
-        """The state as the admin endpoint shows it (no secret)."""
+        """The state as the admin endpoint shows it (no secret; the callback URL's token hidden)."""
         with self._lock:
             settings = self.settings.model_dump(mode="json", exclude={"access_key_secret"})
+            if settings.get("callback_url"):  # its token keeps strangers out of a receiver
+                settings["callback_url"] = hide_callback_token(settings["callback_url"])
             return {
                 "balance": f"{self.state.balance:.3f}",
                 "accepted": self.state.accepted,

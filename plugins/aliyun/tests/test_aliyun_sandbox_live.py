@@ -281,3 +281,20 @@ def test_admin_endpoint_reads_and_changes_settings() -> None:
         assert bad.status_code == 400 and "unknown code" in bad.text
     finally:
         server.stop()
+
+
+async def test_admin_state_hides_the_callback_token() -> None:
+    """The receiver's token is never shown: the admin page names it ``<token>``."""
+    sandbox = AliyunSandbox()
+    sandbox.configure(callback_url="http://127.0.0.1:9/callbacks/ali/tok-never-shown-77")
+    transport = httpx.ASGITransport(app=sandbox.app())
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://ali") as client:
+            for answer in (
+                await client.get("/_sandbox/admin"),
+                await client.post("/_sandbox/admin", json={}),
+            ):
+                assert "tok-never-shown-77" not in answer.text
+                assert "/callbacks/ali/<token>" in answer.text
+    finally:
+        await sandbox.aclose()

@@ -156,9 +156,11 @@ class VeesingSandbox(Sandbox):
         )
 
     def snapshot(self) -> dict[str, Any]:
-        """The state as the admin endpoint shows it (no appKey)."""
+        """The state as the admin endpoint shows it (no appKey; the callback URL's token hidden)."""
         with self._lock:
             settings = self.settings.model_dump(exclude={"app_key"})
+            if settings.get("callback_url"):  # its token keeps strangers out of a receiver
+                settings["callback_url"] = hide_callback_token(settings["callback_url"])
             return {
                 "balance": self.state.balance,
                 "accepted": self.state.accepted,

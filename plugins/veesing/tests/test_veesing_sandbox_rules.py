@@ -348,3 +348,16 @@ async def test_task_ids_are_never_handed_out_twice_even_with_the_same_seed() -> 
         finally:
             await box.aclose()
     assert len(set(ids)) == len(ids) == 6, ids
+
+
+async def test_admin_state_hides_the_callback_token() -> None:
+    """The receiver's token keeps strangers out of it: the admin page shows the URL with
+    ``<token>`` in its place (as the banner does), never the token."""
+    box = sandbox_with(callback_url="http://127.0.0.1:9/callbacks/vs/tok-never-shown-77")
+    try:
+        async with client_for(box) as client:
+            for answer in (await client.get(ADMIN), await client.post(ADMIN, json={})):
+                assert "tok-never-shown-77" not in answer.text
+                assert "/callbacks/vs/<token>" in answer.text
+    finally:
+        await box.aclose()
