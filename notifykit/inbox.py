@@ -100,6 +100,8 @@ class CallbackProcessor:
         self._inflight: set[asyncio.Task[None]] = set()
         self._sweeper: asyncio.Task[None] | None = None
         self._sweep_waiting = False
+        # Set to wake a sweeper that sleeps for want of observers (observers_added).
+        self._kick: asyncio.Event | None = None
         # Events handed to a dispatch task and not yet acknowledged: recovery leaves them
         # alone even when their lease has run out meanwhile.
         self._dispatching: set[str] = set()
@@ -289,6 +291,15 @@ class CallbackProcessor:
         if self._sweeper is None or self._sweeper.done():
             self._sweeper = asyncio.get_running_loop().create_task(self._sweep())
 
+    def observers_added(self) -> None:
+        """An observer arrived (call on the sweeper's loop): a sweeper that sleeps for want
+        of observers wakes now, claims what waits (events a bare ``notifykit serve``
+        stored) and from then on waits for arrivals, rather than sleeping out its half
+        lease first."""
+        kick = self._kick
+        if kick is not None:
+            kick.set()
+
     def abandon_sweeper(self) -> None:
         """Forget a sweeper whose event loop ended without shutting down (nothing of that
         loop can be awaited any more); ``start_sweeping()`` makes a new one."""
@@ -314,7 +325,10 @@ class CallbackProcessor:
                 if self.has_observers():
                     await self.store.wait_for_events(self.lease / 2)
                 else:
-                    await asyncio.sleep(self.lease / 2)
+                    kick = self._kick = asyncio.Event()
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(self.lease / 2):
+                            await kick.wait()
             except Exception as exc:
                 log.error("recovery_failed", error=type(exc).__name__)
                 await asyncio.sleep(self.lease / 2)

@@ -348,8 +348,22 @@ class AsyncNotifier:
         return status, out_headers, out_body
 
     def subscribe(self, fn: Subscriber) -> None:
-        """Call ``fn(event)`` (sync or async) for each new stored event."""
+        """Call ``fn(event)`` (sync or async) for each new stored event. Events stored
+        earlier that no instance has dispatched (a bare ``notifykit serve`` stores them
+        unclaimed) are claimed at once when the notifier is open, else when it opens. May
+        be called from any thread (the sync :class:`Notifier` does)."""
         self.callbacks.subscribers.append(fn)
+        loop = self._loop
+        if loop is None or loop.is_closed() or not self._opened:
+            return  # open() claims what waits
+        try:
+            here: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            here = None
+        if here is loop:
+            self.callbacks.observers_added()
+        elif loop.is_running():
+            loop.call_soon_threadsafe(self.callbacks.observers_added)
 
     async def health(self) -> dict[str, dict[str, Any]]:
         """Each provider instance's breaker: ``{instance: {"state", "consecutive_failures",

@@ -4,6 +4,8 @@ held once the lease ends, and wakes when the store says events arrived."""
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -14,7 +16,7 @@ from notifykit.config import Config
 from notifykit.events import DeliveryReceipt
 from notifykit.inbox import CallbackProcessor
 from notifykit.models import DeliveryStatus
-from notifykit.notifier import AsyncNotifier
+from notifykit.notifier import AsyncNotifier, Notifier
 from notifykit.plugins import get_plugin_manager
 from notifykit.store import InboxEntry, MemoryStore, SQLiteStore, Store
 from notifykit.store.base import AnyEvent
@@ -210,3 +212,34 @@ async def test_a_subscriber_makes_a_receiver_claim_what_it_stores(tmp_path: Path
         status, _, _ = await deliver(notifier, "fake", fake_receipt("vid-1"))
         assert status == 200 and len(seen) == 1
         assert await notifier.store.list_undispatched() == []  # claimed, handed, acknowledged
+
+
+@pytest.mark.parametrize("sync", [False, True], ids=["AsyncNotifier", "Notifier"])
+async def test_a_subscriber_added_to_an_open_notifier_gets_the_backlog_at_once(
+    tmp_path: Path, sync: bool
+) -> None:
+    """Events a bare ``notifykit serve`` stored unclaimed reach a subscriber added after the
+    notifier opened without waiting out the sweeper's half lease (here 30 minutes)."""
+    path = tmp_path / "nk.db"
+    await other_process(path, receipt("waiting"), owner=None, lease=0)
+    config = Config.from_dict({"callbacks": {"dispatch_lease": 3600}})
+    pm = get_plugin_manager(load_entrypoints=False)
+    got: list[str] = []
+    arrived = threading.Event()
+
+    def keep(event: AnyEvent) -> None:
+        got.append(event.event_id)
+        arrived.set()
+
+    if sync:
+        with Notifier(config, plugin_manager=pm, store=SQLiteStore(path)) as blocking:
+            time.sleep(0.05)  # opened: the sweeper sleeps, for want of observers
+            blocking.subscribe(keep)  # from this thread, not the notifier's loop
+            assert await asyncio.to_thread(arrived.wait, 20)
+    else:
+        async with AsyncNotifier(config, plugin_manager=pm, store=SQLiteStore(path)) as alive:
+            for _ in range(5):
+                await asyncio.sleep(0)  # the sweeper sleeps, for want of observers
+            alive.subscribe(keep)
+            assert await asyncio.to_thread(arrived.wait, 20)
+    assert got == ["waiting"]

@@ -169,6 +169,31 @@ async def test_events_are_claimed_by_one_instance_and_taken_over_after_a_lease(
     assert unacknowledged(pg_store_url, pg_schema) == ids_b
 
 
+@contextlib.asynccontextmanager
+async def _writer_blocked(store: PostgresStore, url: str) -> AsyncIterator[asyncio.Future[None]]:
+    """Open ``store`` (one writer) and block its writer: another connection holds the row
+    of message ``busy``, which the writer's batch (yielded: an ``update_message``) waits
+    for until the block ends; the writes queued meanwhile wait behind it."""
+    import psycopg
+
+    await store.open()
+    await store.create_message(MessageRecord(message_id="busy", to=PHONE, template="t"))
+    async with (
+        await psycopg.AsyncConnection.connect(url, autocommit=True) as holder,
+        await psycopg.AsyncConnection.connect(url, autocommit=True) as watch,
+        holder.transaction(),
+    ):
+        await holder.execute(
+            f"SELECT 1 FROM {store.schema}.messages WHERE message_id = 'busy' FOR UPDATE"
+        )
+        # The writer's batch waits for that row...
+        begun = asyncio.ensure_future(
+            store.update_message("busy", attempts=[], status=DeliveryStatus.FAILED)
+        )
+        assert await _blocked_by(watch, holder.info.backend_pid, begun)
+        yield begun
+
+
 async def _blocked_by(conn: object, pid: int, task: asyncio.Future[object]) -> bool:
     """Wait until ``task`` finishes (False) or PostgreSQL reports a backend waiting for a
     lock that backend ``pid`` holds (True)."""
@@ -238,24 +263,8 @@ async def test_a_write_whose_caller_gave_up_before_its_batch_began_never_lands(
     """The receiver answers 503 to a push whose store write timed out, and the vendor sends
     it again: a write still queued when its caller gave up must not land afterwards (one
     its batch had already begun may: the caller was told the outcome is not known)."""
-    import psycopg
-
     store = opened(timeout=1, pool_max_size=2)  # one writer: batches go one at a time
-    await store.open()
-    await store.create_message(MessageRecord(message_id="busy", to=PHONE, template="t"))
-    async with (
-        await psycopg.AsyncConnection.connect(pg_store_url, autocommit=True) as holder,
-        await psycopg.AsyncConnection.connect(pg_store_url, autocommit=True) as watch,
-        holder.transaction(),
-    ):
-        await holder.execute(
-            f"SELECT 1 FROM {store.schema}.messages WHERE message_id = 'busy' FOR UPDATE"
-        )
-        # The writer's batch waits for that row...
-        begun = asyncio.ensure_future(
-            store.update_message("busy", attempts=[], status=DeliveryStatus.FAILED)
-        )
-        assert await _blocked_by(watch, holder.info.backend_pid, begun)
+    async with _writer_blocked(store, pg_store_url) as begun:
         # ...while the next write waits in the queue until its caller gives up.
         with pytest.raises(StoreError, match="timed out"):
             await store.create_message(MessageRecord(message_id="late", to=PHONE, template="t"))
@@ -273,23 +282,8 @@ async def test_a_write_whose_caller_was_cancelled_still_lands_and_others_time_ou
     runs, as it would under ``asyncio.shield``; a caller that waits for longer than
     ``timeout`` is told so, and its write, not begun, never lands, also when it was queued
     after another that timed out first."""
-    import psycopg
-
     store = opened(timeout=1, pool_max_size=2)  # one writer: batches go one at a time
-    await store.open()
-    await store.create_message(MessageRecord(message_id="busy", to=PHONE, template="t"))
-    async with (
-        await psycopg.AsyncConnection.connect(pg_store_url, autocommit=True) as holder,
-        await psycopg.AsyncConnection.connect(pg_store_url, autocommit=True) as watch,
-        holder.transaction(),
-    ):
-        await holder.execute(
-            f"SELECT 1 FROM {store.schema}.messages WHERE message_id = 'busy' FOR UPDATE"
-        )
-        begun = asyncio.ensure_future(
-            store.update_message("busy", attempts=[], status=DeliveryStatus.FAILED)
-        )
-        assert await _blocked_by(watch, holder.info.backend_pid, begun)
+    async with _writer_blocked(store, pg_store_url) as begun:
         gone = asyncio.ensure_future(
             store.create_message(MessageRecord(message_id="gone", to=PHONE, template="t"))
         )
