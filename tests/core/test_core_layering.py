@@ -38,7 +38,8 @@ FOUNDATION = {
     f"{N}.log": {f"{N}.phone"},
     f"{N}.events": {f"{N}.models"},
     f"{N}.config": {f"{N}.errors"},
-    f"{N}.sandbox": set(),
+    # config for mask_url_password only: one rule for the passwords a URL may carry.
+    f"{N}.sandbox": {f"{N}.config"},
     f"{N}.transport_errors": set(),
     f"{N}.loops": {f"{N}.log"},
     # The synchronous Notifier's event-loop thread.
