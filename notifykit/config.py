@@ -636,14 +636,17 @@ class ConsoleFallbackWarning(UserWarning):
     not sent. Shown once per place by Python's warnings filter (and logged)."""
 
 
-def fallback_notice() -> str:
-    """Where configuration was looked for, and what happens without one."""
+_SENDING_FALLBACK = "messages are only printed by the built-in console provider, never sent"
+
+
+def fallback_notice(consequence: str = _SENDING_FALLBACK) -> str:
+    """Where configuration was looked for, and what happens without one (``consequence``:
+    by default, what it means for sending)."""
     env = os.environ.get(CONFIG_ENV)
     return (
         "no notifykit configuration found (no path given; "
         f"${CONFIG_ENV} {'is empty' if env == '' else 'is not set'}; "
-        f"no {DEFAULT_FILENAME} in {Path.cwd()}): messages are only printed by the built-in "
-        "console provider, never sent"
+        f"no {DEFAULT_FILENAME} in {Path.cwd()}): {consequence}"
     )
 
 

@@ -216,7 +216,7 @@ def log_command(
     as_json: bool, limit: int | None, phone: str | None, status: str | None, config_path: str | None
 ) -> None:
     """Sent messages, newest first, with their status history and replies."""
-    config = load(config_path)
+    config = load(config_path, reading=True)
     number = _phone(phone) if phone is not None else None
     wanted = DeliveryStatus(status) if status is not None else None
 
@@ -312,7 +312,7 @@ def events(
     as_json: bool, quarantine: bool, pending: bool, limit: int | None, config_path: str | None
 ) -> None:
     """Stored callback events, newest first (or the quarantined requests, or the pending)."""
-    config = load(config_path)
+    config = load(config_path, reading=True)
     if quarantine and pending:
         fail("--quarantine and --pending cannot be used together", EXIT_USAGE)
     if pending:

@@ -21,7 +21,7 @@ from urllib.parse import parse_qsl, urlsplit
 import click
 from pydantic import BaseModel, SecretStr
 
-from notifykit.config import Config, ConsoleFallbackWarning, load_config
+from notifykit.config import Config, ConsoleFallbackWarning, fallback_notice, load_config
 from notifykit.errors import ConfigError, InvalidMessage, NotifyKitError
 from notifykit.log import configure_cli_logging
 
@@ -271,10 +271,17 @@ def fail(message: str, code: int = EXIT_FAILED) -> NoReturn:
     sys.exit(code)
 
 
-def load(config_path: str | None, *, fallback_warning: bool = True) -> Config:
+_READING_FALLBACK = "the built-in default's store is memory://, which keeps nothing to read"
+
+
+def load(
+    config_path: str | None, *, fallback_warning: bool = True, reading: bool = False
+) -> Config:
     """The configuration, or exit 2 with the problem on one line. ``fallback_warning=False``
     leaves out the console fallback's warning, for a command that refuses the fallback with
-    its own error (its "messages are only printed" would contradict the refusal)."""
+    its own error (its "messages are only printed" would contradict the refusal);
+    ``reading=True`` words it for a command that only reads the store (``log``, ``events``,
+    ``store``): what the fallback means there is an empty ``memory://`` store."""
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", ConsoleFallbackWarning)
@@ -284,7 +291,8 @@ def load(config_path: str | None, *, fallback_warning: bool = True) -> Config:
     for warning in caught:
         if issubclass(warning.category, ConsoleFallbackWarning):
             if fallback_warning:
-                click.echo(f"Warning: {warning.message}", err=True)
+                said = fallback_notice(_READING_FALLBACK) if reading else warning.message
+                click.echo(f"Warning: {said}", err=True)
         else:
             warnings.warn_explicit(
                 warning.message, warning.category, warning.filename, warning.lineno

@@ -59,7 +59,7 @@ def store_status(as_json: bool, config_path: str | None) -> None:
 
     Exit status 1 when the schema is behind (migrations pending) or ahead of this
     notifykit."""
-    config = load(config_path)
+    config = load(config_path, reading=True)
     report = asyncio.run(_status(config))
     if as_json:
         echo_json(report)
@@ -87,7 +87,7 @@ def store_status(as_json: bool, config_path: str | None) -> None:
 def store_migrate(config_path: str | None) -> None:
     """Apply the schema migrations this notifykit needs (safe to run from several hosts at
     once: one applies them, the others find nothing to do)."""
-    config = load(config_path)
+    config = load(config_path, reading=True)
 
     async def run() -> list[int] | None:
         store = open_store(config.store)

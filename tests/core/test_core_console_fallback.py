@@ -112,3 +112,21 @@ def test_a_console_instance_named_in_a_file_takes_any_template(
     path.write_text('[providers.c]\ntype = "console"\n', encoding="utf-8")
     with Notifier(path) as sms:
         assert sms.send(NUMBER, template="order_shipped", params={"n": "1"}).provider == "c"
+
+
+@pytest.mark.parametrize(
+    "command", [["log"], ["events"], ["store", "status"], ["store", "migrate"]], ids=" ".join
+)
+def test_a_reading_command_says_what_the_fallback_means_for_reading(
+    command: list[str], tmp_path: Path
+) -> None:
+    """Commands that only read the store warn that there is nothing to read (the default
+    store is memory://), not that messages are never sent; ``send`` still says that."""
+    result = CliRunner().invoke(cli, command)
+    assert result.exit_code == 0, result.output
+    warning = next(line for line in result.stderr.splitlines() if line.startswith("Warning:"))
+    assert f"no notifykit.toml in {tmp_path}" in warning
+    assert "memory://, which keeps nothing to read" in warning
+    assert "never sent" not in result.stderr
+    sent = CliRunner().invoke(cli, ["send", NUMBER, "-t", "verify_code", "-p", "code=1"])
+    assert "never sent" in sent.stderr
