@@ -161,13 +161,18 @@ class SendReceipt(BaseModel):
 
 
 class SendResult(BaseModel):
-    """The outcome of a successful ``send``."""
+    """The outcome of a successful ``send``.
+
+    ``replayed`` is True when the send had an idempotency key already used by an earlier
+    send that an instance accepted: nothing was sent this time, and the other fields are
+    the first send's, rebuilt from the store (docs/routing.md, "Idempotency")."""
 
     message_id: str
     provider: str
     provider_message_id: str | None = None
     remaining_credits: int | None = None
     attempts: list[Attempt] = Field(default_factory=list)
+    replayed: bool = False
 
 
 class Balance(BaseModel):

@@ -222,7 +222,14 @@ def send(
     if as_json:
         echo_json(result.model_dump(mode="json"))
         return
-    click.echo(f"Sent to {mask_phone(parse_phone(phone))} via {result.provider}")
+    if result.replayed:
+        # The key was used before: say so, or a repeat would read as a second SMS.
+        click.echo(
+            f"Already sent to {mask_phone(parse_phone(phone))} via {result.provider} "
+            "(this idempotency key was used before: nothing sent now)"
+        )
+    else:
+        click.echo(f"Sent to {mask_phone(parse_phone(phone))} via {result.provider}")
     click.echo(f"  message id:          {result.message_id}")
     click.echo(f"  provider message id: {result.provider_message_id or '-'}")
     if result.remaining_credits is not None:

@@ -180,6 +180,7 @@ class Idempotency:
                     provider_message_id=record.provider_message_id,
                     remaining_credits=record.remaining_credits,
                     attempts=list(record.attempts),
+                    replayed=True,
                 )
             if record.status is DeliveryStatus.UNKNOWN or any(
                 a.error_type == UnknownOutcome.__name__ for a in record.attempts

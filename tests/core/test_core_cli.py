@@ -84,7 +84,9 @@ def test_send_json_keeps_stdout_for_the_document(tmp_path: Path) -> None:
     assert document["attempts"][0]["outcome"] == "accepted"
     assert set(document) == {
         "message_id", "provider", "provider_message_id", "remaining_credits", "attempts",
+        "replayed",
     }  # fmt: skip
+    assert document["replayed"] is False
     assert "[console] SMS to" in result.stderr
 
 
@@ -351,3 +353,23 @@ def test_the_installed_script_exits_2_on_a_bad_config(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
     assert "providers.x.type: unknown provider type 'nosuch'" in done.stderr
+
+
+def test_a_repeated_idempotency_key_says_nothing_was_sent(tmp_path: Path) -> None:
+    """The second send with a key reads as what it is: the first send's result, no SMS."""
+    config = tmp_path / "notifykit.toml"
+    config.write_text(
+        '[providers.console]\ntype = "console"\n\n[store]\nurl = "sqlite:///nk.db"\n',
+        encoding="utf-8",
+    )
+    args = ["send", "+8615612341090", "-t", "verify_code", "-p", "code=4321"]
+    args += ["--idempotency-key", "signup-7", "--config", str(config)]
+    first, again = CliRunner().invoke(cli, args), CliRunner().invoke(cli, args)
+    assert first.exit_code == 0 and again.exit_code == 0, (first.output, again.output)
+    assert "Sent to +86156****1090 via console" in first.stdout.splitlines()
+    assert again.stdout.splitlines()[0].startswith("Already sent to +86156****1090 via console")
+    assert "nothing sent now" in again.stdout
+    assert first.output.count("[console] SMS to") == 1
+    assert "[console] SMS to" not in again.output  # no second SMS
+    ids = [line for line in (first.stdout + again.stdout).splitlines() if "message id:" in line]
+    assert len(ids) == 4 and ids[0] == ids[2]  # the same message (and vendor) ids
