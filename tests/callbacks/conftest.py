@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -32,3 +33,12 @@ def serve() -> Iterator[Serve]:
 def db(tmp_path: Path) -> Path:
     """A SQLite store file for the receiver under test."""
     return tmp_path / "receiver.sqlite3"
+
+
+def serve_argv(config: Path, *flags: str, port: int = 0) -> list[str]:
+    """The command line of ``notifykit serve`` (this interpreter) on 127.0.0.1:``port``
+    with ``config``; ``flags`` go before ``serve`` (``-v``)."""
+    return [
+        sys.executable, "-m", "notifykit", *flags,
+        "serve", "--port", str(port), "--config", str(config),
+    ]  # fmt: skip

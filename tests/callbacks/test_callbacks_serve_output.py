@@ -8,11 +8,12 @@ import os
 import re
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import httpx
 from notifykit_veesing.testing import veesing_receipt
+
+from .conftest import serve_argv
 
 TOKEN = "serve-Token_0123456789abcdef"
 NUMBER = "+8615612341090"
@@ -28,17 +29,7 @@ def _serve(tmp_path: Path, store: str, *flags: str) -> tuple[str, str]:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     env.pop("NOTIFYKIT_CONFIG", None)
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "notifykit",
-            *flags,
-            "serve",
-            "--port",
-            "0",
-            "--config",
-            str(config),
-        ],
+        serve_argv(config, *flags),
         cwd=tmp_path,
         env=env,
         stdout=subprocess.PIPE,

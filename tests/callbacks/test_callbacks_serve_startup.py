@@ -16,6 +16,8 @@ import pytest
 
 from notifykit.cli.common import EXIT_FAILED, EXIT_USAGE
 
+from .conftest import serve_argv
+
 PASSWORD = "Serve-Start-PW-never-shown-0042"
 APP_KEY = "serve-start-app-key-never-shown"
 TOKEN = "serve-start-TOKEN-never-shown-0042"
@@ -35,17 +37,7 @@ def _serve(tmp_path: Path, config: Path, *flags: str) -> subprocess.CompletedPro
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "NOTIFYKIT_LOAD_PLUGINS": "veesing"}
     env.pop("NOTIFYKIT_CONFIG", None)
     return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "notifykit",
-            *flags,
-            "serve",
-            "--port",
-            "0",
-            "--config",
-            str(config),
-        ],
+        serve_argv(config, *flags),
         cwd=tmp_path,
         env=env,
         capture_output=True,
@@ -155,16 +147,7 @@ def test_a_port_in_use_is_still_a_usage_error(tmp_path: Path) -> None:
         config = _config(tmp_path, f'url = "sqlite:///{tmp_path / "nk.sqlite3"}"')
         env = {**os.environ, "NOTIFYKIT_LOAD_PLUGINS": "veesing"}
         done = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "notifykit",
-                "serve",
-                "--port",
-                str(port),
-                "--config",
-                str(config),
-            ],
+            serve_argv(config, port=port),
             env=env,
             capture_output=True,
             text=True,
@@ -182,7 +165,7 @@ def test_a_usable_store_prints_the_banner_serves_and_stops_with_0(tmp_path: Path
     config = _config(tmp_path, f'url = "sqlite:///{tmp_path / "nk.sqlite3"}"')
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "NOTIFYKIT_LOAD_PLUGINS": "veesing"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "notifykit", "serve", "--port", "0", "--config", str(config)],
+        serve_argv(config),
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
