@@ -138,8 +138,9 @@ class Redactor:
         return value
 
     def error(self, exc: E, *, content: Iterable[str] = ()) -> E:
-        """``exc`` with its message (and a ProviderError's ``vendor_message``) redacted, in
-        place; returned for ``raise redactor.error(exc)``. ``content``: the message's own
+        """``exc`` with its message (and a ProviderError's ``vendor_code`` and
+        ``vendor_message``: a plugin may put any vendor text in either) redacted, in place;
+        returned for ``raise redactor.error(exc)``. ``content``: the message's own
         parameter values (a verification code), also masked where a vendor echoes them."""
         values = sorted((v for v in content if len(v) >= MIN_SECRET_LENGTH), key=len)[::-1]
 
@@ -150,6 +151,9 @@ class Redactor:
 
         exc.message = clean(exc.message)
         exc.args = (exc.message, *exc.args[1:])
-        if isinstance(exc, ProviderError) and exc.vendor_message is not None:
-            exc.vendor_message = clean(exc.vendor_message)
+        if isinstance(exc, ProviderError):
+            if exc.vendor_message is not None:
+                exc.vendor_message = clean(exc.vendor_message)
+            if exc.vendor_code is not None:
+                exc.vendor_code = clean(exc.vendor_code)
         return exc

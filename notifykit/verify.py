@@ -207,8 +207,11 @@ def _scrub(exc: BaseException, code: str) -> None:
                 else a
                 for a in current.attempts
             ]
-        if isinstance(current, ProviderError) and current.vendor_message:
-            current.vendor_message = clean(current.vendor_message)
+        if isinstance(current, ProviderError):
+            if current.vendor_message:
+                current.vendor_message = clean(current.vendor_message)
+            if current.vendor_code:
+                current.vendor_code = clean(current.vendor_code)
         current = current.__cause__ or current.__context__
 
 

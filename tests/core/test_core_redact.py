@@ -60,8 +60,10 @@ def test_for_options_finds_nested_secrets_and_users_and_errors_are_redacted_in_p
     error = ProviderError(
         f"refused: {quote_plus(SECRET)} NESTED-SECRET CONFIG-TOKEN",
         vendor_message=f"Basic {auth} to 15612341090",
+        vendor_code=f"E {SECRET} +8615612341090",  # a plugin may put any vendor text here
     )
     assert redactor.error(error) is error
     assert error.message == "refused: *** *** ***" and str(error) == error.message
     assert error.vendor_message == "Basic *** to 156****1090"
+    assert error.vendor_code == "E *** +86156****1090"
     assert SECRET not in repr(redactor)

@@ -12,6 +12,7 @@ from notifykit.errors import (
     ConfigError,
     InsufficientBalance,
     InvalidMessage,
+    InvalidRecipient,
     ProviderUnavailable,
     UnknownOutcome,
     VerificationRateLimited,
@@ -360,24 +361,29 @@ async def test_no_secret_is_a_config_error(make: MakeNotifier) -> None:
     assert fake_of(notifier).calls == []
 
 
+@pytest.mark.parametrize("refusal", [ProviderUnavailable, InvalidRecipient])
 async def test_a_vendor_echoing_the_code_does_not_put_it_in_the_exception(
-    make: MakeNotifier, outbox: Outbox
+    make: MakeNotifier, outbox: Outbox, refusal: type[Exception]
 ) -> None:
+    """Failover (AllProvidersFailed) or the recipient's fault (raised as it is): the code
+    is in none of the errors' texts, ``vendor_message`` or ``vendor_code``."""
     notifier = make()
     fake_of(notifier).script(
         lambda m: fail(
-            ProviderUnavailable,
+            refusal,
             f"rejected template param code={m.params['code']}",
             vendor_message=f"bad {m.params['code']}",
+            vendor_code=f"E{m.params['code']}",  # a plugin may put any vendor text here
         )
     )
-    with pytest.raises(AllProvidersFailed) as caught:
+    with pytest.raises(AllProvidersFailed if refusal is ProviderUnavailable else refusal) as caught:
         await notifier.verify.start(PHONE)
     code = fake_of(notifier).calls[0].message.params["code"]
     shown: list[str] = []
     error: BaseException | None = caught.value
     while error is not None:  # the whole chain, the vendor's own error included
         shown += [str(error), repr(error), str(getattr(error, "vendor_message", ""))]
+        shown.append(str(getattr(error, "vendor_code", "")))
         shown.append(repr(getattr(error, "attempts", "")))
         error = error.__cause__ or error.__context__
     assert all(code not in text for text in shown), shown
