@@ -96,6 +96,9 @@ def test_the_plugin_registers_its_provider_and_sandbox(acme: ModuleType) -> None
     pm.register(acme)
     assert provider_types(pm)["acme"].cls is acme.AcmeProvider
     assert sandbox_types(pm)["acme"].cls is acme.AcmeSandbox
+    # Acme signs its pushes (parse_callback checks X-Acme-Signature), and says so: config
+    # check does not warn that anyone could post receipts to a receiver without a token.
+    assert acme.AcmeProvider.signs_callbacks is True
 
 
 def test_the_tutorial_tests_pass(pytester: pytest.Pytester) -> None:
