@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import math
 import os
 import threading
 from collections.abc import Coroutine, Mapping, Sequence
 from datetime import timedelta
+from decimal import Decimal
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -73,10 +75,20 @@ def build_message(
     for key, value in (params or {}).items():
         if not isinstance(key, str) or not key:
             raise InvalidMessage(f"params: parameter names must be non-empty strings, got {key!r}")
-        if value is None or isinstance(value, _NOT_A_PARAMETER):
-            raise InvalidMessage(
-                f"params.{key}: expected a string or a number, got {type(value).__name__}"
-            )
+        if type(value) is not str:
+            if value is None or isinstance(value, _NOT_A_PARAMETER):
+                raise InvalidMessage(
+                    f"params.{key}: expected a string or a number, got {type(value).__name__}"
+                )
+            if (
+                isinstance(value, bool)
+                or (isinstance(value, float) and not math.isfinite(value))
+                or (isinstance(value, Decimal) and not value.is_finite())
+            ):
+                # str() would send "True" or "nan" in the SMS: a caller's mistake, not text.
+                raise InvalidMessage(
+                    f"params.{key}: expected a string or a finite number, got {value!r}"
+                )
         clean[key] = str(value)
     # Validated like any other SmsMessage, so that the model stays the one definition of a
     # valid message: parse_phone caches validated numbers, so this costs less than skipping

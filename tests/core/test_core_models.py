@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
+from decimal import Decimal
 
 import pytest
 from hypothesis import given
@@ -140,6 +141,26 @@ def test_sms_message_errors_are_invalid_message_with_the_number_masked(
     [
         ({"template": " "}, "template: a logical template name is required"),
         ({"template": "t", "params": {"code": None}}, "params.code: expected a string or a number"),
+        (
+            {"template": "t", "params": {"code": True}},
+            "params.code: expected a string or a finite number, got True",
+        ),
+        (
+            {"template": "t", "params": {"n": float("nan")}},
+            "params.n: expected a string or a finite number, got nan",
+        ),
+        (
+            {"template": "t", "params": {"n": float("inf")}},
+            "params.n: expected a string or a finite number",
+        ),
+        (
+            {"template": "t", "params": {"n": Decimal("NaN")}},
+            "params.n: expected a string or a finite number",
+        ),
+        (
+            {"template": "t", "params": {"n": Decimal("sNaN")}},
+            "params.n: expected a string or a finite number",
+        ),
         ({"template": "t", "params": {"": "x"}}, "params: parameter names must be non-empty"),
         ({"template": "t", "params": ["code"]}, "params: expected a mapping"),
         ({"template": "t", "tags": "urgent"}, "tags: expected a list of tags"),
@@ -153,8 +174,10 @@ def test_build_message_refuses_bad_arguments(kwargs: dict[str, object], expected
 
 
 def test_build_message_turns_numbers_into_strings() -> None:
-    message = build_message(NUMBER, template="t", params={"code": 1234, "ttl": 5.5})
-    assert message.params == {"code": "1234", "ttl": "5.5"}
+    message = build_message(
+        NUMBER, template="t", params={"code": 1234, "ttl": 5.5, "fee": Decimal("0.05")}
+    )
+    assert message.params == {"code": "1234", "ttl": "5.5", "fee": "0.05"}
 
 
 def test_build_message_validates_through_the_model(monkeypatch: pytest.MonkeyPatch) -> None:
