@@ -90,6 +90,13 @@ def start(phone: str, purpose: str, as_json: bool, config_path: str | None) -> N
     except NotifyKitError as exc:
         _fail(exc, as_json)
         return
+    if config.store.url == "memory://":
+        # The verification ends with this command: a later `verify check` cannot find it.
+        click.echo(
+            "note: [store] url is memory:// (kept per process): `notifykit verify check` "
+            "will not find this verification; use sqlite:///... (docs/verify.md)",
+            err=True,
+        )
     if as_json:
         echo_json(started.model_dump(mode="json"))
         return

@@ -53,6 +53,7 @@ def test_start_then_check_through_a_shared_store(config: Path, sms_outbox: Outbo
     code = sms_outbox.last_code(PHONE, purpose="login")
     assert "Code sent to +86156****1090 for 'login' via memory" in started.stdout
     assert "sends:           1" in started.stdout and PHONE not in started.stdout
+    assert "memory://" not in started.stderr  # a shared store: no note
     wrong = "".join(str((int(d) + 1) % 10) for d in code)
     missed = run("verify", "check", PHONE, wrong, "--purpose", "login", "--config", str(config))
     assert (missed.exit_code, missed.stdout) == (1, "incorrect (attempts left: 4)\n")
@@ -144,3 +145,5 @@ def test_the_console_provider_prints_the_sms_on_stderr_never_on_stdout(
     sms = re.search(r"SMS to \+86156\*\*\*\*1090: verify_code code=(\d{6})", result.stderr)
     assert sms is not None, result.stderr  # the console's SMS: the one place the code shows
     assert sms.group(1) not in result.stdout and "Code sent to" in result.stdout
+    # No [store]: memory://, gone with the command; it says a later check cannot find it.
+    assert "`notifykit verify check` will not find this verification" in result.stderr
