@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal, cast
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
 
-from notifykit.models import DeliveryStatus, utcnow
+from notifykit.models import DeliveryStatus, masked_repr, utcnow
 
 __all__ = ["DeliveryReceipt", "Event", "EventAdapter", "InboundMessage", "make_event_id"]
 
@@ -60,6 +60,11 @@ class _BaseEvent(BaseModel):
         if value.tzinfo is None or value.utcoffset() is None:
             raise ValueError("must be timezone-aware (convert the vendor's local time)")
         return value.astimezone(UTC)
+
+    def __repr__(self) -> str:
+        return masked_repr(self, numbers=("phone",))
+
+    __str__ = __repr__
 
 
 class DeliveryReceipt(_BaseEvent):

@@ -18,7 +18,7 @@ from pydantic import (
 )
 
 from notifykit.errors import InvalidMessage
-from notifykit.phone import parse_phone
+from notifykit.phone import mask_phone, parse_phone
 
 __all__ = [
     "Attempt",
@@ -84,6 +84,25 @@ _RANK = {
 }
 
 
+def masked_repr(model: BaseModel, *, numbers: tuple[str, ...] = ("to",)) -> str:
+    """``model``'s repr as pydantic writes it, but with the phone numbers in fields
+    ``numbers`` masked (:func:`~notifykit.phone.mask_phone`) and every value of a
+    ``params`` field shown as ``***`` (a parameter may be a verification code), so that a
+    repr that reaches a log is as safe as notifykit's own log lines. Fields declared with
+    ``repr=False`` are left out, as pydantic does."""
+    shown = []
+    for name, field in type(model).model_fields.items():
+        if not field.repr:
+            continue
+        value = getattr(model, name)
+        if name in numbers and isinstance(value, str):
+            value = mask_phone(value)
+        elif name == "params" and isinstance(value, dict):
+            value = dict.fromkeys(value, "***")
+        shown.append(f"{name}={value!r}")
+    return f"{type(model).__name__}({', '.join(shown)})"
+
+
 class SmsMessage(BaseModel):
     """One SMS to send: a logical template with its parameters, to one E.164 number.
 
@@ -121,6 +140,11 @@ class SmsMessage(BaseModel):
     def _e164(cls, value: object) -> str:
         # ``before``: a non-string number gets parse_phone's clear message, not pydantic's.
         return parse_phone(value)
+
+    def __repr__(self) -> str:
+        return masked_repr(self)
+
+    __str__ = __repr__
 
 
 class Attempt(BaseModel):
@@ -231,6 +255,11 @@ class MessageRecord(BaseModel):
             for a in self.attempts
         )
 
+    def __repr__(self) -> str:
+        return masked_repr(self)
+
+    __str__ = __repr__
+
 
 def status_advances(current: DeliveryStatus, new: DeliveryStatus) -> bool:
     """Whether a message at ``current`` moves to ``new``: the one forward-only rule.
@@ -311,3 +340,8 @@ class VerificationRecord(BaseModel):
     created_at: float
     expires_at: float
     updated_at: float
+
+    def __repr__(self) -> str:
+        return masked_repr(self)
+
+    __str__ = __repr__

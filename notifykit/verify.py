@@ -43,6 +43,7 @@ from notifykit.models import (
     VerificationCheckStatus,
     VerificationRecord,
     VerificationStatus,
+    masked_repr,
 )
 from notifykit.phone import mask_phone, parse_phone, region_of
 from notifykit.store.base import Store, VerificationClaim
@@ -158,6 +159,11 @@ class Verification(BaseModel):
     resend_after: datetime
     sends: int
     send: SendResult
+
+    def __repr__(self) -> str:
+        return masked_repr(self)
+
+    __str__ = __repr__
 
 
 class VerificationCheck(BaseModel):

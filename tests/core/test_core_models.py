@@ -317,3 +317,37 @@ def test_event_times_are_aware_and_converted_to_utc() -> None:
 
 def test_text_without_digits_is_not_echoed_by_masking() -> None:
     assert mask_phone("call me\nmaybe") == "***"
+
+
+def test_reprs_mask_the_number_and_hide_parameter_values() -> None:
+    """A model's repr (and str) may reach an application's log: the number is masked as
+    in notifykit's own log lines and a parameter (a verification code) never shows."""
+    from notifykit.models import MessageRecord, SendResult, VerificationRecord
+    from notifykit.verify import Verification
+
+    at = datetime(2026, 11, 30, tzinfo=UTC)
+    message = SmsMessage(to=NUMBER, template="verify_code", params={"code": "918273"})
+    sent = SendResult(message_id="m", provider="p")
+    models: list[object] = [
+        message,
+        MessageRecord(message_id="m", to=NUMBER, template="t"),
+        VerificationRecord(
+            verification_id="v", to=NUMBER, purpose="login", code_hash="h", seed="s",
+            created_at=0, expires_at=60, updated_at=0,
+        ),
+        Verification(
+            verification_id="v", to=NUMBER, purpose="login", status="pending",
+            expires_at=at, resend_after=at, sends=1, send=sent,
+        ),
+        DeliveryReceipt(
+            event_id="e", provider="p", phone=NUMBER, occurred_at=at,
+            status=DeliveryStatus.DELIVERED, vendor_status="DELIVRD",
+        ),
+        InboundMessage(event_id="e", provider="p", phone=NUMBER, occurred_at=at, text="ok"),
+    ]  # fmt: skip
+    for model in models:
+        for text in (repr(model), str(model), f"{model}"):
+            assert NUMBER not in text and "+86156****" in text, text
+            assert "918273" not in text, text
+    assert "params={'code': '***'}" in repr(message)
+    assert message.params == {"code": "918273"}  # the values themselves are untouched
