@@ -15,7 +15,7 @@ from typing import Any
 from notifykit.config import Config, RouteRule
 from notifykit.provider import SmsProvider
 
-__all__ = ["describe_routes", "instance_warnings"]
+__all__ = ["describe_routes", "instance_warnings", "route_warnings"]
 
 
 def _rule_conditions(rule: RouteRule) -> str:
@@ -51,6 +51,24 @@ def describe_routes(config: Config) -> list[str]:
     default = _route(config.default_route(), routing.strategy, routing.weights)
     lines.append(f"{'otherwise' if routing.rules else 'every message'}: {default}")
     return lines
+
+
+def route_warnings(config: Config) -> list[str]:
+    """Rules no message can reach: a rule without conditions matches every message, so
+    the rules after it (``rule N`` as :func:`describe_routes` numbers them) and the
+    default route are never used for routing."""
+    rules = config.routing.rules
+    for i, rule in enumerate(rules, 1):
+        # As RouteTable matches: a condition not set (None) holds for every message.
+        if rule.country is None and rule.template is None and rule.tags is None:
+            n = len(rules)
+            later = "" if i == n else f"rule {n}" if i + 1 == n else f"rules {i + 1}-{n}"
+            unused = f"{later} and the default route are" if later else "the default route is"
+            return [
+                f"rule {i} sets no country, template or tags: it matches every message, "
+                f"so {unused} never used"
+            ]
+    return []
 
 
 def _receives_callbacks(provider: SmsProvider[Any]) -> bool:

@@ -34,7 +34,7 @@ from notifykit.cli.common import (
     secrets_of,
 )
 from notifykit.config import Config, parse_duration
-from notifykit.config_check import describe_routes, instance_warnings
+from notifykit.config_check import describe_routes, instance_warnings, route_warnings
 from notifykit.errors import InvalidMessage, NotifyKitError, NotSupported
 from notifykit.models import Attempt, SendResult
 from notifykit.notifier import AsyncNotifier
@@ -96,6 +96,8 @@ class ConfigReport(BaseModel):
     route: list[str]
     routes: list[str]
     """The routing in words: each rule in order, then the default route."""
+    route_warnings: list[str]
+    """Rules no message can reach (:func:`notifykit.config_check.route_warnings`)."""
     warnings: dict[str, list[str]]
 
 
@@ -349,6 +351,7 @@ def config_check(config_path: str | None) -> None:
             instances={name: p.name for name, p in notifier.providers.items()},
             route=config.default_route(),
             routes=describe_routes(config),
+            route_warnings=route_warnings(config),
             warnings=instance_warnings(config, notifier.providers),
         )
 
@@ -359,6 +362,8 @@ def config_check(config_path: str | None) -> None:
     click.echo("Routes:")
     for line in report.routes:
         click.echo(f"  {line}")
+    for warning in report.route_warnings:
+        echo_row(f"  warning: {warning}", " " * 4)
     click.echo("Instances:")
     for name, type_name in report.instances.items():
         click.echo(f"  {name} ({type_name})")

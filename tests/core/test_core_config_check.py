@@ -92,3 +92,22 @@ def test_a_token_and_complete_templates_leave_no_warning(tmp_path: Path) -> None
     )
     lines = _check(tmp_path, complete)
     assert not [line for line in lines if "warning:" in line], lines
+
+
+def test_a_rule_without_conditions_hides_the_rules_after_it(tmp_path: Path) -> None:
+    """A rule that sets no country, template or tags matches every message: config check
+    says which rules (and the default route) it leaves unused; none when it is last."""
+    first = CONFIG.replace('country = ["CN"]\ntemplate = ["verify_code"]\n', "", 1)
+    lines = _check(tmp_path, first)
+    at = lines.index("Routes:")
+    assert lines[at + 1] == "  rule 1: every message -> primary -> backup"
+    assert lines[at + 4] == (
+        "  warning: rule 1 sets no country, template or tags: it matches every message, "
+        "so rule 2 and the default route are never used"
+    )
+    last = CONFIG.replace('tags = ["bulk"]\n', "", 1)
+    assert (
+        "  warning: rule 2 sets no country, template or tags: it matches every message, "
+        "so the default route is never used"
+    ) in _check(tmp_path, last)
+    assert not [line for line in _check(tmp_path, CONFIG) if "matches every message" in line]
