@@ -18,6 +18,8 @@ from notifykit.errors import AllProvidersFailed, ProviderUnavailable
 from notifykit.http import AiohttpTransport, HttpxPoolTransport, create_client, request
 from notifykit.provider import ProviderContext
 
+from .wire import read_request
+
 pytestmark = pytest.mark.anyio
 
 PHONE = "+8615612341090"
@@ -49,13 +51,8 @@ class Vendor:
     async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                length = 0
-                for line in head.lower().split(b"\r\n"):
-                    if line.startswith(b"content-length:"):
-                        length = int(line.split(b":", 1)[1])
-                await reader.readexactly(length)
-                if head.startswith(b"POST /hold"):
+                raw = await read_request(reader)
+                if raw.startswith(b"POST /hold"):
                     self.held += 1
                     await self.release.wait()
                 else:

@@ -10,6 +10,17 @@ Answer = Callable[[bytes], bytes | None]
 """Given one raw request (head and body), the raw answer; None: close without answering."""
 
 
+async def read_request(reader: asyncio.StreamReader) -> bytes:
+    """One raw request (head and a ``Content-Length`` body) from a keep-alive connection;
+    raises ``asyncio.IncompleteReadError`` when the client closes it."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = 0
+    for line in head.lower().split(b"\r\n"):
+        if line.startswith(b"content-length:"):
+            length = int(line.split(b":", 1)[1])
+    return head + await reader.readexactly(length)
+
+
 @asynccontextmanager
 async def loopback_server(answer: Answer | None) -> AsyncIterator[tuple[str, list[bytes]]]:
     """A keep-alive HTTP/1.1 server on 127.0.0.1; ``answer`` None: read and never answer.
@@ -20,12 +31,7 @@ async def loopback_server(answer: Answer | None) -> AsyncIterator[tuple[str, lis
     async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                length = 0
-                for line in head.lower().split(b"\r\n"):
-                    if line.startswith(b"content-length:"):
-                        length = int(line.split(b":", 1)[1])
-                raw = head + await reader.readexactly(length)
+                raw = await read_request(reader)
                 seen.append(raw)
                 if answer is None:
                     await asyncio.sleep(30)
