@@ -309,8 +309,13 @@ async def _serve_parts(
             found["ingestion_per_second"] = {k: round(median(v)) for k, v in rates.items()}
             found["server_cpu_us_per_push"] = {k: round(median(v) * 1e6) for k, v in cpu.items()}
             per_s = found["ingestion_per_second"]
-            found["ingestion_ratio_to_bare"] = round(
-                per_s["serve_postgres"] / per_s["bare_starlette"], 2
+            # The same check as main(): no ratio against a stalled bare endpoint.
+            bare_p50 = await sequential_p50_ms(urls["bare_starlette"])
+            refused = plausible("bare_starlette", bare_p50)
+            found["bare_c1_p50_ms"] = round(bare_p50, 2)
+            found["baseline_refused"] = refused
+            found["ingestion_ratio_to_bare"] = ratio(
+                per_s["serve_postgres"], per_s["bare_starlette"], refused
             )
     if "latency" in parts:
         found["p50_ms"] = {}
